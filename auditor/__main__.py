@@ -1,0 +1,84 @@
+"""Command line: ``python -m auditor {sample,inject,ingest,train,score,bench,export} ...``.
+
+Each sub-command is a thin wrapper over a library function; errors in the user's input are printed as one line
+(``error: <file>: <problem>``) with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+def command(name: str, help_text: str, target: str):
+    """Register ``name``: the decorated function adds its arguments; ``target`` = 'module:function' to run."""
+
+    def register(add_arguments: Callable[[argparse.ArgumentParser], None]):
+        COMMANDS[name] = (help_text, add_arguments, target)
+        return add_arguments
+
+    return register
+
+
+@command("sample", "render the procedural audio-visual sample data set", "auditor.cli_data:run_sample")
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder to write clips/, labels.csv, truth.csv into")
+    p.add_argument("--clips", type=int, default=240)
+    p.add_argument("--label-noise", type=float, default=0.0, help="fraction of flipped labels, in [0, 1)")
+    p.add_argument("--noise-type", choices=["symmetric", "asymmetric"], default="symmetric")
+    p.add_argument("--mismatch", type=float, default=0.0, help="fraction of clips with another class's sound")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-clips", type=int, default=0, help="clips in a clean DIR/test split")
+    p.add_argument("--workers", type=int, default=None)
+
+
+@command("inject", "write a copy of a data set with injected label noise / mismatch and truth.csv",
+         "auditor.cli_data:run_inject")
+def _inject_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--label-noise", type=float, default=0.0)
+    p.add_argument("--noise-type", choices=["symmetric", "asymmetric"], default="symmetric")
+    p.add_argument("--mismatch", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("ingest", "validate a data set and decode every clip into the cache", "auditor.cli_data:run_ingest")
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder with labels.csv or one sub-folder per class")
+    p.add_argument("--preset", default="cpu", help="model preset whose input size is cached (cpu|resnet18)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    p.add_argument("--cache", default=None, help="cache folder (default: DIR/.auditor/cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = COMMANDS[args.command][2].split(":")
+    import importlib
+
+    from auditor.errors import UserError
+
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The data sub-commands of ``python -m auditor``: sample, inject, ingest (argument parsing is in __main__)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from auditor.errors import UserError
+
+# How many problems the terminal shows before summarising the rest as a count.
+SHOWN_PROBLEMS = 20
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from auditor.data.synth import generate_dataset
+
+    summary = generate_dataset(args.out, clips=args.clips, label_noise=args.label_noise,
+                               noise_type=args.noise_type, mismatch=args.mismatch, seed=args.seed,
+                               test_clips=args.test_clips, workers=args.workers)
+    print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def run_inject(args: argparse.Namespace) -> int:
+    from auditor.data.inject import inject_dataset
+
+    summary = inject_dataset(args.data, args.out, label_noise=args.label_noise, noise_type=args.noise_type,
+                             mismatch=args.mismatch, seed=args.seed)
+    print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from auditor.data.cache import ingest, summary
+    from auditor.model.presets import preprocess_params
+
+    result = ingest(args.data, preprocess_params(args.preset), cache_root=args.cache, workers=args.workers,
+                    show_bar=True)
+    print_ingest_summary(result, summary(result))
+    return 0 if len(result.clips) else 1
+
+
+def print_ingest_summary(result, info: dict, out=sys.stdout) -> None:
+    """The terminal summary: counts, clips per class, then problems (first SHOWN_PROBLEMS, then a count)."""
+    print(f"{info['clips']} clips usable, {info['classes']} classes, "
+          f"{info['total_duration_s'] / 60:.1f} min of video, decoded now: {info['decoded_now']}", file=out)
+    per_class = ", ".join(f"{k}: {v}" for k, v in info["clips_per_class"].items())
+    print(f"clips per class: {per_class}", file=out)
+    lines = [str(p) for p in result.problems]
+    lines += [f"{r.clip}: {r.problem}: {r.detail}" + ("" if r.kept else " (skipped)")
+              for r in result.report.itertuples(index=False)]
+    if lines:
+        print(f"{len(lines)} problems:", file=out)
+        for line in lines[:SHOWN_PROBLEMS]:
+            print(f"  {line}", file=out)
+        if len(lines) > SHOWN_PROBLEMS:
+            print(f"  ... and {len(lines) - SHOWN_PROBLEMS} more (see {result.cache_dir / 'decode_report.csv'})",
+                  file=out)
+    if not len(result.clips):
+        raise UserError(f"{result.manifest.root}: no clip could be decoded")
+
+
+def data_dir_arg(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise UserError(f"{value}: no such data set folder")
+    return path

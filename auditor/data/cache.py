@@ -1,0 +1,287 @@
+"""Decode every clip of a data set once, in parallel, into a keyed on-disk cache; report what failed.
+
+Layout: ``<cache root>/<params digest>/<key[:2]>/<key>.npz`` with ``frames`` (T, S, S, 3) uint8, ``mel``
+(64, L) float16, ``duration``, ``has_audio``, ``warning``; a clip that cannot be decoded gets
+``<key>.problem.json`` instead, so a re-run does not retry it either. ``key`` = sha1 of (relative path, file size,
+mtime in ns, preprocessing digest): a re-run decodes nothing, a changed file gets a new key and is decoded again.
+Every entry is written to a temporary name and renamed, so a killed ingest never leaves a half-written entry
+that a later run would trust. The cache root is ``DIR/.auditor/cache`` or, when DIR is read-only,
+``~/.cache/av-auditor/<sha1 of DIR>``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.data.decode import DecodeError, decode_clip
+from auditor.data.features import SILENCE, log_mel
+from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
+
+REPORT_COLUMNS = ["clip", "problem", "detail", "kept"]
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """Everything that changes what is cached for a clip; part of every cache key."""
+
+    num_frames: int = 8  # frames cached per clip; training picks T of them (features.frame_indices)
+    frame_size: int = 64  # S: shorter side resized to S, centre crop S x S
+    sample_rate: int = 16_000
+    max_audio_seconds: float = 10.0  # longer sound tracks keep their middle
+    version: int = 1  # bump when decode/features change meaningfully
+
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class IngestResult:
+    """``clips``: one row per usable clip (clip, label, key, duration, has_audio, warning) in manifest order.
+    ``report``: one row per clip with a problem (REPORT_COLUMNS); ``kept`` is False for skipped clips."""
+
+    manifest: Manifest
+    params: PreprocessParams
+    cache_dir: Path
+    clips: pd.DataFrame
+    report: pd.DataFrame
+    decoded_now: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(self.clips["label"].unique().tolist())
+
+    def entry_path(self, key: str) -> Path:
+        return _entry_path(self.cache_dir, key)
+
+
+@dataclass
+class ClipArrays:
+    """The cached tensors of a data set, in memory: frames (N, T, S, S, 3) uint8, mel (N, 64, L) float16
+    (padded with the log of silence to the longest clip), mel_lengths (N,), has_audio (N,) bool."""
+
+    clips: list[str]
+    labels: list[str]
+    frames: np.ndarray
+    mel: np.ndarray
+    mel_lengths: np.ndarray
+    has_audio: np.ndarray
+
+
+def default_cache_root(data_dir: Path) -> Path:
+    local = data_dir / AUDITOR_DIR / "cache"
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=local, prefix=".probe-", delete=True)
+        probe.close()
+        return local
+    except OSError:
+        digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
+        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "av-auditor" / digest
+
+
+def entry_key(clip: str, path: Path, params: PreprocessParams) -> str:
+    st = path.stat()
+    return hashlib.sha1(f"{clip}|{st.st_size}|{st.st_mtime_ns}|{params.digest()}".encode()).hexdigest()
+
+
+def _entry_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.npz"
+
+
+def _problem_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.problem.json"
+
+
+def _atomic_write(path: Path, write: Callable[[object], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def decode_to_cache(path: str, cache_dir: str, key: str, params: PreprocessParams) -> dict:
+    """Decode one clip and write its cache entry (or problem record). Runs in a worker process."""
+    cache = Path(cache_dir)
+    try:
+        dec = decode_clip(path, num_frames=params.num_frames, size=params.frame_size,
+                          max_audio_seconds=params.max_audio_seconds, sample_rate=params.sample_rate)
+    except DecodeError as err:
+        record = {"problem": err.kind, "detail": str(err)}
+    except Exception as err:  # a decoder bug on one hostile file must not stop the other clips
+        record = {"problem": "corrupt", "detail": f"{type(err).__name__}: {str(err)[:200]}"}
+    else:
+        mel = log_mel(dec.audio, params.sample_rate).astype(np.float16)
+        _atomic_write(_entry_path(cache, key), lambda fh: np.savez(
+            fh, frames=dec.frames, mel=mel, duration=np.float32(dec.duration),
+            has_audio=np.bool_(dec.has_audio), warning=np.str_(dec.warning)))
+        return {"duration": dec.duration, "has_audio": dec.has_audio, "warning": dec.warning}
+    _atomic_write(_problem_path(cache, key), lambda fh: fh.write(json.dumps(record).encode()))
+    return record
+
+
+def _read_entry_meta(cache: Path, key: str) -> dict | None:
+    entry = _entry_path(cache, key)
+    if entry.is_file():
+        try:
+            with np.load(entry) as z:
+                return {"duration": float(z["duration"]), "has_audio": bool(z["has_audio"]),
+                        "warning": str(z["warning"])}
+        except (OSError, ValueError, KeyError):
+            entry.unlink(missing_ok=True)  # unreadable entry: decode again
+            return None
+    problem = _problem_path(cache, key)
+    if problem.is_file():
+        try:
+            return json.loads(problem.read_text())
+        except (OSError, ValueError):
+            problem.unlink(missing_ok=True)
+    return None
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def ingest(data_dir: str | os.PathLike[str], params: PreprocessParams | None = None, *,
+           cache_root: str | os.PathLike[str] | None = None, workers: int | None = None,
+           progress: Callable[[int, int], None] | None = None, show_bar: bool = False) -> IngestResult:
+    """Validate the data set, decode every clip not yet cached (in ``workers`` processes, default all cores)
+    and return the usable clips and the decode report. Also writes ``decode_report.csv`` and
+    ``ingest.json`` (summary) into the cache folder. ``progress(done, total)`` is called as clips finish."""
+    params = params or PreprocessParams()
+    manifest = load_manifest(data_dir)
+    root = Path(cache_root) if cache_root else default_cache_root(manifest.root)
+    cache = root / params.digest()
+    cache.mkdir(parents=True, exist_ok=True)
+
+    keys = [entry_key(c, manifest.path_of(c), params) for c in manifest.rows["clip"]]
+    metas: list[dict | None] = [_read_entry_meta(cache, k) for k in keys]
+    todo = [i for i, m in enumerate(metas) if m is None]
+    total = len(keys)
+    done = total - len(todo)
+    bar = _progress_bar(total, done) if show_bar else None
+    if progress:
+        progress(done, total)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo))) if todo else 0
+    if todo and workers == 1:
+        for i in todo:
+            metas[i] = decode_to_cache(str(manifest.path_of(manifest.rows["clip"].iat[i])), str(cache), keys[i], params)
+            done += 1
+            _tick(bar, progress, done, total)
+    elif todo:
+        ctx = mp.get_context("spawn")  # torch in the parent: fork is not safe
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = {pool.submit(decode_to_cache, str(manifest.path_of(manifest.rows["clip"].iat[i])),
+                                   str(cache), keys[i], params): i for i in todo}
+            for fut in cf.as_completed(futures):
+                metas[futures[fut]] = fut.result()
+                done += 1
+                _tick(bar, progress, done, total)
+    if bar is not None:
+        bar.close()
+    return _assemble(manifest, params, cache, keys, metas, decoded_now=len(todo))
+
+
+def _progress_bar(total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="clip", desc="ingest", file=sys.stderr)
+
+
+def _tick(bar, progress, done: int, total: int) -> None:
+    if bar is not None:
+        bar.update(1)
+    if progress:
+        progress(done, total)
+
+
+def _assemble(manifest: Manifest, params: PreprocessParams, cache: Path, keys: list[str],
+              metas: list[dict], decoded_now: int) -> IngestResult:
+    rows, report = [], []
+    for (clip, label), key, meta in zip(manifest.rows[["clip", "label"]].itertuples(index=False), keys, metas,
+                                        strict=True):
+        if "problem" in meta:
+            report.append({"clip": clip, "problem": meta["problem"], "detail": meta["detail"], "kept": False})
+            continue
+        rows.append({"clip": clip, "label": label, "key": key, "duration": meta["duration"],
+                     "has_audio": meta["has_audio"], "warning": meta["warning"]})
+        if not meta["has_audio"]:
+            report.append({"clip": clip, "problem": "no_audio", "detail": "no audio stream; silent audio used",
+                           "kept": True})
+        elif meta["warning"]:
+            report.append({"clip": clip, "problem": "damaged", "detail": meta["warning"], "kept": True})
+    clips = pd.DataFrame(rows, columns=["clip", "label", "key", "duration", "has_audio", "warning"])
+    extra = [c for c in manifest.rows.columns if c not in ("clip", "label")]
+    if extra:
+        clips = clips.merge(manifest.rows[["clip", *extra]], on="clip", how="left")
+    report_df = pd.DataFrame(report, columns=REPORT_COLUMNS)
+    result = IngestResult(manifest=manifest, params=params, cache_dir=cache, clips=clips, report=report_df,
+                          decoded_now=decoded_now, problems=list(manifest.problems))
+    _write_report(result)
+    return result
+
+
+def _write_report(result: IngestResult) -> None:
+    try:
+        _atomic_write(result.cache_dir / "decode_report.csv",
+                      lambda fh: fh.write(result.report.to_csv(index=False).encode()))
+        _atomic_write(result.cache_dir / "ingest.json", lambda fh: fh.write(json.dumps(summary(result)).encode()))
+    except OSError:
+        pass  # the report is also returned; a read-only cache must not fail the ingest
+
+
+def summary(result: IngestResult) -> dict:
+    """Counts a person wants first: clips, classes, clips per class, total duration, problems."""
+    per_class = result.clips["label"].value_counts().sort_index()
+    return {
+        "data_dir": str(result.manifest.root),
+        "clips": int(len(result.clips)),
+        "classes": int(per_class.size),
+        "clips_per_class": {str(k): int(v) for k, v in per_class.items()},
+        "total_duration_s": float(result.clips["duration"].sum()),
+        "decode_problems": int((~result.report["kept"]).sum()),
+        "clips_without_audio": int((~result.clips["has_audio"]).sum()),
+        "label_problems": int(sum(p.kind == "error" for p in result.problems)),
+        "decoded_now": int(result.decoded_now),
+    }
+
+
+def load_arrays(result: IngestResult, indices: np.ndarray | None = None) -> ClipArrays:
+    """Read the cached tensors of ``result.clips`` (or the given row indices) into memory."""
+    table = result.clips if indices is None else result.clips.iloc[indices]
+    frames, mels = [], []
+    for key in table["key"]:
+        with np.load(_entry_path(result.cache_dir, key)) as z:
+            frames.append(z["frames"])
+            mels.append(z["mel"])
+    lengths = np.array([m.shape[-1] for m in mels], dtype=np.int64)
+    n_mels = mels[0].shape[0] if mels else 64
+    mel = np.full((len(mels), n_mels, int(lengths.max()) if len(mels) else 1), SILENCE, dtype=np.float16)
+    for i, m in enumerate(mels):
+        mel[i, :, : m.shape[-1]] = m
+    frame_arr = np.stack(frames) if frames else np.zeros((0, result.params.num_frames, result.params.frame_size,
+                                                          result.params.frame_size, 3), np.uint8)
+    return ClipArrays(clips=table["clip"].tolist(), labels=table["label"].tolist(), frames=frame_arr, mel=mel,
+                      mel_lengths=lengths, has_audio=table["has_audio"].to_numpy(bool))

@@ -1,0 +1,211 @@
+"""Decode one clip with PyAV into evenly sampled RGB frames and mono 16 kHz audio.
+
+Contract of :func:`decode_clip`: returns a :class:`DecodedClip` with ``frames`` of shape (T, S, S, 3) uint8
+(T frames at the centres of T equal segments of the clip, shorter side resized to S then centre-cropped,
+rotation metadata applied) and ``audio`` float32 (n,) mono at ``sample_rate`` in [-1, 1], at most
+``max_audio_seconds`` long (the middle of a longer clip). A clip with no audio stream gets silence and
+``has_audio = False``. A clip longer than ``SEEK_ABOVE_SECONDS`` is read by seeking, so a 10-minute file costs
+T seeks and a few seconds of audio, not a full decode. Damage after the first good frame is tolerated (what
+decoded is kept, ``warning`` says where it stopped). Anything else raises :class:`DecodeError` whose ``kind`` is
+one of ``PROBLEM_KINDS``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16_000
+# Above this duration frames are fetched by seeking instead of decoding the whole stream.
+SEEK_ABOVE_SECONDS = 30.0
+PROBLEM_KINDS = ("empty_file", "not_media", "no_video_stream", "no_frames", "corrupt")
+
+
+class DecodeError(Exception):
+    """A clip that cannot be used; ``kind`` is one of PROBLEM_KINDS, the message says why in one line."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class DecodedClip:
+    frames: np.ndarray  # (T, S, S, 3) uint8
+    audio: np.ndarray  # (n,) float32, mono, SAMPLE_RATE
+    duration: float  # seconds of video
+    has_audio: bool
+    warning: str = ""  # non-fatal damage, e.g. "decoding stopped at 3.2 s: ..."
+
+
+def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int = 64,
+                max_audio_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> DecodedClip:
+    """Decode ``path`` (see the module docstring for the contract)."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DecodeError("empty_file", "zero-byte file")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise DecodeError("not_media", f"not a readable media file ({_short(err)})") from None
+    with container:
+        if not container.streams.video:
+            raise DecodeError("no_video_stream", "no video stream (audio-only or not a video)")
+        vstream = container.streams.video[0]
+        duration = _duration_seconds(container, vstream)
+        warnings: list[str] = []
+        if duration is not None and duration > SEEK_ABOVE_SECONDS:
+            frames = _frames_by_seeking(container, vstream, duration, num_frames, size, warnings)
+        else:
+            frames, duration = _frames_by_decoding(container, vstream, duration, num_frames, size, warnings)
+        has_audio = bool(container.streams.audio)
+        audio = np.zeros(0, np.float32)
+        if has_audio:
+            audio = _decode_audio(container, duration, max_audio_seconds, sample_rate, warnings)
+    if not has_audio:
+        audio = np.zeros(int(min(duration, max_audio_seconds) * sample_rate), np.float32)
+    return DecodedClip(frames=frames, audio=audio, duration=float(duration), has_audio=has_audio,
+                       warning="; ".join(warnings))
+
+
+def _short(err: BaseException) -> str:
+    return str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+
+
+def _duration_seconds(container: av.container.InputContainer, vstream: av.video.stream.VideoStream) -> float | None:
+    if vstream.duration is not None and vstream.time_base is not None:
+        return float(vstream.duration * vstream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _to_rgb(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """Shorter side -> size (keeping aspect), centre crop to size x size, rotation metadata applied."""
+    w, h = frame.width, frame.height
+    if w <= 0 or h <= 0:
+        raise DecodeError("corrupt", "frame with zero width or height")
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = frame.reformat(width=nw, height=nh, format="rgb24").to_ndarray()
+    top, left = (nh - size) // 2, (nw - size) // 2
+    img = img[top:top + size, left:left + size]
+    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+    if rotation:
+        # FFmpeg's display-matrix angle is counter-clockwise; np.rot90 rotates counter-clockwise too.
+        img = np.rot90(img, k=rotation // 90)
+    return np.ascontiguousarray(img)
+
+
+def _segment_centres(duration: float, num_frames: int) -> np.ndarray:
+    return (np.arange(num_frames) + 0.5) * (duration / num_frames)
+
+
+def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings):
+    """Decode the (short) stream once, keeping only the frame nearest each segment centre.
+
+    With a known duration only T frame references are held at a time (bounded memory for any resolution);
+    without one every frame is downscaled to S x S as it comes and the picks are made at the end.
+    """
+    vstream.thread_type = "AUTO"
+    fps = float(vstream.average_rate or 25)
+    wanted = _segment_centres(duration, num_frames) if duration and duration > 0 else None
+    best: list[tuple[float, av.VideoFrame] | None] = [None] * num_frames
+    small: list[np.ndarray] = []
+    times: list[float] = []
+    t0: float | None = None
+    try:
+        for frame in container.decode(vstream):
+            t = frame.time if frame.time is not None else len(times) / fps
+            t0 = t if t0 is None else t0
+            times.append(t)
+            if wanted is None:
+                small.append(_to_rgb(frame, size))
+                continue
+            for k, target in enumerate(wanted):
+                gap = abs(t - t0 - target)
+                if best[k] is None or gap < best[k][0]:
+                    best[k] = (gap, frame)
+    except (av.FFmpegError, ValueError) as err:
+        if not times:
+            raise DecodeError("corrupt", f"no decodable frame ({_short(err)})") from None
+        warnings.append(f"decoding stopped at {times[-1]:.2f} s ({_short(err)}); kept what decoded")
+    if not times:
+        raise DecodeError("no_frames", "the video stream holds no frames (zero length)")
+    decoded = float(max(times) - min(times) + 1.0 / fps)
+    if wanted is None:
+        rel = np.asarray(times) - min(times)
+        picks = np.abs(rel[None, :] - _segment_centres(decoded, num_frames)[:, None]).argmin(axis=1)
+        return np.stack([small[i] for i in picks]), decoded
+    frames = np.stack([_to_rgb(b[1], size) for b in best if b is not None])
+    return frames, (decoded if warnings else duration)
+
+
+def _frames_by_seeking(container, vstream, duration, num_frames, size, warnings):
+    """Seek to each segment centre of a long stream and take the first frame at or after it."""
+    tb = vstream.time_base
+    start = float(vstream.start_time * tb) if vstream.start_time is not None else 0.0
+    out: list[np.ndarray] = []
+    for target in _segment_centres(duration, num_frames) + start:
+        frame = None
+        try:
+            container.seek(int(target / tb), stream=vstream, backward=True, any_frame=False)
+            for frame in container.decode(vstream):
+                if frame.time is None or frame.time >= target - 1e-3:
+                    break
+        except (av.FFmpegError, ValueError) as err:
+            warnings.append(f"seek to {target:.1f} s failed ({_short(err)})")
+        if frame is not None:
+            out.append(_to_rgb(frame, size))
+        elif out:
+            out.append(out[-1])
+    if not out:
+        raise DecodeError("corrupt", "no decodable frame at any sampled time")
+    while len(out) < num_frames:
+        out.append(out[-1])
+    return np.stack(out)
+
+
+def _decode_audio(container, duration, max_seconds, sample_rate, warnings) -> np.ndarray:
+    """Mono float32 at sample_rate: the whole track, or its middle max_seconds when longer."""
+    astream = container.streams.audio[0]
+    start = 0.0
+    if duration is not None and duration > max_seconds:
+        start = (duration - max_seconds) / 2.0
+        try:
+            container.seek(int(start * av.time_base), backward=True, any_frame=False)
+        except (av.FFmpegError, ValueError) as err:
+            warnings.append(f"audio seek failed ({_short(err)})")
+            start = 0.0
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks: list[np.ndarray] = []
+    first_time: float | None = None
+    limit = int(max_seconds * sample_rate)
+    got = 0
+    try:
+        for frame in container.decode(astream):
+            if first_time is None and frame.time is not None:
+                first_time = frame.time
+            for out in resampler.resample(frame):
+                arr = out.to_ndarray().reshape(-1)
+                chunks.append(arr)
+                got += arr.size
+            if got >= limit + sample_rate:  # a second of slack for the trim below
+                break
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    except (av.FFmpegError, ValueError) as err:
+        warnings.append(f"audio decoding stopped ({_short(err)}); kept what decoded")
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if start > 0 and first_time is not None and first_time < start:
+        audio = audio[int((start - first_time) * sample_rate):]
+    want = int(min(duration or math.inf, max_seconds) * sample_rate)
+    audio = audio[:want] if want > 0 else audio
+    if audio.size < want:  # AAC priming/padding and short tracks: pad with silence to the video's length
+        audio = np.pad(audio, (0, want - audio.size))
+    return np.clip(audio, -1.0, 1.0)

@@ -54,6 +54,24 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=None, help="cache folder (default: DIR/.auditor/cache)")
 
 
+@command("train", "train the two-phase noise-tolerant model and write flags, embeddings and class report",
+         "auditor.cli_model:run_train")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from auditor.cli_model import add_train_arguments
+
+    add_train_arguments(p)
+
+
+@command("score", "score a data set with a trained model (writes flags.csv, embeddings.parquet, class_report.csv)",
+         "auditor.cli_model:run_score")
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder holding the trained model (checkpoint.pt)")
+    p.add_argument("--data", required=True, help="data set folder to score")
+    p.add_argument("--out", default=None, help="where to write the outputs (default: the --run folder)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,0 +1,57 @@
+"""The model sub-commands of ``python -m auditor``: train and score."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from auditor.train import TrainConfig
+
+# TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
+_FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
+                "device", "seed", "lambda_inst", "lambda_cat")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="data set folder (labels.csv or one sub-folder per class)")
+    p.add_argument("--run", required=True, help="run folder for config, checkpoint, progress and outputs")
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in _FLAG_FIELDS:
+        default = fields[name].default
+        kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}"}
+        if name == "preset":
+            kwargs["choices"] = ["cpu", "resnet18"]
+        elif name == "device":
+            kwargs["choices"] = ["auto", "cpu", "cuda"]
+        elif name == "method":
+            kwargs["choices"] = ["ntl", "ce", "cosine"]
+        p.add_argument("--" + name.replace("_", "-"), **kwargs)
+    p.add_argument("--no-cat", action="store_true", help="ablation: without the category-level contrastive loss")
+    p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")
+    p.add_argument("--pretrained", action="store_true", help="use cached ImageNet weights (resnet18 preset)")
+    p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
+    p.add_argument("--overwrite", action="store_true", help="discard a run already in --run and start again")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes for ingest (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {name: getattr(args, name) for name in _FLAG_FIELDS}
+    return TrainConfig(**values, use_cat=not args.no_cat, use_w=not args.no_w, pretrained=args.pretrained)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from auditor.train import train
+
+    run_dir = train(args.data, args.run, config_from_args(args), resume=args.resume, overwrite=args.overwrite,
+                    workers=args.workers, quiet=args.quiet)
+    print(f"wrote {run_dir / 'flags.csv'}, {run_dir / 'embeddings.parquet'}, {run_dir / 'class_report.csv'}")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from auditor.scoring import score_run
+
+    out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers)
+    print(f"wrote {out / 'flags.csv'}, {out / 'embeddings.parquet'}, {out / 'class_report.csv'}")
+    return 0

@@ -1,0 +1,67 @@
+"""The loss terms of method.md, one function per equation. N = batch size, K classes, d embedding size.
+
+All per-sample functions return (N,) tensors so callers can weight them (w_i, r_i) before averaging.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# SCE defaults (Wang et al., ICCV 2019): alpha weights CE, beta weights RCE, A = log of a clipped zero.
+SCE_ALPHA = 0.1
+SCE_BETA = 1.0
+SCE_A = -4.0
+
+
+def sce(logits: torch.Tensor, target: torch.Tensor, alpha: float = SCE_ALPHA, beta: float = SCE_BETA,
+        A: float = SCE_A) -> torch.Tensor:
+    """Symmetric cross-entropy per sample: SCE(p, y) = alpha*CE(p, y) + beta*RCE(p, y).
+
+    ``target`` is (N,) class indices or (N, K) distributions q. RCE(p, q) = -sum_k p_k * log q_k with log 0 := A,
+    which for a one-hot y is RCE(p, y) = -A * (1 - p_y). Returns (N,)."""
+    log_p = F.log_softmax(logits, dim=-1)
+    q = F.one_hot(target, logits.shape[-1]).to(log_p.dtype) if target.dim() == 1 else target
+    ce = -(q * log_p).sum(dim=-1)
+    log_q = torch.where(q > 0, torch.log(q.clamp_min(1e-38)), torch.full_like(q, A)).clamp_min(A)
+    rce = -(log_p.exp() * log_q).sum(dim=-1)
+    return alpha * ce + beta * rce
+
+
+def soft_cross_entropy(logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """CE(p, q) = -sum_k q_k log p_k per sample, for a (N, K) target distribution q. Returns (N,)."""
+    return -(q * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+
+
+def cross_modal_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """Per-pair symmetric cross-modal InfoNCE (method.md phase 1, step 2), (N,) with the batch as negatives:
+
+    l_i = -1/2 * [log softmax_j(z_i^v . z_j^a / tau)_i + log softmax_j(z_i^a . z_j^v / tau)_i]."""
+    sim = z_v @ z_a.T / tau  # (N, N): row i = visual i against every sound
+    idx = torch.arange(sim.shape[0], device=sim.device)
+    v2a = F.cross_entropy(sim, idx, reduction="none")
+    a2v = F.cross_entropy(sim.T, idx, reduction="none")
+    return 0.5 * (v2a + a2v)
+
+
+def category_contrastive(z_v: torch.Tensor, z_a: torch.Tensor, mu_v: torch.Tensor, mu_a: torch.Tensor,
+                         target: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None = None,
+                         tau_c: float = 0.1) -> torch.Tensor:
+    """Category-level contrastive loss (method.md phase 1, step 3), a scalar:
+
+    L_cat = 1/2 * mean_i r_i * [CE(softmax_k(z_i^v . mu_k^a / tau_c), t_i) + w_i * CE(softmax_k(z_i^a . mu_k^v / tau_c), t_i)]
+
+    Each modality is pulled toward the OTHER modality's class prototype (mu: (K, d) unit rows). ``w`` (optional,
+    our addition, default all ones = method.md exactly) also weights the audio-side term by the correspondence
+    probability, so a sound that does not belong to its picture is not pulled toward the picture's class."""
+    v_term = F.cross_entropy(z_v @ mu_a.T / tau_c, target, reduction="none")
+    a_term = F.cross_entropy(z_a @ mu_v.T / tau_c, target, reduction="none")
+    if w is not None:
+        a_term = w * a_term
+    return 0.5 * (r * (v_term + a_term)).mean()
+
+
+def hybrid_loss(logits: torch.Tensor, given: torch.Tensor, q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Hybrid supervision per sample (method.md phase 2, step 5): r_i * SCE(p_i, y~_i) + (1 - r_i) * CE(p_i, q_i).
+    Returns (N,)."""
+    return r * sce(logits, given) + (1.0 - r) * soft_cross_entropy(logits, q)

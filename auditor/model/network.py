@@ -1,0 +1,108 @@
+"""The audio-visual network of method.md: encoders f_v, f_a, projection heads g_v, g_a, classifier heads.
+
+Shapes: frames (B, T, 3, S, S) float (ImageNet-normalised), mel (B, 1, 64, L) float. Returns h^v (B, C), h^a (B, C),
+z^v, z^a (B, d) unit vectors, and logits of c_v(h^v), c_a(h^a), c_av([h^v; h^a]) (B, K).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auditor.model.presets import Preset
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class SmallCNN(nn.Module):
+    """CPU preset encoder: stride-2 stem, three conv blocks doubling channels, global average pool -> (B, 8w)."""
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, w, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            _conv_block(w, 2 * w), nn.MaxPool2d(2),
+            _conv_block(2 * w, 4 * w), nn.MaxPool2d(2),
+            _conv_block(4 * w, 8 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.out_dim = 8 * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ResNet18Encoder(nn.Module):
+    """torchvision ResNet-18 trunk (no classifier) -> (B, 512); 1-channel input for spectrograms.
+
+    Pretrained ImageNet weights are used only when already in the local torch cache (never downloaded)."""
+
+    def __init__(self, in_channels: int, pretrained: bool = False) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        if pretrained and in_channels == 3:
+            _load_cached_imagenet_weights(net)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        net.fc = nn.Identity()
+        self.net = net
+        self.out_dim = 512
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _load_cached_imagenet_weights(net: nn.Module) -> bool:
+    from torchvision.models import ResNet18_Weights
+
+    url = ResNet18_Weights.IMAGENET1K_V1.url
+    path = torch.hub.get_dir() + "/checkpoints/" + url.rsplit("/", 1)[-1]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        print(f"note: no cached ImageNet weights at {path}; training the visual encoder from scratch")
+        return False
+    net.load_state_dict(state)
+    return True
+
+
+@dataclass
+class Outputs:
+    h_v: torch.Tensor  # (B, C)
+    h_a: torch.Tensor  # (B, C)
+    z_v: torch.Tensor  # (B, d), unit norm
+    z_a: torch.Tensor  # (B, d), unit norm
+    logits_v: torch.Tensor  # (B, K)
+    logits_a: torch.Tensor  # (B, K)
+    logits_av: torch.Tensor  # (B, K)
+
+
+class AudioVisualNet(nn.Module):
+    def __init__(self, preset: Preset, num_classes: int, embed_dim: int = 128, pretrained: bool = False) -> None:
+        super().__init__()
+        if preset.encoder == "resnet18":
+            self.f_v, self.f_a = ResNet18Encoder(3, pretrained), ResNet18Encoder(1)
+        else:
+            self.f_v, self.f_a = SmallCNN(3, preset.width), SmallCNN(1, preset.width)
+        c = self.f_v.out_dim
+        self.g_v = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, embed_dim))
+        self.g_a = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, embed_dim))
+        self.c_v = nn.Linear(c, num_classes)
+        self.c_a = nn.Linear(c, num_classes)
+        self.c_av = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * c, num_classes))
+
+    def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> Outputs:
+        b, t = frames.shape[:2]
+        h_v = self.f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)  # shared over time, mean-pooled: (B, C)
+        h_a = self.f_a(mel)  # (B, C)
+        z_v = F.normalize(self.g_v(h_v), dim=-1)
+        z_a = F.normalize(self.g_a(h_a), dim=-1)
+        return Outputs(h_v, h_a, z_v, z_a, self.c_v(h_v), self.c_a(h_a), self.c_av(torch.cat([h_v, h_a], dim=-1)))

@@ -1,0 +1,190 @@
+"""Per-clip verdicts of a trained model -> flags.csv, embeddings.parquet (with UMAP), class_report.csv.
+
+flags.csv, one row per ingested clip (method.md "What the auditor reports"):
+  clip, given_label, suggested_label, suggested_confidence (= max_k q_i), label_noise_score (= 1 - r_i),
+  mismatch_score (= 1 - w_i), audio_pred (argmax p^a), visual_pred (argmax p^v), problem.
+Scores are in [0, 1], higher = more suspicious. Clips the decoder rejected are listed with empty scores and their
+problem; a clip with no sound track gets mismatch_score 0 and problem "no_audio" (silence is not a mismatch).
+For the baselines (bench): ``ce``/``cosine`` give label_noise_score = 1 - p^av(given label), suggestion = argmax
+p^av; ``cosine`` gives mismatch_score = (1 - cos(z^v, z^a)) / 2; ``ce`` has no mismatch score (empty).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auditor.atomic import atomic_write, atomic_write_text
+from auditor.data.cache import ClipArrays, IngestResult
+from auditor.errors import UserError
+
+FLAG_THRESHOLD = 0.5  # a posterior above one half: the noisy component is the more likely one
+FLAGS_COLUMNS = ["clip", "given_label", "suggested_label", "suggested_confidence", "label_noise_score",
+                 "mismatch_score", "audio_pred", "visual_pred", "problem"]
+UMAP_NEIGHBOURS = 15
+
+
+def flag_kind(flags: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd.Series:
+    """'clean' | 'wrong_label' | 'mismatch' | 'both' per row (score >= threshold); problem rows with no scores
+    are 'clean' for the wrong-label/mismatch queues."""
+    wrong = flags["label_noise_score"].fillna(0).to_numpy() >= threshold
+    mism = flags["mismatch_score"].fillna(0).to_numpy() >= threshold
+    kinds = np.where(wrong & mism, "both", np.where(wrong, "wrong_label", np.where(mism, "mismatch", "clean")))
+    return pd.Series(kinds, index=flags.index, name="flag")
+
+
+def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes: list[str],
+                   device: torch.device) -> dict[str, np.ndarray]:
+    """One evaluation pass and the method's per-clip estimates, as numpy arrays of length N."""
+    from auditor.train import estimate_noise, evaluate
+
+    n = len(arrays.clips)
+    ev = evaluate(model, arrays, np.arange(n), cfg, device)
+    has_audio = torch.from_numpy(arrays.has_audio.copy())
+    est = estimate_noise(ev, labels, has_audio, cfg, len(classes))
+    p_av = torch.softmax(ev["logits_av"], dim=1)
+    out = {"audio_pred": ev["logits_a"].argmax(1).numpy(), "visual_pred": ev["logits_v"].argmax(1).numpy(),
+           "z_a": ev["z_a"].numpy(), "z_v": ev["z_v"].numpy(), "u": est["u"].numpy(), "p_av": p_av.numpy()}
+    if cfg.method == "ntl":
+        out |= {"label_noise_score": 1.0 - est["r"].numpy(), "suggested": est["y_hat"].numpy(),
+                "confidence": est["q"].max(1).values.numpy(), "mismatch_score": 1.0 - est["w"].numpy()}
+    else:
+        out |= {"label_noise_score": 1.0 - p_av[torch.arange(n), labels].numpy(),
+                "suggested": p_av.argmax(1).numpy(), "confidence": p_av.max(1).values.numpy(),
+                "mismatch_score": (1.0 - (ev["z_v"] * ev["z_a"]).sum(1).numpy()) / 2.0 if cfg.method == "cosine"
+                else np.full(n, np.nan)}
+    out["mismatch_score"] = np.where(arrays.has_audio, out["mismatch_score"], 0.0)
+    return out
+
+
+def score_and_write(model, train_config: dict, result: IngestResult, arrays: ClipArrays, out_dir: str | Path, *,
+                    classes: list[str], device: torch.device | str = "cpu", run_config: dict | None = None,
+                    umap: bool = True) -> pd.DataFrame:
+    """Score every usable clip whose label the model knows and write the three output files into ``out_dir``."""
+    from auditor.train import TrainConfig
+
+    cfg = TrainConfig(**train_config)
+    out_dir = Path(out_dir)
+    known = np.array([lab in classes for lab in arrays.labels], dtype=bool)
+    if not known.any():
+        raise UserError(f"{result.manifest.root}: none of the data set's labels is among the model's classes "
+                        f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})")
+    arrays = _subset(arrays, np.flatnonzero(known))
+    labels = torch.tensor([classes.index(c) for c in arrays.labels])
+    s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device))
+    names = np.asarray(classes, dtype=object)
+    flags = pd.DataFrame({
+        "clip": arrays.clips, "given_label": arrays.labels, "suggested_label": names[s["suggested"]],
+        "suggested_confidence": s["confidence"], "label_noise_score": s["label_noise_score"],
+        "mismatch_score": s["mismatch_score"], "audio_pred": names[s["audio_pred"]],
+        "visual_pred": names[s["visual_pred"]], "problem": np.where(arrays.has_audio, "", "no_audio")})
+    flags = pd.concat([flags, _problem_rows(result, classes)], ignore_index=True)[FLAGS_COLUMNS]
+    for col in ("suggested_confidence", "label_noise_score", "mismatch_score"):
+        flags[col] = flags[col].astype(float).clip(0.0, 1.0).round(6)
+    atomic_write_text(out_dir / "flags.csv", flags.to_csv(index=False))
+
+    emb = pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
+                        "audio": list(s["z_a"].astype(np.float32)), "visual": list(s["z_v"].astype(np.float32)),
+                        "fused": list(s["u"].astype(np.float32))})
+    t0 = time.time()
+    for name, key in (("audio", "z_a"), ("visual", "z_v"), ("fused", "u")):
+        xy = umap_2d(s[key], seed=cfg.seed) if umap else np.zeros((len(emb), 2), np.float32)
+        emb[f"umap_{name}_x"], emb[f"umap_{name}_y"] = xy[:, 0], xy[:, 1]
+    umap_seconds = time.time() - t0
+    atomic_write(out_dir / "embeddings.parquet", lambda fh: emb.to_parquet(fh, index=False))
+    scored = flags[flags["label_noise_score"].notna()]
+    atomic_write_text(out_dir / "class_report.csv", class_report(scored, classes).to_csv(index=False))
+    atomic_write_text(out_dir / "confusion.csv", pd.crosstab(scored["given_label"], scored["suggested_label"]).to_csv())
+    if run_config is not None:
+        info = {"scored_clips": int(len(scored)), "umap_seconds": round(umap_seconds, 2),
+                "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        atomic_write_text(out_dir / "scoring.json", json.dumps(info, indent=2))
+    return flags
+
+
+def _subset(arrays: ClipArrays, idx: np.ndarray) -> ClipArrays:
+    if len(idx) == len(arrays.clips):
+        return arrays
+    return ClipArrays(clips=[arrays.clips[i] for i in idx], labels=[arrays.labels[i] for i in idx],
+                      frames=arrays.frames[idx], mel=arrays.mel[idx], mel_lengths=arrays.mel_lengths[idx],
+                      has_audio=arrays.has_audio[idx])
+
+
+def _problem_rows(result: IngestResult, classes: list[str]) -> pd.DataFrame:
+    rows = []
+    labels = dict(zip(result.manifest.rows["clip"], result.manifest.rows["label"], strict=True))
+    for rec in result.report.itertuples(index=False):
+        if not rec.kept:
+            rows.append({"clip": rec.clip, "given_label": labels.get(rec.clip, ""), "problem": f"{rec.problem}: {rec.detail}"})
+    for clip, label in zip(result.clips["clip"], result.clips["label"], strict=True):
+        if label not in classes:
+            rows.append({"clip": clip, "given_label": label, "problem": "label_unknown_to_model: "
+                                                                        f"{label!r} is not one of the model's classes"})
+    return pd.DataFrame(rows, columns=FLAGS_COLUMNS)
+
+
+def class_report(flags: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Per class: clips, estimated noise rate (mean label_noise_score), most frequent suggested replacement,
+    estimated mismatch rate (mean mismatch_score over clips with sound)."""
+    rows = []
+    for k in classes:
+        sub = flags[flags["given_label"] == k]
+        if sub.empty:
+            continue
+        other = sub.loc[sub["suggested_label"] != k, "suggested_label"]
+        with_audio = sub[sub["problem"] != "no_audio"]["mismatch_score"].dropna()
+        rows.append({"class": k, "clips": len(sub), "estimated_noise_rate": round(float(sub["label_noise_score"].mean()), 4),
+                     "top_suggested_replacement": other.value_counts().index[0] if len(other) else "",
+                     "estimated_mismatch_rate": round(float(with_audio.mean()), 4) if len(with_audio) else np.nan})
+    return pd.DataFrame(rows, columns=["class", "clips", "estimated_noise_rate", "top_suggested_replacement",
+                                       "estimated_mismatch_rate"])
+
+
+def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N, D) -> (N, 2) UMAP coordinates (cosine metric); tiny inputs fall back to the first two PCA axes."""
+    n = x.shape[0]
+    if n < 2 * UMAP_NEIGHBOURS // 3 + 2:
+        return _pca_2d(x)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "av-auditor" / "numba"))
+    import umap  # slow import (numba); only here
+
+    reducer = umap.UMAP(n_neighbors=min(UMAP_NEIGHBOURS, n - 1), min_dist=0.1, metric="cosine",
+                        random_state=seed, n_jobs=1)
+    return reducer.fit_transform(x).astype(np.float32)
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(0, keepdims=True)
+    if x.shape[0] < 2:
+        return np.zeros((x.shape[0], 2), np.float32)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    out = u[:, :2] * s[:2]
+    return np.pad(out, ((0, 0), (0, 2 - out.shape[1]))).astype(np.float32)
+
+
+def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path | None = None, *,
+              device: str = "auto", workers: int | None = None) -> Path:
+    """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run)."""
+    from auditor.runs import RunLock
+    from auditor.train import load_trained, prepare_data, resolve_device
+
+    out = Path(out_dir or model_run)
+    dev = resolve_device(device)
+    model, ckpt = load_trained(model_run, dev)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        result, arrays = prepare_data(data_dir, ckpt["config"]["preset"], workers=workers)
+        config = {"run_id": f"{out.name}-{int(time.time())}", "data_dir": str(result.manifest.root),
+                  "classes": ckpt["classes"], "train": ckpt["config"], "model_run": str(Path(model_run).resolve()),
+                  "preset": ckpt["config"]["preset"], "clips": int(len(result.clips))}
+        if out.resolve() != Path(model_run).resolve():
+            atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+        score_and_write(model, ckpt["config"], result, arrays, out, classes=ckpt["classes"], device=dev,
+                        run_config=config)
+    return out

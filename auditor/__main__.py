@@ -72,6 +72,14 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None)
 
 
+@command("export", "write the reviewed labels.csv, the decision history and a summary",
+         "auditor.cli_review:run_export")
+def _export_args(p: argparse.ArgumentParser) -> None:
+    from auditor.cli_review import add_export_arguments
+
+    add_export_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

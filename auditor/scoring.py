@@ -168,6 +168,26 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
     return np.pad(out, ((0, 0), (0, 2 - out.shape[1]))).astype(np.float32)
 
 
+def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str = "auto",
+                   cache_root: str | Path | None = None) -> pd.DataFrame:
+    """The classifier's own predictions on ``data_dir`` (e.g. a clean held-out split): a DataFrame with clip,
+    given_label, predicted_label (argmax p^av), audio_pred, visual_pred. Labels are not used for the prediction."""
+    from auditor.train import evaluate, load_trained, prepare_data, resolve_device
+
+    dev = resolve_device(device)
+    model, ckpt = load_trained(model_run, dev)
+    cfg_dict = ckpt["config"]
+    from auditor.train import TrainConfig
+
+    _, arrays = prepare_data(data_dir, cfg_dict["preset"], show_bar=False, cache_root=cache_root)
+    ev = evaluate(model, arrays, np.arange(len(arrays.clips)), TrainConfig(**cfg_dict), dev)
+    names = np.asarray(ckpt["classes"], dtype=object)
+    return pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
+                         "predicted_label": names[ev["logits_av"].argmax(1).numpy()],
+                         "audio_pred": names[ev["logits_a"].argmax(1).numpy()],
+                         "visual_pred": names[ev["logits_v"].argmax(1).numpy()]})
+
+
 def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path | None = None, *,
               device: str = "auto", workers: int | None = None) -> Path:
     """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run)."""

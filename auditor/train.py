@@ -102,10 +102,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def prepare_data(data_dir: str | Path, preset: str, *, workers: int | None = None,
-                 show_bar: bool = True) -> tuple[IngestResult, ClipArrays]:
+def prepare_data(data_dir: str | Path, preset: str, *, workers: int | None = None, show_bar: bool = True,
+                 cache_root: str | Path | None = None) -> tuple[IngestResult, ClipArrays]:
     """Ingest (decodes only what is not cached yet) and load the cached arrays."""
-    result = ingest(data_dir, preprocess_params(preset), workers=workers, show_bar=show_bar)
+    result = ingest(data_dir, preprocess_params(preset), workers=workers, show_bar=show_bar, cache_root=cache_root)
     if len(result.clips) == 0:
         raise UserError(f"{data_dir}: no usable clips (see {result.cache_dir / 'decode_report.csv'})")
     return result, load_arrays(result)
@@ -176,7 +176,8 @@ def update_prototypes(mu: torch.Tensor, z: torch.Tensor, target: torch.Tensor, w
 
 
 def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
-          overwrite: bool = False, workers: int | None = None, quiet: bool = False) -> Path:
+          overwrite: bool = False, workers: int | None = None, quiet: bool = False,
+          cache_root: str | Path | None = None) -> Path:
     """Train on ``data_dir`` into ``run_dir`` (see module docstring); returns run_dir. Scoring outputs are written
     by :func:`auditor.scoring.score_run` at the end."""
     from auditor.runs import RunLock
@@ -192,7 +193,8 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
         run_dir.mkdir(parents=True, exist_ok=True)
         lock.__enter__()
     try:
-        result, arrays = prepare_data(data_dir, cfg.preset, workers=workers, show_bar=is_main and not quiet)
+        result, arrays = prepare_data(data_dir, cfg.preset, workers=workers, show_bar=is_main and not quiet,
+                                      cache_root=cache_root)
         classes = result.classes
         config = _check_run_dir(run_dir, result, cfg, classes, resume, overwrite) if is_main else None
         dist.barrier()
@@ -263,8 +265,9 @@ def _train_loop(run_dir: Path, result: IngestResult, arrays: ClipArrays, classes
     n, k = len(arrays.clips), len(classes)
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
     has_audio = torch.from_numpy(arrays.has_audio.copy())
-    batch_size = (cfg.batch_size or preset.batch_size)
-    local_batch = max(2, batch_size // ctx.world)
+    # Each step uses the same global batch for any number of ranks K; rank k takes rows k*B/K .. (k+1)*B/K - 1.
+    local_batch = max(2, (cfg.batch_size or preset.batch_size) // ctx.world)
+    batch_size = local_batch * ctx.world
     steps_per_epoch = max(1, n // batch_size)  # drop the last partial batch: InfoNCE wants full batches
 
     torch.manual_seed(cfg.seed)
@@ -296,13 +299,17 @@ def _train_loop(run_dir: Path, result: IngestResult, arrays: ClipArrays, classes
         target = labels if phase == 1 else torch.where(state.r >= 0.5, labels, state.y_hat)
         w_train = state.w if (cfg.use_w and cfg.method == "ntl") else torch.where(has_audio, 1.0, 0.0)
         # Deterministic per (seed, epoch): a resumed run draws exactly what the uninterrupted one drew.
-        rng = np.random.default_rng([cfg.seed, epoch, ctx.rank])
+        rng = np.random.default_rng([cfg.seed, epoch])
         perm = np.random.default_rng([cfg.seed, epoch]).permutation(n)
-        torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + ctx.rank)
+        torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + ctx.rank)  # dropout
         sums: dict[str, float] = {}
         for step in range(steps_per_epoch):
-            idx = perm[step * batch_size:(step + 1) * batch_size][ctx.rank::ctx.world][:local_batch]
-            frames, mel = batch_inputs(arrays, idx, preset.num_frames, preset.audio_frames, rng)
+            # The whole global batch's inputs are drawn on every rank (cheap next to the network) so that the
+            # augmentation does not depend on K; each rank then keeps its own rows.
+            batch = perm[step * batch_size:(step + 1) * batch_size]
+            mine = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
+            frames, mel = batch_inputs(arrays, batch, preset.num_frames, preset.audio_frames, rng)
+            idx, frames, mel = batch[mine], frames[mine], mel[mine]
             if device.type == "cpu":
                 pass  # channels_last is applied per 4-D frame batch inside the encoder call
             idx_t = torch.from_numpy(idx)
@@ -365,7 +372,7 @@ def _loss_terms(out, y, t, w, r, state: NoiseState, idx, phase: int, cfg: TrainC
         ce = F.cross_entropy
         terms = {"cls": ce(out.logits_av, y) + 0.5 * (ce(out.logits_v, y) + ce(out.logits_a, y))}
         if cfg.method == "cosine":
-            terms["inst"] = cross_modal_infonce(out.z_v, out.z_a, cfg.tau).mean()
+            terms["inst"] = _batch_infonce(out, cfg).mean()
         return terms
     if phase == 1:
         cls = sce(out.logits_av, y) + 0.5 * (sce(out.logits_v, y) + w_audio * sce(out.logits_a, y))
@@ -374,11 +381,18 @@ def _loss_terms(out, y, t, w, r, state: NoiseState, idx, phase: int, cfg: TrainC
         cls = (hybrid_loss(out.logits_av, y, q, r)
                + 0.5 * (hybrid_loss(out.logits_v, y, q, r) + w_audio * hybrid_loss(out.logits_a, y, q, r)))
     terms = {"cls" if phase == 1 else "hyb": cls.mean(),
-             "inst": cfg.lambda_inst * (w * cross_modal_infonce(out.z_v, out.z_a, cfg.tau)).mean()}
+             "inst": cfg.lambda_inst * (w * _batch_infonce(out, cfg)).mean()}
     if cfg.use_cat:
         terms["cat"] = cfg.lambda_cat * category_contrastive(
             out.z_v, out.z_a, state.mu_v.to(device), state.mu_a.to(device), t, r, w_audio, cfg.tau_c)
     return terms
+
+
+def _batch_infonce(out, cfg: TrainConfig) -> torch.Tensor:
+    """l_i of this rank's rows with the whole global batch (all ranks) as negatives, as with one process."""
+    z_v, offset = dist.gather_with_grad(out.z_v)
+    z_a, _ = dist.gather_with_grad(out.z_a)
+    return cross_modal_infonce(z_v, z_a, cfg.tau)[offset:offset + out.z_v.shape[0]]
 
 
 def _bar(total: int, initial: int):

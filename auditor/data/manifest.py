@@ -160,6 +160,7 @@ def _scan_class_folders(root: Path) -> pd.DataFrame:
 
 def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], source: str) -> pd.DataFrame:
     keep: list[int] = []
+    normalised: list[str] = []
     first_row_of: dict[str, str] = {}
     for idx, (where, clip, label) in enumerate(zip(table["_row"], table["clip"], table["label"], strict=True)):
         clip, label = str(clip).strip(), str(label)
@@ -185,9 +186,10 @@ def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], sou
                                            f"(accepted: {', '.join(VIDEO_EXTENSIONS)}); row skipped"))
             continue
         first_row_of[normal] = where
-        table.iat[idx, table.columns.get_loc("clip")] = normal
         keep.append(idx)
+        normalised.append(normal)
     rows = table.iloc[keep].drop(columns="_row")
+    rows["clip"] = normalised
     return rows
 
 

@@ -56,7 +56,7 @@ def wrap(model: nn.Module, ctx: Context) -> nn.Module:
     if ctx.world <= 1:
         return model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(wrap_sync_bn(model, ctx), device_ids=ids)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -64,6 +64,23 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
         t = t.clone()
         td.all_reduce(t, op=td.ReduceOp.SUM)
     return t
+
+
+def gather_with_grad(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Concatenate ``t`` (B_local, ...) over ranks with gradients flowing back to each rank's part; returns the
+    (B_local * K, ...) tensor and the offset of this rank's rows in it."""
+    if not _active():
+        return t, 0
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(t), dim=0), td.get_rank() * t.shape[0]
+
+
+def wrap_sync_bn(model: nn.Module, ctx: Context) -> nn.Module:
+    """BatchNorm statistics over the global batch, so K ranks normalise exactly as one process would. PyTorch's
+    SyncBatchNorm runs on GPUs only; on the CPU each rank normalises its own rows (DDP broadcasts rank 0's running
+    statistics), the one remaining difference from a single process."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model) if ctx.world > 1 and ctx.device.type == "cuda" else model
 
 
 def gather_eval(fn: Callable[[np.ndarray], dict[str, torch.Tensor]], n: int, ctx: Context) -> dict[str, torch.Tensor]:

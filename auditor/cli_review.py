@@ -1,0 +1,28 @@
+"""The review sub-commands of ``python -m auditor``: export (argument parsing is registered in __main__)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="the data set folder (with labels.csv or class folders)")
+    p.add_argument("--out", required=True, help="folder to write labels.csv, decisions.csv/.jsonl, summary.csv")
+    p.add_argument("--run", default=None, help="the run folder the review was based on (its id goes in the summary)")
+    p.add_argument("--excluded", choices=["drop", "column"], default="drop",
+                   help="leave excluded clips out of labels.csv, or keep them with a column excluded=1")
+    p.add_argument("--curator", action="append", default=None,
+                   help="only count this curator's decisions (repeat for several; default: everyone)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow --out to be the data set folder itself (replaces its labels.csv)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from auditor.export import export_reviewed
+
+    s = export_reviewed(args.data, args.out, run_dir=args.run, excluded=args.excluded,
+                        curator_filter=args.curator, overwrite=args.overwrite)
+    print(f"exported {s['rows_written']} of {s['clips']} clips to {s['out_dir']}: {s['relabelled']} relabelled, "
+          f"{s['excluded']} excluded, {s['unchanged']} unchanged ({s['decided']} decided, "
+          f"{s['history']} decisions in the history)")
+    return 0

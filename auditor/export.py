@@ -1,0 +1,186 @@
+"""Reviewed labels out: the data set's labels with the curators' decisions applied, plus the decision history.
+
+Notation: N = usable clips of the data set (its manifest). :func:`final_labels` applies each clip's current
+decision; :func:`export_bytes` renders the four export files in memory (the app's download buttons);
+:func:`export_reviewed` writes them to a folder, atomically:
+
+* ``labels.csv``: the input format: ``clip,label`` plus the input's extra columns, clip paths as in the input
+  (relative to the data set folder, normalised to POSIX ``a/b.mp4``); excluded clips dropped or marked;
+* ``decisions.csv`` / ``decisions.jsonl``: the full decision history (``reviews.COLUMNS``), oldest first;
+* ``summary.csv``: per given class, how many clips got each decision, and where labels moved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from auditor.atomic import atomic_write_bytes
+from auditor.data.manifest import LABELS_FILE, load_manifest
+from auditor.errors import UserError
+from auditor.reviews import COLUMNS, DECISIONS, ReviewStore, store_path
+
+# How excluded clips appear in the exported labels.csv.
+EXCLUDED_MODES = ("drop", "column")
+# Export file key (export_bytes) -> file name (export_reviewed).
+EXPORT_FILES = {"labels_csv": LABELS_FILE, "decisions_csv": "decisions.csv",
+                "decisions_jsonl": "decisions.jsonl", "summary_csv": "summary.csv"}
+# Decisions whose final_label replaces the given label.
+LABEL_DECISIONS = ("accept", "keep", "relabel")
+# The label of the all-classes row of summary.csv.
+TOTAL_ROW = "(all)"
+
+
+def final_labels(manifest_rows: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
+    """The label every manifest clip ends up with.
+
+    Returns one row per row of ``manifest_rows`` (same order): ``clip``, ``given_label`` (the manifest label),
+    ``final_label``, ``decision`` ("" when none) and ``excluded`` (bool). accept/keep/relabel -> their
+    ``final_label``; exclude -> ``excluded`` True and ``final_label`` = given label; skip or no decision ->
+    the given label. Decisions on clips not in the manifest are ignored.
+    """
+    current = latest.drop_duplicates("clip", keep="last").set_index("clip")
+    out = pd.DataFrame({"clip": manifest_rows["clip"].astype(str).to_numpy(),
+                        "given_label": manifest_rows["label"].astype(str).to_numpy()})
+    decision = out["clip"].map(current["decision"]).astype(object).fillna("").astype(str)
+    chosen = out["clip"].map(current["final_label"]).astype(object)
+    use_final = decision.isin(LABEL_DECISIONS) & chosen.notna()
+    out["final_label"] = chosen.where(use_final, out["given_label"]).astype(str)
+    out["decision"] = decision
+    out["excluded"] = (decision == "exclude").to_numpy(dtype=bool)
+    return out
+
+
+def export_bytes(data_dir: str | os.PathLike[str], *, run_dir: str | os.PathLike[str] | None = None,
+                 excluded: str = "drop", curator_filter: str | Iterable[str] | None = None) -> dict[str, bytes]:
+    """The export files as bytes: ``{"labels_csv", "decisions_csv", "decisions_jsonl", "summary_csv"}``.
+
+    Same contents as :func:`export_reviewed` writes; nothing is written.
+    """
+    files, _ = _build(data_dir, run_dir=run_dir, excluded=excluded, curator_filter=curator_filter)
+    return files
+
+
+def export_reviewed(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                    run_dir: str | os.PathLike[str] | None = None, excluded: str = "drop",
+                    curator_filter: str | Iterable[str] | None = None, overwrite: bool = False) -> dict:
+    """Write labels.csv, decisions.csv, decisions.jsonl and summary.csv into ``out_dir`` (each atomically).
+
+    ``excluded``: "drop" leaves excluded clips out of labels.csv, "column" keeps them with ``excluded`` = 1
+    (0 for the others). ``curator_filter``: only these curators' decisions count (all when None).
+    ``run_dir``: the run the review was based on; it must hold config.json, its run id goes into the summary.
+    Refuses (UserError) to write into the data set folder itself, which would replace the input labels.csv,
+    unless ``overwrite=True``. Raises ValueError for an unknown ``excluded``.
+
+    Returns the summary: ``clips`` (N), ``decided``, one count per decision (current decisions), ``relabelled``
+    + ``excluded`` + ``unchanged`` == ``clips``, ``rows_written`` (labels.csv rows), ``history`` (decision rows),
+    ``not_in_data`` (decided clips that are no longer in the data set; ignored), ``run_id``, ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(data_dir).resolve() and not overwrite:
+        raise UserError(f"{out_dir}: this is the data set folder; exporting there would replace its "
+                        f"{LABELS_FILE}. Choose another output folder (or pass overwrite=True / --overwrite)")
+    files, summary = _build(data_dir, run_dir=run_dir, excluded=excluded, curator_filter=curator_filter)
+    for key, name in EXPORT_FILES.items():
+        atomic_write_bytes(out_dir / name, files[key])
+    summary["out_dir"] = str(out_dir)
+    return summary
+
+
+def _build(data_dir, *, run_dir, excluded: str, curator_filter) -> tuple[dict[str, bytes], dict]:
+    if excluded not in EXCLUDED_MODES:
+        raise ValueError(f"excluded {excluded!r} is not one of {', '.join(EXCLUDED_MODES)}")
+    run_id = _run_id(run_dir) if run_dir is not None else ""
+    manifest = load_manifest(data_dir)
+    history, latest = _decisions(data_dir, curator_filter)
+    table = final_labels(manifest.rows, latest)
+    files = {
+        "labels_csv": _labels_csv(manifest.rows, table, excluded),
+        "decisions_csv": history.to_csv(index=False, lineterminator="\n").encode("utf-8"),
+        "decisions_jsonl": _jsonl(history),
+        "summary_csv": _summary_table(table).to_csv(index=False, lineterminator="\n").encode("utf-8"),
+    }
+    summary = _summary(table, excluded)
+    summary.update(history=len(history), not_in_data=int((~latest["clip"].isin(table["clip"])).sum()),
+                   run_id=run_id)
+    return files, summary
+
+
+def _decisions(data_dir, curator_filter) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, latest) of the data set's review store; empty frames when nobody reviewed yet."""
+    if not store_path(data_dir).is_file():
+        empty = pd.DataFrame(columns=list(COLUMNS))
+        return empty, empty
+    with ReviewStore(data_dir) as store:
+        return store.history(curators=curator_filter), store.latest(curators=curator_filter)
+
+
+def _run_id(run_dir) -> str:
+    config_path = Path(run_dir) / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{run_dir}: not a run folder (no config.json)") from None
+    except ValueError as err:
+        raise UserError(f"{config_path}: not valid JSON ({err})") from None
+    return str(config.get("run_id", Path(run_dir).name)) if isinstance(config, dict) else Path(run_dir).name
+
+
+def _labels_csv(rows: pd.DataFrame, table: pd.DataFrame, excluded: str) -> bytes:
+    out = rows.copy()
+    out["label"] = table["final_label"].to_numpy()
+    extra = [c for c in out.columns if c not in ("clip", "label", "excluded")]
+    out = out[["clip", "label", *extra]]
+    if excluded == "drop":
+        out = out[~table["excluded"].to_numpy()]
+    else:
+        out["excluded"] = table["excluded"].astype(int).to_numpy()
+    return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _jsonl(history: pd.DataFrame) -> bytes:
+    columns = {c: [None if _missing(v) else v for v in history[c].tolist()] for c in history.columns}
+    lines = [json.dumps(dict(zip(columns, values, strict=True)), ensure_ascii=False)
+             for values in zip(*columns.values(), strict=True)]
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per class (given labels, then new labels from relabels): ``clips`` with that given label, one column per
+    decision, ``undecided``, ``relabelled_away`` (final != given, not excluded), ``relabelled_in`` (clips of
+    other classes that now carry this label); the last row, ``TOTAL_ROW``, holds the column sums."""
+    decided = table.assign(decision=table["decision"].replace("", "undecided"))
+    counts = pd.crosstab(decided["given_label"], decided["decision"])
+    moved = table[(table["final_label"] != table["given_label"]) & ~table["excluded"]]
+    classes = sorted(set(table["given_label"]) | set(moved["final_label"]))
+    counts = counts.reindex(index=classes, columns=[*DECISIONS, "undecided"], fill_value=0)
+    counts.columns.name = None
+    counts["relabelled_away"] = moved["given_label"].value_counts()
+    counts["relabelled_in"] = moved["final_label"].value_counts()
+    counts.insert(0, "clips", table["given_label"].value_counts())
+    counts = counts.fillna(0).astype(int)
+    counts.loc[TOTAL_ROW] = counts.sum()
+    counts.index.name = "class"
+    return counts.reset_index()
+
+
+def _summary(table: pd.DataFrame, excluded: str) -> dict:
+    counts = table["decision"].value_counts()
+    relabelled = int(((table["final_label"] != table["given_label"]) & ~table["excluded"]).sum())
+    n_excluded = int(table["excluded"].sum())
+    summary = {"clips": len(table), "decided": int((table["decision"] != "").sum())}
+    summary.update({d: int(counts.get(d, 0)) for d in DECISIONS})
+    summary.update(relabelled=relabelled, excluded=n_excluded,
+                   unchanged=len(table) - relabelled - n_excluded,
+                   rows_written=len(table) - (n_excluded if excluded == "drop" else 0))
+    return summary
+

@@ -1,0 +1,225 @@
+"""Tests for auditor.export and the export command: reviewed labels out, in the input's format."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+
+import pandas as pd
+import pytest
+
+from auditor import export
+from auditor.cli_review import add_export_arguments, run_export
+from auditor.data.manifest import load_manifest
+from auditor.errors import UserError
+from auditor.export import EXPORT_FILES, export_bytes, export_reviewed, final_labels
+from auditor.reviews import ReviewStore, store_path
+
+
+def make_dataset(root, rows: list[tuple], extra: dict[str, list] | None = None):
+    """A labels.csv data set with one tiny stand-in file per clip (the manifest only checks that they exist)."""
+    for clip, _ in rows:
+        (root / clip).parent.mkdir(parents=True, exist_ok=True)
+        (root / clip).write_bytes(b"x")
+    table = pd.DataFrame(rows, columns=["clip", "label"])
+    for name, values in (extra or {}).items():
+        table[name] = values
+    table.to_csv(root / "labels.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def data(tmp_path):
+    root = tmp_path / "data"
+    make_dataset(root, [("clips/a.mp4", "dog"), ("clips/b.mp4", "dog"), ("clips/c.mp4", "cat"),
+                        ("clips/d.mp4", "cat"), ("clips/e.mp4", "bird"), ("clips/f.mp4", "bird")],
+                 extra={"split": ["train"] * 3 + ["val"] * 3, "source": list("uvwxyz")})
+    with ReviewStore(root) as store:
+        store.record("clips/a.mp4", "accept", given_label="dog", suggested_label="cat", curator="ann",
+                     run_id="r1", label_noise_score=0.9, mismatch_score=0.2)
+        store.record("clips/b.mp4", "exclude", given_label="dog", curator="ann", run_id="r1")
+        store.record("clips/c.mp4", "relabel", given_label="cat", final_label="fox", curator="bob")
+        store.record("clips/d.mp4", "keep", given_label="cat", suggested_label="dog", curator="bob")
+        store.record("clips/e.mp4", "accept", given_label="bird", suggested_label="dog", curator="bob")
+        store.record("clips/e.mp4", "skip", given_label="bird", curator="ann", note="not sure")
+    return root
+
+
+def read_labels(path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_final_labels_applies_the_latest_decision():
+    manifest = pd.DataFrame({"clip": ["a", "b", "c", "d"], "label": ["x", "x", "y", "y"]})
+    latest = pd.DataFrame({"clip": ["a", "b", "c"], "decision": ["relabel", "exclude", "skip"],
+                           "final_label": ["z", None, None]})
+    out = final_labels(manifest, latest)
+    assert out.columns.tolist() == ["clip", "given_label", "final_label", "decision", "excluded"]
+    assert out["final_label"].tolist() == ["z", "x", "y", "y"]
+    assert out["decision"].tolist() == ["relabel", "exclude", "skip", ""]
+    assert out["excluded"].tolist() == [False, True, False, False]
+
+
+def test_export_drop_applies_decisions_and_keeps_extra_columns(data, tmp_path):
+    out = tmp_path / "out"
+    summary = export_reviewed(data, out)
+    labels = read_labels(out / "labels.csv")
+    assert labels.columns.tolist() == ["clip", "label", "split", "source"]
+    assert labels.set_index("clip")["label"].to_dict() == {
+        "clips/a.mp4": "cat",    # accept
+        "clips/c.mp4": "fox",    # relabel
+        "clips/d.mp4": "cat",    # keep
+        "clips/e.mp4": "bird",   # accept, then skip: the given label again
+        "clips/f.mp4": "bird",   # never decided
+    }  # clips/b.mp4 excluded: dropped
+    assert labels.set_index("clip").loc["clips/f.mp4", "source"] == "z"
+    assert summary | {"out_dir": ""} == {
+        "clips": 6, "decided": 5, "accept": 1, "keep": 1, "relabel": 1, "exclude": 1, "skip": 1,
+        "relabelled": 2, "excluded": 1, "unchanged": 3, "rows_written": 5, "history": 6, "not_in_data": 0,
+        "run_id": "",
+        "out_dir": ""}
+    assert sorted(p.name for p in out.iterdir()) == sorted(EXPORT_FILES.values())
+    assert read_labels(data / "labels.csv")["label"].tolist() == ["dog", "dog", "cat", "cat", "bird", "bird"]
+
+
+def test_export_column_keeps_excluded_clips_marked(data, tmp_path):
+    summary = export_reviewed(data, tmp_path / "out", excluded="column")
+    labels = read_labels(tmp_path / "out" / "labels.csv")
+    assert labels.columns.tolist() == ["clip", "label", "split", "source", "excluded"]
+    assert len(labels) == 6 == summary["rows_written"]
+    assert labels.set_index("clip")["excluded"].to_dict() == {
+        "clips/a.mp4": "0", "clips/b.mp4": "1", "clips/c.mp4": "0", "clips/d.mp4": "0", "clips/e.mp4": "0",
+        "clips/f.mp4": "0"}
+    assert labels.set_index("clip").loc["clips/b.mp4", "label"] == "dog"
+
+
+def test_decisions_files_hold_the_full_history(data, tmp_path):
+    export_reviewed(data, tmp_path / "out")
+    with ReviewStore(data) as store:
+        history = store.history()
+    lines = (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 6
+    assert records[0] == {k: (None if pd.isna(v) else v) for k, v in history.iloc[0].to_dict().items()}
+    assert records[0]["label_noise_score"] == 0.9 and records[1]["final_label"] is None
+    assert [r["decision"] for r in records] == history["decision"].tolist()
+    assert records[-1]["note"] == "not sure"
+    table = pd.read_csv(tmp_path / "out" / "decisions.csv", dtype=str, keep_default_na=False)
+    assert table.columns.tolist() == history.columns.tolist()
+    assert table["clip"].tolist() == history["clip"].tolist()
+
+
+def test_summary_csv_counts_decisions_per_class(data, tmp_path):
+    export_reviewed(data, tmp_path / "out")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("class")
+    assert summary.loc["dog", ["clips", "accept", "exclude", "undecided", "relabelled_away"]].tolist() == [
+        2, 1, 1, 0, 1]
+    assert summary.loc["cat", ["relabel", "keep", "relabelled_in", "relabelled_away"]].tolist() == [1, 1, 1, 1]
+    assert summary.loc["fox", ["clips", "relabelled_in"]].tolist() == [0, 1]  # a new class from a relabel
+    assert summary.loc["(all)", "clips"] == 6
+    assert summary.loc["(all)", "skip"] == 1
+
+
+def test_curator_filter_and_run_dir(data, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match="not a run folder"):
+        export_reviewed(data, tmp_path / "out", run_dir=run)
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"run_id": "r1"}))
+    summary = export_reviewed(data, tmp_path / "out", run_dir=run, curator_filter="ann")
+    assert summary["run_id"] == "r1"
+    assert (summary["accept"], summary["exclude"], summary["relabel"], summary["history"]) == (1, 1, 0, 3)
+    labels = read_labels(tmp_path / "out" / "labels.csv").set_index("clip")["label"]
+    assert labels["clips/c.mp4"] == "cat"  # bob's relabel does not count
+
+
+def test_bytes_match_the_written_files(data, tmp_path):
+    files = export_bytes(data, excluded="column")
+    export_reviewed(data, tmp_path / "out", excluded="column")
+    assert files.keys() == EXPORT_FILES.keys()
+    for key, name in EXPORT_FILES.items():
+        assert files[key] == (tmp_path / "out" / name).read_bytes()
+
+
+def test_refuses_to_overwrite_the_input_and_bad_options(data, tmp_path):
+    with pytest.raises(UserError, match="data set folder"):
+        export_reviewed(data, data)
+    with pytest.raises(ValueError, match="excluded 'hide' is not one of drop, column"):
+        export_reviewed(data, tmp_path / "out", excluded="hide")
+    assert not (tmp_path / "out").exists()
+    export_reviewed(data, data, overwrite=True)
+    assert read_labels(data / "labels.csv")["label"].tolist() == ["cat", "fox", "cat", "bird", "bird"]
+
+
+def test_folder_per_class_input_exports_a_labels_csv(tmp_path):
+    root = tmp_path / "ucf"
+    for clip in ("dog/1.mp4", "dog/2.mp4", "cat/3.avi"):
+        (root / clip).parent.mkdir(parents=True, exist_ok=True)
+        (root / clip).write_bytes(b"x")
+    with ReviewStore(root) as store:
+        store.record("dog/2.mp4", "relabel", given_label="dog", final_label="cat", curator="ann")
+    summary = export_reviewed(root, tmp_path / "out")
+    labels = read_labels(tmp_path / "out" / "labels.csv")
+    assert labels.columns.tolist() == ["clip", "label"]
+    assert labels.set_index("clip")["label"].to_dict() == {"cat/3.avi": "cat", "dog/1.mp4": "dog",
+                                                           "dog/2.mp4": "cat"}
+    assert summary["relabelled"] == 1
+    assert not (root / "labels.csv").exists()
+    (root / "dog" / "2.mp4").unlink()  # a decided clip that left the data set is ignored, and counted
+    summary = export_reviewed(root, tmp_path / "out")
+    assert (summary["clips"], summary["relabelled"], summary["not_in_data"]) == (2, 0, 1)
+
+
+def test_no_reviews_yet_exports_the_input_unchanged(tmp_path):
+    root = make_dataset(tmp_path / "d", [("a.mp4", "x"), ("b.mkv", "y")])
+    summary = export_reviewed(root, tmp_path / "out")
+    assert read_labels(tmp_path / "out" / "labels.csv").values.tolist() == [["a.mp4", "x"], ["b.mkv", "y"]]
+    assert (summary["unchanged"], summary["history"]) == (2, 0)
+    assert (tmp_path / "out" / "decisions.jsonl").read_bytes() == b""
+    assert not store_path(root).exists()  # exporting does not create a store
+
+
+def test_export_command_prints_one_line(data, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_export_arguments(parser)
+    args = parser.parse_args(["--data", str(data), "--out", str(tmp_path / "out"), "--excluded", "column"])
+    assert run_export(args) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1
+    assert printed[0].startswith("exported 6 of 6 clips to ")
+    assert "2 relabelled, 1 excluded, 3 unchanged" in printed[0]
+
+
+def test_20k_clips_export(tmp_path, monkeypatch):
+    n = 20_000
+    root = make_dataset(tmp_path / "big", [(f"c/{i:05d}.mp4", f"class{i % 50}") for i in range(n)],
+                        extra={"weight": [str(i) for i in range(n)]})
+    with ReviewStore(root) as store:
+        store.record_many({"clip": f"c/{i:05d}.mp4", "decision": ("relabel", "exclude", "keep")[i % 3],
+                           "given_label": f"class{i % 50}", "final_label": "new" if i % 3 == 0 else None,
+                           "curator": "ann"} for i in range(n))
+    manifest_s = []
+
+    def timed_load_manifest(data_dir):
+        t0 = time.perf_counter()
+        manifest = load_manifest(data_dir)
+        manifest_s.append(time.perf_counter() - t0)
+        return manifest
+
+    monkeypatch.setattr(export, "load_manifest", timed_load_manifest)
+    t0 = time.perf_counter()
+    summary = export_reviewed(root, tmp_path / "out")
+    elapsed = time.perf_counter() - t0
+    print(f"\n20k clips, 20k decisions: export_reviewed {elapsed:.2f} s "
+          f"(of which load_manifest {manifest_s[0]:.2f} s)")
+    relabelled, excluded = len(range(0, n, 3)), len(range(1, n, 3))
+    assert (summary["relabelled"], summary["excluded"], summary["unchanged"]) == (
+        relabelled, excluded, n - relabelled - excluded)
+    labels = read_labels(tmp_path / "out" / "labels.csv")
+    assert len(labels) == n - excluded
+    assert (labels["label"] == "new").sum() == relabelled
+    assert labels.set_index("clip").loc["c/00002.mp4", "weight"] == "2"
+    assert len((tmp_path / "out" / "decisions.jsonl").read_text().splitlines()) == n
+    shutil.rmtree(root)  # 20k files would slow down pytest's clean-up of old temporary folders in later runs

@@ -1,0 +1,147 @@
+"""End-to-end training on a few generated clips: outputs, resume after kill -9, DDP, refusing pickled checkpoints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from auditor.errors import UserError
+from auditor.scoring import FLAGS_COLUMNS
+from auditor.train import load_checkpoint
+
+from .conftest import REPO, run_cli
+
+FAST = ["--epochs-phase1", "2", "--epochs-phase2", "1", "--warmup-epochs", "1", "--batch-size", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(small_dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "r"
+    run_cli("train", "--data", str(small_dataset), "--run", str(run), *FAST)
+    return run
+
+
+def test_train_writes_every_output_with_valid_columns(trained_run, small_dataset):
+    flags = pd.read_csv(trained_run / "flags.csv", keep_default_na=False)
+    assert list(flags.columns) == FLAGS_COLUMNS
+    truth = pd.read_csv(small_dataset / "truth.csv")
+    assert sorted(flags["clip"]) == sorted(truth["clip"])
+    for col in ("label_noise_score", "mismatch_score", "suggested_confidence"):
+        values = flags[col].astype(float)
+        assert values.between(0, 1).all(), col
+    classes = set(truth["true_label"])
+    for col in ("given_label", "suggested_label", "audio_pred", "visual_pred"):
+        assert set(flags[col]) <= classes, col
+
+    emb = pd.read_parquet(trained_run / "embeddings.parquet")
+    for name in ("audio", "visual", "fused"):
+        assert np.isfinite(emb[[f"umap_{name}_x", f"umap_{name}_y"]].to_numpy()).all()
+        vec = np.stack(emb[name].to_numpy())
+        assert np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-3)
+    assert len(emb) == len(flags)
+
+    report = pd.read_csv(trained_run / "class_report.csv")
+    assert list(report.columns) == ["class", "clips", "estimated_noise_rate", "top_suggested_replacement",
+                                    "estimated_mismatch_rate"]
+    assert report["clips"].sum() == len(flags)
+    assert report["estimated_noise_rate"].between(0, 1).all()
+
+    events = [__import__("json").loads(line) for line in (trained_run / "progress.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and [e["phase"] for e in epochs] == [1, 1, 2]
+    assert {"cls", "inst", "cat", "total"} <= set(epochs[0]["losses"])
+    ckpt = load_checkpoint(trained_run / "checkpoint.pt")
+    assert ckpt["epoch"] == 3 and ckpt["classes"] == sorted(classes)
+
+
+def test_score_reproduces_train_outputs(trained_run, small_dataset, tmp_path):
+    out = tmp_path / "scored"
+    run_cli("score", "--run", str(trained_run), "--data", str(small_dataset), "--out", str(out))
+    a = pd.read_csv(trained_run / "flags.csv").set_index("clip").sort_index()
+    b = pd.read_csv(out / "flags.csv").set_index("clip").sort_index()
+    pd.testing.assert_frame_equal(a, b, atol=1e-4)
+
+
+def test_run_dir_of_another_data_set_is_refused(trained_run, tmp_path):
+    other = tmp_path / "other"
+    (other / "clips").mkdir(parents=True)
+    src = next((Path(pd.read_csv(trained_run / "flags.csv")["clip"][0])).parts[0] for _ in [0])
+    del src
+    import shutil
+
+    data = Path(__import__("json").loads((trained_run / "config.json").read_text())["data_dir"])
+    for clip in sorted((data / "clips").iterdir())[:4]:
+        shutil.copy(clip, other / "clips" / clip.name)
+    (other / "labels.csv").write_text("clip,label\n" + "".join(f"clips/{c.name},x{i % 2}\n"
+                                                              for i, c in enumerate(sorted((other / "clips").iterdir()))))
+    proc = run_cli("train", "--data", str(other), "--run", str(trained_run), *FAST, check=False)
+    assert proc.returncode == 2
+    assert "holds a run of another data set" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_data_set_is_one_line_error(tmp_path):
+    proc = run_cli("train", "--data", str(tmp_path / "nope"), "--run", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "not a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_kill_and_resume_equals_uninterrupted(small_dataset, trained_run, tmp_path):
+    run = tmp_path / "killed"
+    args = [sys.executable, "-m", "auditor", "train", "--data", str(small_dataset), "--run", str(run), *FAST]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (run / "checkpoint.pt").exists():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "flags.csv").exists()
+    run_cli("train", "--data", str(small_dataset), "--run", str(run), *FAST, "--resume")
+    a = pd.read_csv(trained_run / "flags.csv").set_index("clip").sort_index()
+    b = pd.read_csv(run / "flags.csv").set_index("clip").sort_index()
+    pd.testing.assert_frame_equal(a, b, atol=1e-4)
+    events = (run / "progress.jsonl").read_text()
+    assert '"resumed": true' in events
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(small_dataset, trained_run, tmp_path):
+    from auditor.metrics import flag_metrics
+
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "auditor",
+           "train", "--data", str(small_dataset), "--run", str(run), *FAST, "--device", "cpu"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    truth = pd.read_csv(small_dataset / "truth.csv")
+    k1 = flag_metrics(pd.read_csv(trained_run / "flags.csv"), truth)
+    k2 = flag_metrics(pd.read_csv(run / "flags.csv"), truth)
+    assert abs(k1["label_ap"] - k2["label_ap"]) <= 0.03 + 0.0, (k1, k2)
+    assert abs(k1["mismatch_ap"] - k2["mismatch_ap"]) <= 0.03, (k1, k2)
+
+
+def test_checkpoint_with_pickled_payload_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "checkpoint.pt"
+    torch.save({"format": 1, "model": Payload()}, bad)
+    with pytest.raises(UserError, match="refused"):
+        load_checkpoint(bad)
+    assert not marker.exists()

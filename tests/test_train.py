@@ -17,8 +17,7 @@ import torch
 from auditor.errors import UserError
 from auditor.scoring import FLAGS_COLUMNS
 from auditor.train import load_checkpoint
-
-from .conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli
 
 FAST = ["--epochs-phase1", "2", "--epochs-phase2", "1", "--warmup-epochs", "1", "--batch-size", "16", "--quiet"]
 

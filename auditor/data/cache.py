@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auditor.atomic import atomic_write as _atomic_write
 from auditor.data.decode import DecodeError, decode_clip
 from auditor.data.features import SILENCE, log_mel
 from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
@@ -40,7 +41,7 @@ class PreprocessParams:
     frame_size: int = 64  # S: shorter side resized to S, centre crop S x S
     sample_rate: int = 16_000
     max_audio_seconds: float = 10.0  # longer sound tracks keep their middle
-    version: int = 1  # bump when decode/features change meaningfully
+    version: int = 2  # bump when decode/features change meaningfully
 
     def digest(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -103,20 +104,6 @@ def _entry_path(cache_dir: Path, key: str) -> Path:
 
 def _problem_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.problem.json"
-
-
-def _atomic_write(path: Path, write: Callable[[object], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def decode_to_cache(path: str, cache_dir: str, key: str, params: PreprocessParams) -> dict:

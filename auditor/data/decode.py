@@ -64,9 +64,11 @@ def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int 
         else:
             frames, duration = _frames_by_decoding(container, vstream, duration, num_frames, size, warnings)
         has_audio = bool(container.streams.audio)
-        audio = np.zeros(0, np.float32)
-        if has_audio:
-            audio = _decode_audio(container, duration, max_audio_seconds, sample_rate, warnings)
+    audio = np.zeros(0, np.float32)
+    if has_audio:
+        # A second demuxer for the sound: the video pass above has consumed the first one's packets.
+        with av.open(str(path), metadata_errors="ignore") as audio_container:
+            audio = _decode_audio(audio_container, duration, max_audio_seconds, sample_rate, warnings)
     if not has_audio:
         audio = np.zeros(int(min(duration, max_audio_seconds) * sample_rate), np.float32)
     return DecodedClip(frames=frames, audio=audio, duration=float(duration), has_audio=has_audio,

@@ -1,0 +1,231 @@
+"""End to end in a real browser: ``streamlit run auditor/app.py`` driven by headless Chromium (Playwright).
+
+Opens every page and saves a full-page screenshot of each under test-output/screenshots/, records a decision on
+the Review page, checks that hostile labels are shown as text (no element, no script), selects clips with a
+lasso on the Explore map and sends them to Review, and times the Explore page with 20,000 points in 300 classes
+(written to test-output/explore_render.txt).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from auditor.reviews import ReviewStore
+from tests.fakerun import HOSTILE_LABELS, make_fake_run
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "test-output"
+SHOTS = OUT / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+BIG = {"n_clips": 20_000, "n_classes": 300}
+VIEWPORT = {"width": 1440, "height": 1000}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make browser-deps) for the browser tests")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    root = tmp_path_factory.mktemp("browser")
+    data, big = root / "data", root / "big"
+    make_fake_run(data / ".auditor" / "runs" / "default", data_dir=data, n_clips=24, n_classes=5, seed=2,
+                  with_files=True, hostile_labels=True, n_problems=1)
+    make_fake_run(big / ".auditor" / "runs" / "default", data_dir=big, seed=4, **BIG)
+    port = _free_port()
+    env = os.environ | {"XDG_CONFIG_HOME": str(root / "config"), "PYTHONUNBUFFERED": "1"}
+    env.pop("AUDITOR_DATA", None)
+    log = open(root / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "auditor/app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none",
+         "--", "--data", str(data)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield {"url": url, "data": data, "big": big}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--use-gl=swiftshader",
+                                                                   "--enable-unsafe-swiftshader"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.dialogs = dialogs
+    yield pg
+    context.close()
+    assert not dialogs, f"a script ran in the page: {dialogs}"
+
+
+def settle(page, timeout: float = 60_000) -> None:
+    """Wait until the script run is over and nothing is still loading (no skeleton placeholders)."""
+    page.wait_for_selector("h1", timeout=timeout)
+    page.wait_for_function(
+        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " const state = app && app.getAttribute('data-test-script-state');"
+        " return state && state !== 'running' && state !== 'initial'"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]'); }", timeout=timeout)
+    page.wait_for_timeout(500)
+
+
+def shoot(page, name: str) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the viewport is stretched
+    to the content's height first."""
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                           " return m ? m.scrollHeight : document.body.scrollHeight; }")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": int(min(max(height, VIEWPORT["height"]), 8000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+def no_exception(page) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, page.inner_text("body")[:2000]
+
+
+def goto(page, server, name: str) -> None:
+    page.goto(f"{server['url']}/{'' if name == 'data' else name}")
+    settle(page)
+    no_exception(page)
+
+
+def test_every_page_renders_and_is_screenshotted(server, page):
+    for name in ("data", "model", "explore", "review", "export"):
+        goto(page, server, name)
+        if name == "explore":
+            page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+            assert page.locator(".js-plotly-plot").count() == 3
+        assert page.locator("h1").first.inner_text().strip() == name.capitalize()
+        shoot(page, name)
+
+
+def test_review_records_a_decision_and_shows_hostile_labels_as_text(server, page):
+    goto(page, server, "review")
+    body = page.inner_text("body")
+    for label in HOSTILE_LABELS:
+        assert label in body, f"{label!r} not shown literally"
+    assert page.evaluate("() => [...document.querySelectorAll('b')].filter(e => e.textContent === 'x').length") == 0
+    assert page.evaluate("() => [...document.querySelectorAll('script')].filter("
+                         "e => e.textContent.includes('alert(1)')).length") == 0
+    accept = page.get_by_role("button", name="Accept suggestion")
+    assert accept.is_disabled()
+    name = page.get_by_role("textbox", name="Curator name")
+    name.fill("browser tester")
+    name.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Accept suggestion").click()
+    settle(page)
+    no_exception(page)
+    shoot(page, "review_after_accept")
+    with ReviewStore(server["data"]) as store:
+        latest = store.latest()
+    row = latest[latest["curator"] == "browser tester"]
+    assert len(row) == 1 and row["decision"].iloc[0] == "accept"
+    assert row["given_label"].iloc[0] == HOSTILE_LABELS[0] and row["final_label"].iloc[0] == HOSTILE_LABELS[1]
+
+
+def test_lasso_selection_on_explore_goes_to_review(server, page):
+    goto(page, server, "explore")
+    chart = page.locator(".js-plotly-plot").first
+    chart.wait_for(timeout=30_000)
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.02 * w, y0 + 0.02 * h)
+    page.mouse.down()
+    for fx, fy in ((0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)):  # lasso around the whole map
+        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    page.mouse.up()
+    page.get_by_text("clips selected").wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)
+    shoot(page, "explore_selection")
+    # Legends are user text too: coloured by given label, the hostile labels must read literally.
+    page.get_by_text("Given label", exact=True).click()
+    settle(page)
+    legend = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .legendtext')].map(e => e.textContent)")
+    for label in HOSTILE_LABELS:
+        assert label in legend, legend
+    assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .legendtext tspan')].filter("
+                         "e => (e.getAttribute('style') || '').includes('bold')).length") == 0
+    page.get_by_role("button", name="Review these").click()
+    page.get_by_text("selected on the Explore page").wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)
+    assert page.locator("h1").first.inner_text().strip() == "Review"
+
+
+def test_explore_renders_20000_points_in_300_classes(server, page):
+    goto(page, server, "data")
+    field = page.get_by_role("textbox", name="Data set folder")
+    field.fill(str(server["big"]))
+    field.press("Enter")
+    settle(page)
+    start = time.monotonic()
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Explore").click()
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 3"
+                           " && [...document.querySelectorAll('.js-plotly-plot')].every("
+                           "p => p._fullData && p._fullData.length > 0 && p.querySelector('canvas'))",
+                           timeout=120_000)
+    seconds = time.monotonic() - start
+    settle(page)
+    no_exception(page)
+    shoot(page, "explore_20000x300")
+    n = BIG["n_clips"]
+    OUT.mkdir(exist_ok=True)
+    (OUT / "explore_render.txt").write_text(
+        f"Explore page, {n} points x 3 maps, {BIG['n_classes']} classes, colour by flag kind: "
+        f"{seconds:.2f} s from navigation to three drawn plotly charts\n")
+    print(f"explore render with {n} points: {seconds:.2f} s")
+    # Colour by given label: 300 categories -> one trace per map with a colour index, no legend.
+    page.get_by_text("Given label", exact=True).click()
+    settle(page)
+    no_exception(page)
+    page.wait_for_function("() => { const p = [...document.querySelectorAll('.js-plotly-plot')];"
+                           " return p.length === 3 && p.every(c => c._fullData && c._fullData.length === 1); }",
+                           timeout=60_000)
+    shoot(page, "explore_20000x300_by_label")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.scoring import FLAG_THRESHOLD, flag_kind
+from auditor.flags import FLAG_THRESHOLD, flag_kind
 
 FLAG_COLUMNS = ["clip", "given_label", "suggested_label", "suggested_confidence", "label_noise_score",
                 "mismatch_score", "audio_pred", "visual_pred", "problem"]

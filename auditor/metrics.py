@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from auditor.scoring import FLAG_THRESHOLD
+from auditor.flags import FLAG_THRESHOLD
 
 
 def _binary_metrics(truth: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float, float, float]:

@@ -346,6 +346,16 @@ def _wait_gone(pid: int, timeout: float, run_dir: Path) -> bool:
         time.sleep(POLL_S)
 
 
+def append_progress(run_dir: str | os.PathLike[str], event: dict) -> None:
+    """Append one event to RUNDIR/progress.jsonl as one whole line (a ``time`` key is added), flushed and fsynced;
+    the running job's only way of telling the app where it is."""
+    event = {"time": round(time.time(), 3)} | event
+    with open(Path(run_dir) / PROGRESS_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(event) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _append_event(run_dir: Path, event: dict) -> None:
     """Rewrite progress.jsonl with its complete lines plus ``event`` (atomically; the writer is gone)."""
     path = run_dir / PROGRESS_FILE

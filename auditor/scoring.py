@@ -23,20 +23,9 @@ import torch
 from auditor.atomic import atomic_write, atomic_write_text
 from auditor.data.cache import ClipArrays, IngestResult
 from auditor.errors import UserError
+from auditor.flags import FLAG_THRESHOLD, FLAGS_COLUMNS, flag_kind  # noqa: F401  (re-exported)
 
-FLAG_THRESHOLD = 0.5  # a posterior above one half: the noisy component is the more likely one
-FLAGS_COLUMNS = ["clip", "given_label", "suggested_label", "suggested_confidence", "label_noise_score",
-                 "mismatch_score", "audio_pred", "visual_pred", "problem"]
 UMAP_NEIGHBOURS = 15
-
-
-def flag_kind(flags: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd.Series:
-    """'clean' | 'wrong_label' | 'mismatch' | 'both' per row (score >= threshold); problem rows with no scores
-    are 'clean' for the wrong-label/mismatch queues."""
-    wrong = flags["label_noise_score"].fillna(0).to_numpy() >= threshold
-    mism = flags["mismatch_score"].fillna(0).to_numpy() >= threshold
-    kinds = np.where(wrong & mism, "both", np.where(wrong, "wrong_label", np.where(mism, "mismatch", "clean")))
-    return pd.Series(kinds, index=flags.index, name="flag")
 
 
 def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes: list[str],
@@ -191,7 +180,7 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
 def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path | None = None, *,
               device: str = "auto", workers: int | None = None) -> Path:
     """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run)."""
-    from auditor.runs import RunLock
+    from auditor.runs import RunLock, append_progress
     from auditor.train import load_trained, prepare_data, resolve_device
 
     out = Path(out_dir or model_run)
@@ -199,12 +188,23 @@ def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path |
     model, ckpt = load_trained(model_run, dev)
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
-        result, arrays = prepare_data(data_dir, ckpt["config"]["preset"], workers=workers)
-        config = {"run_id": f"{out.name}-{int(time.time())}", "data_dir": str(result.manifest.root),
-                  "classes": ckpt["classes"], "train": ckpt["config"], "model_run": str(Path(model_run).resolve()),
-                  "preset": ckpt["config"]["preset"], "clips": int(len(result.clips))}
-        if out.resolve() != Path(model_run).resolve():
+        separate = out.resolve() != Path(model_run).resolve()
+        config = {"run_id": f"{out.name}-{int(time.time())}", "classes": ckpt["classes"], "train": ckpt["config"],
+                  "model_run": str(Path(model_run).resolve()), "preset": ckpt["config"]["preset"],
+                  "data_dir": str(Path(data_dir).resolve())}
+        if separate:  # written first, so the app lists the run while it is being scored
             atomic_write_text(out / "config.json", json.dumps(config, indent=2))
-        score_and_write(model, ckpt["config"], result, arrays, out, classes=ckpt["classes"], device=dev,
-                        run_config=config)
+        append_progress(out, {"event": "start", "kind": "score", "message": f"scoring {data_dir}"})
+        try:
+            result, arrays = prepare_data(data_dir, ckpt["config"]["preset"], workers=workers)
+            config |= {"data_dir": str(result.manifest.root), "clips": int(len(result.clips))}
+            if separate:
+                atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+            score_and_write(model, ckpt["config"], result, arrays, out, classes=ckpt["classes"], device=dev,
+                            run_config=config)
+        except BaseException as err:
+            append_progress(out, {"event": "cancelled" if isinstance(err, KeyboardInterrupt) else "error",
+                                  "message": f"{type(err).__name__}: {err}"})
+            raise
+        append_progress(out, {"event": "done", "kind": "score", "message": f"wrote {out / 'flags.csv'}"})
     return out

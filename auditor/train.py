@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from auditor.model.losses import category_contrastive, cross_modal_infonce, hybr
 from auditor.model.network import AudioVisualNet
 from auditor.model.noise_estimation import clean_posterior
 from auditor.model.presets import get_preset, preprocess_params
+from auditor.runs import RunLock, append_progress
 
 METHODS = ("ntl", "ce", "cosine")
 # Clips per chunk when l_i is computed in evaluation mode: every clip of a chunk sees the same negatives.
@@ -180,7 +180,6 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
           cache_root: str | Path | None = None) -> Path:
     """Train on ``data_dir`` into ``run_dir`` (see module docstring); returns run_dir. Scoring outputs are written
     by :func:`auditor.scoring.score_run` at the end."""
-    from auditor.runs import RunLock
     from auditor.scoring import score_and_write
 
     cfg.validate()
@@ -203,11 +202,11 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
             model, state = load_trained(run_dir, device)
             score_and_write(model, state["config"], result, arrays, run_dir, classes=state["classes"], device=device,
                             run_config=config)
-            _progress(run_dir, {"event": "done", "message": f"wrote {run_dir / 'flags.csv'}"})
+            append_progress(run_dir, {"event": "done", "message": f"wrote {run_dir / 'flags.csv'}"})
     except BaseException as err:
         if is_main and run_dir.joinpath("config.json").exists():
             event = "cancelled" if isinstance(err, KeyboardInterrupt) else "error"
-            _progress(run_dir, {"event": event, "message": f"{type(err).__name__}: {err}"})
+            append_progress(run_dir, {"event": event, "message": f"{type(err).__name__}: {err}"})
         raise
     finally:
         if lock is not None:
@@ -289,7 +288,7 @@ def _train_loop(run_dir: Path, result: IngestResult, arrays: ClipArrays, classes
         start_epoch, elapsed0 = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
     ddp_model = dist.wrap(model, ctx)
     if ctx.rank == 0:
-        _progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
+        append_progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
                             "clips": n, "classes": k, "device": str(device), "world_size": ctx.world,
                             "resumed": bool(resume and start_epoch > 0)})
     bar = _bar(cfg.epochs_total * steps_per_epoch, start_epoch * steps_per_epoch) if ctx.rank == 0 and not quiet else None
@@ -345,7 +344,7 @@ def _train_loop(run_dir: Path, result: IngestResult, arrays: ClipArrays, classes
             save_checkpoint(ckpt_path, model, opt, sched, state, epoch + 1, elapsed, cfg, classes, arrays.clips)
             done = epoch + 1 - start_epoch
             eta = (elapsed - elapsed0) / done * (cfg.epochs_total - epoch - 1) if done else None
-            _progress(run_dir, {"event": "epoch", "phase": phase, "epoch": epoch + 1, "epochs_total": cfg.epochs_total,
+            append_progress(run_dir, {"event": "epoch", "phase": phase, "epoch": epoch + 1, "epochs_total": cfg.epochs_total,
                                 "losses": {k_: v / steps_per_epoch for k_, v in sums.items()},
                                 "est_label_noise": float((1 - est["r"]).mean()),
                                 "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,
@@ -403,19 +402,10 @@ def _bar(total: int, initial: int):
 
 def _progress_step(run_dir, phase, epoch, step, steps_per_epoch, cfg, terms, loss, t0) -> None:
     elapsed = time.time() - t0
-    _progress(run_dir, {"event": "step", "phase": phase, "epoch": epoch, "epochs_total": cfg.epochs_total,
+    append_progress(run_dir, {"event": "step", "phase": phase, "epoch": epoch, "epochs_total": cfg.epochs_total,
                         "step": step + 1, "steps_per_epoch": steps_per_epoch,
                         "losses": {k: round(float(v), 5) for k, v in terms.items()} | {"total": round(float(loss), 5)},
                         "elapsed_s": round(elapsed, 2)})
-
-
-def _progress(run_dir: Path, event: dict) -> None:
-    """Append one JSON line to progress.jsonl (a single write of a whole line, flushed and fsynced)."""
-    event = {"time": round(time.time(), 3)} | event
-    with open(run_dir / "progress.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def save_checkpoint(path: Path, model, opt, sched, state: NoiseState, epoch: int, elapsed: float,

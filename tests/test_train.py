@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from auditor.errors import UserError
-from auditor.scoring import FLAGS_COLUMNS
+from auditor.flags import FLAGS_COLUMNS
 from auditor.train import load_checkpoint
 from tests.conftest import REPO, run_cli
 

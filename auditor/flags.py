@@ -1,0 +1,25 @@
+"""The flags.csv contract and the flag rule, without heavy imports (the app reads these on every page).
+
+flags.csv, one row per ingested clip: clip, given_label, suggested_label, suggested_confidence,
+label_noise_score, mismatch_score, audio_pred, visual_pred, problem. Scores are in [0, 1], higher = more
+suspicious; a clip is flagged when a score is at least FLAG_THRESHOLD.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FLAG_THRESHOLD = 0.5  # a posterior above one half: the noisy component is the more likely one
+FLAGS_COLUMNS = ["clip", "given_label", "suggested_label", "suggested_confidence", "label_noise_score",
+                 "mismatch_score", "audio_pred", "visual_pred", "problem"]
+FLAG_KINDS = ("clean", "wrong_label", "mismatch", "both")
+
+
+def flag_kind(flags: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd.Series:
+    """'clean' | 'wrong_label' | 'mismatch' | 'both' per row (score >= threshold); problem rows with no scores
+    are 'clean' for the wrong-label/mismatch queues."""
+    wrong = flags["label_noise_score"].fillna(0).to_numpy() >= threshold
+    mism = flags["mismatch_score"].fillna(0).to_numpy() >= threshold
+    kinds = np.where(wrong & mism, "both", np.where(wrong, "wrong_label", np.where(mism, "mismatch", "clean")))
+    return pd.Series(kinds, index=flags.index, name="flag")

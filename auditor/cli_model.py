@@ -9,12 +9,14 @@ from auditor.train import TrainConfig
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
-                "device", "seed", "lambda_inst", "lambda_cat")
+                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="data set folder (labels.csv or one sub-folder per class)")
-    p.add_argument("--run", required=True, help="run folder for config, checkpoint, progress and outputs")
+    # --run-dir is the same option for torchrun, whose own parser claims any abbreviation of --run-path.
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="run folder for config, checkpoint, progress and outputs")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in _FLAG_FIELDS:
         default = fields[name].default
@@ -25,6 +27,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
             kwargs["choices"] = ["auto", "cpu", "cuda"]
         elif name == "method":
             kwargs["choices"] = ["ntl", "ce", "cosine"]
+        elif name == "label_evidence":
+            kwargs["choices"] = ["classifier", "classifier+features"]
         p.add_argument("--" + name.replace("_", "-"), **kwargs)
     p.add_argument("--no-cat", action="store_true", help="ablation: without the category-level contrastive loss")
     p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")

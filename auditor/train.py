@@ -38,6 +38,9 @@ from auditor.model.presets import get_preset, preprocess_params
 from auditor.runs import RunLock, append_progress
 
 METHODS = ("ntl", "ce", "cosine")
+LABEL_EVIDENCE = ("classifier", "classifier+features")
+# q_i is clipped here before its log, so a zero vote costs a finite, bounded amount of evidence.
+Q_FLOOR = 1e-6
 # Clips per chunk when l_i is computed in evaluation mode: every clip of a chunk sees the same negatives.
 EVAL_NEGATIVES_CHUNK = 4096
 CHECKPOINT_FORMAT = 1
@@ -66,6 +69,10 @@ class TrainConfig:
     use_cat: bool = True  # ablation: without the category-level loss
     use_w: bool = True  # ablation: without w re-weighting (w is still estimated and reported)
     weight_audio_by_w: bool = True  # w_i also weights audio-side terms (audio head, L_cat's audio term)
+    # Evidence the r_i mixture is fitted on: "classifier" = CE(p^av_i, y~_i) as in method.md; "classifier+features"
+    # adds the feature-distance evidence CE(q_i, y~_i) of phase 2's corrected distribution (computed from a first
+    # classifier-only r), so a label is judged by the classifier and by its neighbours in feature space together.
+    label_evidence: str = "classifier+features"
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
     seed: int = 0
     device: str = "auto"
@@ -74,6 +81,8 @@ class TrainConfig:
         if self.method not in METHODS:
             raise UserError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         get_preset(self.preset)
+        if self.label_evidence not in LABEL_EVIDENCE:
+            raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
         if self.epochs_phase1 < 1 or self.epochs_phase2 < 0:
             raise UserError("--epochs-phase1 must be >= 1 and --epochs-phase2 >= 0")
 
@@ -146,10 +155,12 @@ def per_clip_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float, seed: int
 
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
                    cfg: TrainConfig, num_classes: int) -> dict[str, torch.Tensor]:
-    """From an evaluation pass: l_i, CE_i, w_i (GMM on l), r_i (GMM on CE), u_i, q_i, y^_i (method.md).
+    """From an evaluation pass: l_i, CE_i, w_i (GMM on l), r_i (GMM on the label evidence), u_i, q_i, y^_i.
 
     Clips without a sound track are left out of the w mixture and get w_i = 0 (their silence says nothing about
-    correspondence, and a zero keeps it out of u_i); they are reported as not mismatched by the scoring."""
+    correspondence, and a zero keeps it out of u_i); they are reported as not mismatched by the scoring.
+    With ``label_evidence == "classifier+features"``: r0 = GMM(CE_i), q from (u, r0), then
+    r = GMM(CE_i - log q_i[y~_i]) and q, y^ are recomputed with that r."""
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed)
     ce = F.cross_entropy(ev["logits_av"], labels, reduction="none")
     mask = has_audio.numpy()
@@ -158,7 +169,12 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     r = torch.from_numpy(clean_posterior(ce.numpy(), seed=cfg.seed)).float()
     u = fused_features(ev["z_v"], ev["z_a"], w)
     q, y_hat = corrected_labels(u, labels, r, num_classes, cfg.tau_p, cfg.knn_k)
-    return {"ell": ell, "ce": ce, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat}
+    evidence = ce
+    if cfg.label_evidence == "classifier+features":
+        evidence = ce - torch.log(q[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
+        r = torch.from_numpy(clean_posterior(evidence.numpy(), seed=cfg.seed)).float()
+        q, y_hat = corrected_labels(u, labels, r, num_classes, cfg.tau_p, cfg.knn_k)
+    return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat}
 
 
 def update_prototypes(mu: torch.Tensor, z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,

@@ -121,7 +121,7 @@ def test_ddp_two_processes_on_cpu(small_dataset, trained_run, tmp_path):
 
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "auditor",
-           "train", "--data", str(small_dataset), "--run", str(run), *FAST, "--device", "cpu"]
+           "train", "--data", str(small_dataset), "--run-dir", str(run), *FAST, "--device", "cpu"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

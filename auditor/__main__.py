@@ -80,6 +80,14 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     add_export_arguments(p)
 
 
+@command("bench", "benchmark ntl against ce, cleanlab, cosine and ablations on data with known noise",
+         "auditor.cli_bench:run_bench")
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    from auditor.cli_bench import add_bench_arguments
+
+    add_bench_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -20,7 +20,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in _FLAG_FIELDS:
         default = fields[name].default
-        kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}"}
+        auto = {"epochs_phase1": 0, "epochs_phase2": -1, "warmup_epochs": -1, "batch_size": 0}
+        note = " (automatic for the data size / preset)" if auto.get(name) == default else ""
+        kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}{note}"}
         if name == "preset":
             kwargs["choices"] = ["cpu", "resnet18"]
         elif name == "device":

@@ -52,9 +52,9 @@ class TrainConfig:
 
     preset: str = "cpu"
     method: str = "ntl"  # ntl | ce | cosine
-    epochs_phase1: int = 14
-    epochs_phase2: int = 10
-    warmup_epochs: int = 2  # w and r stay 1 until this many epochs are done
+    epochs_phase1: int = 0  # 0 = auto (resolve_schedule): enough epochs for MIN_UPDATES gradient steps
+    epochs_phase2: int = -1  # -1 = auto; 0 = no phase 2
+    warmup_epochs: int = -1  # w and r stay 1 until this many epochs are done; -1 = auto (1/7 of phase 1, >= 2)
     batch_size: int = 0  # 0 = the preset's
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -83,8 +83,8 @@ class TrainConfig:
         get_preset(self.preset)
         if self.label_evidence not in LABEL_EVIDENCE:
             raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
-        if self.epochs_phase1 < 1 or self.epochs_phase2 < 0:
-            raise UserError("--epochs-phase1 must be >= 1 and --epochs-phase2 >= 0")
+        if self.epochs_phase1 < 0 or self.epochs_phase2 < -1:
+            raise UserError("--epochs-phase1 must be >= 1 (0 = auto) and --epochs-phase2 >= 0 (-1 = auto)")
 
     @property
     def epochs_total(self) -> int:
@@ -101,6 +101,32 @@ class NoiseState:
     y_hat: torch.Tensor  # (N,) corrected labels
     mu_v: torch.Tensor  # (K, d) EMA visual prototypes
     mu_a: torch.Tensor  # (K, d) EMA audio prototypes
+
+
+# The automatic schedule: at least MIN_EPOCHS epochs and at least MIN_UPDATES gradient steps (a small data set
+# gets more epochs, so it is not under-fitted), at most MAX_AUTO_EPOCHS; phase 1 takes PHASE1_SHARE of them.
+MIN_EPOCHS = 24
+MIN_UPDATES = 216
+MAX_AUTO_EPOCHS = 100
+PHASE1_SHARE = 14 / 24
+
+
+def resolve_schedule(cfg: TrainConfig, n_clips: int) -> TrainConfig:
+    """A copy of ``cfg`` with the automatic epoch counts (0 / -1) replaced by numbers for ``n_clips`` clips."""
+    batch = cfg.batch_size or get_preset(cfg.preset).batch_size
+    steps_per_epoch = max(1, n_clips // batch)
+    total = min(MAX_AUTO_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_UPDATES / steps_per_epoch)))
+    e1, e2, warm = cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs
+    if cfg.method != "ntl":
+        e1, e2 = e1 or total, 0
+    else:
+        if e1 == 0:
+            e1 = round(total * PHASE1_SHARE) if e2 < 0 else max(1, total - e2)
+        if e2 < 0:
+            e2 = max(0, total - e1) if cfg.epochs_phase1 == 0 else round(e1 * (1 - PHASE1_SHARE) / PHASE1_SHARE)
+    if warm < 0:
+        warm = max(2, round(e1 / 7))
+    return dataclasses.replace(cfg, epochs_phase1=e1, epochs_phase2=e2, warmup_epochs=min(warm, e1))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -210,6 +236,7 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
     try:
         result, arrays = prepare_data(data_dir, cfg.preset, workers=workers, show_bar=is_main and not quiet,
                                       cache_root=cache_root)
+        cfg = resolve_schedule(cfg, len(arrays.clips))
         classes = result.classes
         config = _check_run_dir(run_dir, result, cfg, classes, resume, overwrite) if is_main else None
         dist.barrier()

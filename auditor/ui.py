@@ -150,7 +150,7 @@ def run_names(data: Path) -> list[str]:
 
     root = runs_root(data)
     names = {Path(p).name for p in runs.list_runs(root)}
-    if root.is_dir():  # a job that has not written config.json yet (scoring writes it late) is a run too
+    if root.is_dir():  # a job still ingesting has written no config.json yet: it is a run too
         names |= {p.name for p in root.iterdir() if (p / runs.JOB_FILE).is_file()}
     return sorted(names, key=lambda n: (n != DEFAULT_RUN, n))
 
@@ -536,16 +536,10 @@ STATE_BADGES = {"none": ("no job yet", "gray"), "running": ("running", "blue"), 
 
 
 def job_state(run: Path):
-    """auditor.runs.job_status, except that a finished scoring job (which writes no progress events) whose
-    outputs are newer than its start counts as finished rather than failed."""
+    """auditor.runs.job_status of a run folder (train and score jobs both write start/done/error events)."""
     from auditor import runs
 
-    status = runs.job_status(run)
-    if (status.state == "failed" and status.args[:1] == ["score"] and status.returncode in (0, None)
-            and runs.run_outputs_ready(run) and status.started
-            and _mtime(run / "flags.csv") / 1e9 >= status.started):
-        status.state = "finished"
-    return status
+    return runs.job_status(run)
 
 
 def running_runs(data: Path) -> list[str]:

@@ -25,6 +25,21 @@ from auditor.errors import UserError
 
 NOISE_TYPES = ("symmetric", "asymmetric")
 TRUTH_COLUMNS = ["clip", "true_label", "given_label", "label_is_noisy", "audio_label", "is_mismatched"]
+
+
+def write_tables(root: Path, clips: Sequence[str], true_labels: Sequence[str], given: Sequence[str],
+                 audio_labels: Sequence[str], is_mismatched: Sequence[int]) -> None:
+    """Write ``root/labels.csv`` (clip,label = the given labels) and ``root/truth.csv`` (TRUTH_COLUMNS)."""
+    pd.DataFrame({"clip": clips, "label": given}).to_csv(root / "labels.csv", index=False, lineterminator="\n")
+    truth = pd.DataFrame({
+        "clip": clips,
+        "true_label": true_labels,
+        "given_label": given,
+        "label_is_noisy": [int(g != t) for g, t in zip(given, true_labels, strict=True)],
+        "audio_label": audio_labels,
+        "is_mismatched": [int(m) for m in is_mismatched],
+    })
+    truth[TRUTH_COLUMNS].to_csv(root / "truth.csv", index=False, lineterminator="\n")
 # Tags that separate the random streams of the noise and mismatch choices from each other and from the
 # per-clip streams of the generator (np.random.default_rng([seed, index])).
 NOISE_STREAM = (0, 0x0A11)
@@ -418,22 +433,13 @@ def inject_dataset(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
             audio_out.append("" if how == "no_audio" else audio_in[donor])
             mismatched_out.append(1)
 
-    pd.DataFrame({"clip": clips, "label": given}).to_csv(out_dir / "labels.csv", index=False, lineterminator="\n")
-    truth_out = pd.DataFrame({
-        "clip": clips,
-        "true_label": true_labels,
-        "given_label": given,
-        "label_is_noisy": [int(g != t) for g, t in zip(given, true_labels, strict=True)],
-        "audio_label": audio_out,
-        "is_mismatched": mismatched_out,
-    })
-    truth_out.to_csv(out_dir / "truth.csv", index=False, lineterminator="\n")
+    write_tables(out_dir, clips, true_labels, given, audio_out, mismatched_out)
     _link_test_split(data_dir, out_dir)
 
     summary = {
         "clips": len(clips),
         "classes": len(classes),
-        "noisy": int(truth_out["label_is_noisy"].sum()),
+        "noisy": int(sum(g != t for g, t in zip(given, true_labels, strict=True))),
         "mismatched": int(sum(d is not None for d in donors)),
         "linked": counts["linked"],
         "copied": counts["copied"],

@@ -29,15 +29,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from auditor.data.inject import (
     NOISE_TYPES,
-    TRUTH_COLUMNS,
     choose_label_noise,
     choose_mismatch,
     mismatch_rng,
     noise_rng,
+    write_tables,
 )
 from auditor.errors import UserError
 
@@ -990,13 +989,5 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
 
 def _write_tables(root: Path, names: list[str], true_labels: list[str], given: list[str],
                   audio_labels: list[str]) -> None:
-    pd.DataFrame({"clip": names, "label": given}).to_csv(root / "labels.csv", index=False, lineterminator="\n")
-    truth = pd.DataFrame({
-        "clip": names,
-        "true_label": true_labels,
-        "given_label": given,
-        "label_is_noisy": [int(g != t) for g, t in zip(given, true_labels, strict=True)],
-        "audio_label": audio_labels,
-        "is_mismatched": [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)],
-    })
-    truth[TRUTH_COLUMNS].to_csv(root / "truth.csv", index=False, lineterminator="\n")
+    write_tables(root, names, true_labels, given, audio_labels,
+                 [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)])

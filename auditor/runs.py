@@ -188,11 +188,14 @@ def job_status(run_dir: str | os.PathLike[str]) -> JobStatus:
     status = JobStatus("running", pid=pid, args=list(record.get("args") or []), started=started,
                        last_progress=last, log_tail=log_tail)
     returncode = _reap(pid) if pid else None
-    if _lock_held(run_dir) or (pid and returncode is None and _pid_alive(pid, record.get("module", "auditor"))):
-        return status
     # Events from an older job do not describe this one.
     current = last if _is_current(last, started) else None
     event = current.get("event") if current else None
+    # A job that wrote its final event and released the lock has ended, even while its process is still exiting;
+    # before that, a live process without the lock is a job that has not taken it yet.
+    alive = event not in FINAL_EVENTS and pid and returncode is None and _pid_alive(pid, record.get("module", "auditor"))
+    if _lock_held(run_dir) or alive:
+        return status
     status.state = FINAL_EVENTS.get(event, "failed")
     status.returncode = returncode if returncode is not None else {"done": 0, "error": 1}.get(event)
     status.ended = float(current["time"]) if current and "time" in current and event in FINAL_EVENTS \

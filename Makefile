@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
-	$(VENV)/bin/streamlit run auditor/app.py --server.port $(PORT) -- --data $(DATA)
+	$(VENV)/bin/streamlit run auditor/app.py --server.address localhost --server.port $(PORT) -- --data $(DATA)
 
 # Chromium drives the browser end-to-end tests (Playwright with executable_path, never `playwright install`).
 browser-deps:

@@ -38,7 +38,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     result = ingest(args.data, preprocess_params(args.preset), cache_root=args.cache, workers=args.workers,
                     show_bar=True)
     print_ingest_summary(result, summary(result))
-    return 0 if len(result.clips) else 1
+    return 0  # nothing usable: print_ingest_summary raised UserError (exit status 2)
 
 
 def print_ingest_summary(result, info: dict, out=sys.stdout) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -468,7 +469,11 @@ def load_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: no checkpoint there") from None
-    except Exception as err:  # the unpickler's refusal, a torn file, not a checkpoint at all
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused to load the checkpoint: it holds pickled Python objects besides tensors, "
+                        "which could run code; only AV Auditor's own checkpoints (tensors and plain values) "
+                        "are loaded") from None
+    except Exception as err:  # a torn file, not a checkpoint at all
         raise UserError(f"{path}: refused to load the checkpoint ({str(err).splitlines()[0][:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an AV Auditor checkpoint of format {CHECKPOINT_FORMAT} "

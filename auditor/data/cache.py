@@ -29,8 +29,18 @@ from auditor.atomic import atomic_write as _atomic_write
 from auditor.data.decode import DecodeError, decode_clip
 from auditor.data.features import SILENCE, log_mel
 from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
+from auditor.errors import UserError
 
 REPORT_COLUMNS = ["clip", "problem", "detail", "kept"]
+
+
+class CacheWriteError(UserError):
+    """The cache folder cannot be written (disk full, read-only, quota); the message names the folder and why."""
+
+
+def _write_error(cache: Path, err: OSError) -> CacheWriteError:
+    return CacheWriteError(f"{cache}: cannot write the decode cache ({err.strerror or err}); free some space or "
+                           "choose another cache folder (--cache)")
 
 
 @dataclass(frozen=True)
@@ -118,11 +128,17 @@ def decode_to_cache(path: str, cache_dir: str, key: str, params: PreprocessParam
         record = {"problem": "corrupt", "detail": f"{type(err).__name__}: {str(err)[:200]}"}
     else:
         mel = log_mel(dec.audio, params.sample_rate).astype(np.float16)
-        _atomic_write(_entry_path(cache, key), lambda fh: np.savez(
-            fh, frames=dec.frames, mel=mel, duration=np.float32(dec.duration),
-            has_audio=np.bool_(dec.has_audio), warning=np.str_(dec.warning)))
+        try:
+            _atomic_write(_entry_path(cache, key), lambda fh: np.savez(
+                fh, frames=dec.frames, mel=mel, duration=np.float32(dec.duration),
+                has_audio=np.bool_(dec.has_audio), warning=np.str_(dec.warning)))
+        except OSError as err:  # disk full, read-only: the same for every clip, so stop with one clear line
+            raise _write_error(cache, err) from None
         return {"duration": dec.duration, "has_audio": dec.has_audio, "warning": dec.warning}
-    _atomic_write(_problem_path(cache, key), lambda fh: fh.write(json.dumps(record).encode()))
+    try:
+        _atomic_write(_problem_path(cache, key), lambda fh: fh.write(json.dumps(record).encode()))
+    except OSError as err:
+        raise _write_error(cache, err) from None
     return record
 
 
@@ -161,7 +177,10 @@ def ingest(data_dir: str | os.PathLike[str], params: PreprocessParams | None = N
     manifest = load_manifest(data_dir)
     root = Path(cache_root) if cache_root else default_cache_root(manifest.root)
     cache = root / params.digest()
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_error(cache, err) from None
 
     keys = [entry_key(c, manifest.path_of(c), params) for c in manifest.rows["clip"]]
     metas: list[dict | None] = [_read_entry_meta(cache, k) for k in keys]
@@ -171,23 +190,30 @@ def ingest(data_dir: str | os.PathLike[str], params: PreprocessParams | None = N
     bar = _progress_bar(total, done) if show_bar else None
     if progress:
         progress(done, total)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo))) if todo else 0
-    if todo and workers == 1:
-        for i in todo:
-            metas[i] = decode_to_cache(str(manifest.path_of(manifest.rows["clip"].iat[i])), str(cache), keys[i], params)
-            done += 1
-            _tick(bar, progress, done, total)
-    elif todo:
-        ctx = mp.get_context("spawn")  # torch in the parent: fork is not safe
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(decode_to_cache, str(manifest.path_of(manifest.rows["clip"].iat[i])),
-                                   str(cache), keys[i], params): i for i in todo}
-            for fut in cf.as_completed(futures):
-                metas[futures[fut]] = fut.result()
+    try:
+        workers = max(1, min(workers or os.cpu_count() or 1, len(todo))) if todo else 0
+        if todo and workers == 1:
+            for i in todo:
+                metas[i] = decode_to_cache(str(manifest.path_of(manifest.rows["clip"].iat[i])), str(cache), keys[i],
+                                           params)
                 done += 1
                 _tick(bar, progress, done, total)
-    if bar is not None:
-        bar.close()
+        elif todo:
+            ctx = mp.get_context("spawn")  # torch in the parent: fork is not safe
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+                futures = {pool.submit(decode_to_cache, str(manifest.path_of(manifest.rows["clip"].iat[i])),
+                                       str(cache), keys[i], params): i for i in todo}
+                try:
+                    for fut in cf.as_completed(futures):
+                        metas[futures[fut]] = fut.result()
+                        done += 1
+                        _tick(bar, progress, done, total)
+                except BaseException:  # a full disk (or Ctrl-C): do not decode the clips still queued
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    finally:  # also on an error: the message must not be glued to the bar's line
+        if bar is not None:
+            bar.close()
     return _assemble(manifest, params, cache, keys, metas, decoded_now=len(todo))
 
 

@@ -5,9 +5,11 @@ Contract of :func:`decode_clip`: returns a :class:`DecodedClip` with ``frames`` 
 rotation metadata applied) and ``audio`` float32 (n,) mono at ``sample_rate`` in [-1, 1], at most
 ``max_audio_seconds`` long (the middle of a longer clip). A clip with no audio stream gets silence and
 ``has_audio = False``. A clip longer than ``SEEK_ABOVE_SECONDS`` is read by seeking, so a 10-minute file costs
-T seeks and a few seconds of audio, not a full decode. Damage after the first good frame is tolerated (what
-decoded is kept, ``warning`` says where it stopped). Anything else raises :class:`DecodeError` whose ``kind`` is
-one of ``PROBLEM_KINDS``.
+T seeks and a few seconds of audio, not a full decode; a file written live (no duration in its header) is
+measured from its packets' time stamps first, without decoding. Damage after the first good frame is tolerated:
+the T frames are taken from what decoded and ``warning`` says where the video stopped. Anything else raises
+:class:`DecodeError` whose ``kind`` is one of ``PROBLEM_KINDS`` and whose message is one line without the file's
+path (the caller names the file) or FFmpeg's error number.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ SAMPLE_RATE = 16_000
 # Above this duration frames are fetched by seeking instead of decoding the whole stream.
 SEEK_ABOVE_SECONDS = 30.0
 PROBLEM_KINDS = ("empty_file", "not_media", "no_video_stream", "no_frames", "corrupt")
+# A video that stops this much (fraction of the header's duration, and at least 2 frames) before its header says
+# was cut short or damaged: its frames are re-sampled from the part that decodes.
+ENDS_EARLY_FRACTION = 0.1
+# Without a usable duration every frame is kept downscaled until the end; past this many the kept ones are thinned
+# to every other frame (memory stays bounded for any length).
+MAX_HELD_FRAMES = 256
 
 
 class DecodeError(Exception):
@@ -52,17 +60,29 @@ def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int 
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
-        raise DecodeError("not_media", f"not a readable media file ({_short(err)})") from None
+        raise _open_error(path, err) from None
     with container:
         if not container.streams.video:
             raise DecodeError("no_video_stream", "no video stream (audio-only or not a video)")
         vstream = container.streams.video[0]
         duration = _duration_seconds(container, vstream)
+        if duration is None:  # written live (browser recordings, streams): the header holds no duration
+            duration = _duration_from_packets(path)
         warnings: list[str] = []
         if duration is not None and duration > SEEK_ABOVE_SECONDS:
             frames = _frames_by_seeking(container, vstream, duration, num_frames, size, warnings)
         else:
-            frames, duration = _frames_by_decoding(container, vstream, duration, num_frames, size, warnings)
+            frames, decoded = _frames_by_decoding(container, vstream, duration, num_frames, size, warnings)
+            fps = float(vstream.average_rate or 25)
+            if duration and duration - decoded > max(2.0 / fps, ENDS_EARLY_FRACTION * duration):
+                # Cut short or damaged: sample the T frames from the part that decodes, not from beyond its end.
+                if not warnings:
+                    warnings.append(f"truncated or damaged: the video stops at {decoded:.2f} s of the "
+                                    f"{duration:.2f} s its header gives; frames taken from what decoded")
+                with av.open(str(path), metadata_errors="ignore") as again:
+                    frames, _ = _frames_by_decoding(again, again.streams.video[0], decoded, num_frames, size, [])
+            if not duration or warnings:
+                duration = decoded
         has_audio = bool(container.streams.audio)
     audio = np.zeros(0, np.float32)
     if has_audio:
@@ -76,7 +96,43 @@ def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int 
 
 
 def _short(err: BaseException) -> str:
+    """One line for a decoder error: FFmpeg's reason, without its error number or the file's path."""
+    if isinstance(err, av.FFmpegError) and err.strerror:
+        return str(err.strerror).splitlines()[0][:160]
     return str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+
+
+def _open_error(path: Path, err: BaseException) -> DecodeError:
+    """Why ``path`` does not open: a file that starts like a video container is damaged ("corrupt", e.g. an mp4
+    cut short before its index), anything else is not media at all ("not_media")."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        detail = _short(err) if _has_mp4_box(path, b"moov") else \
+            "its index (moov box) is missing, as when a download or copy stopped early"
+        return DecodeError("corrupt", f"truncated or damaged mp4/mov file: {detail}")
+    if head[:4] == b"\x1aE\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):
+        return DecodeError("corrupt", f"truncated or damaged {'AVI' if head[:4] == b'RIFF' else 'Matroska/WebM'} "
+                                      f"file ({_short(err)})")
+    return DecodeError("not_media", f"not a readable media file ({_short(err)})")
+
+
+def _has_mp4_box(path: Path, kind: bytes) -> bool:
+    """Whether the top level of an ISO media file (mp4/mov) holds a box of type ``kind`` (reads box headers only)."""
+    size_total, offset = path.stat().st_size, 0
+    with open(path, "rb") as fh:
+        while offset + 8 <= size_total:
+            fh.seek(offset)
+            header = fh.read(16)
+            size, box = int.from_bytes(header[:4], "big"), header[4:8]
+            if box == kind:
+                return True
+            if size == 1 and len(header) == 16:  # 64-bit size follows the type
+                size = int.from_bytes(header[8:16], "big")
+            if size < 8:  # 0 = "to the end of the file", or a damaged header
+                return False
+            offset += size
+    return False
 
 
 def _duration_seconds(container: av.container.InputContainer, vstream: av.video.stream.VideoStream) -> float | None:
@@ -85,6 +141,23 @@ def _duration_seconds(container: av.container.InputContainer, vstream: av.video.
     if container.duration is not None:
         return container.duration / av.time_base
     return None
+
+
+def _duration_from_packets(path: Path) -> float | None:
+    """Seconds of video from the time stamps of its packets, read without decoding (fast even for long files)."""
+    first = last = None
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                start = float(packet.pts * packet.time_base)
+                end = start + float((packet.duration or 0) * packet.time_base)
+                first = start if first is None else min(first, start)
+                last = end if last is None else max(last, end)
+    except (av.FFmpegError, ValueError):
+        pass  # damaged: whatever was read before the damage still counts
+    return last - first if first is not None and last > first else None
 
 
 def _to_rgb(frame: av.VideoFrame, size: int) -> np.ndarray:
@@ -109,16 +182,20 @@ def _segment_centres(duration: float, num_frames: int) -> np.ndarray:
 
 
 def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings):
-    """Decode the (short) stream once, keeping only the frame nearest each segment centre.
+    """Decode the (short) stream once, keeping only the frame nearest each segment centre. Returns the frames and
+    the seconds of video that decoded.
 
     With a known duration only T frame references are held at a time (bounded memory for any resolution);
-    without one every frame is downscaled to S x S as it comes and the picks are made at the end.
+    without one every frame is downscaled to S x S as it comes (thinned to every other one whenever more than
+    MAX_HELD_FRAMES are held) and the picks are made at the end.
     """
     vstream.thread_type = "AUTO"
     fps = float(vstream.average_rate or 25)
     wanted = _segment_centres(duration, num_frames) if duration and duration > 0 else None
     best: list[tuple[float, av.VideoFrame] | None] = [None] * num_frames
     small: list[np.ndarray] = []
+    small_times: list[float] = []
+    stride = 1  # without a duration: keep every stride-th frame
     times: list[float] = []
     t0: float | None = None
     try:
@@ -127,7 +204,11 @@ def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings
             t0 = t if t0 is None else t0
             times.append(t)
             if wanted is None:
-                small.append(_to_rgb(frame, size))
+                if (len(times) - 1) % stride == 0:
+                    small.append(_to_rgb(frame, size))
+                    small_times.append(t)
+                if len(small) > MAX_HELD_FRAMES:
+                    small, small_times, stride = small[::2], small_times[::2], stride * 2
                 continue
             for k, target in enumerate(wanted):
                 gap = abs(t - t0 - target)
@@ -137,15 +218,18 @@ def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings
         if not times:
             raise DecodeError("corrupt", f"no decodable frame ({_short(err)})") from None
         warnings.append(f"decoding stopped at {times[-1]:.2f} s ({_short(err)}); kept what decoded")
+    if not times and duration:
+        raise DecodeError("corrupt", f"truncated or damaged: its header gives {duration:.2f} s of video but no "
+                                     "frame decodes")
     if not times:
         raise DecodeError("no_frames", "the video stream holds no frames (zero length)")
     decoded = float(max(times) - min(times) + 1.0 / fps)
     if wanted is None:
-        rel = np.asarray(times) - min(times)
+        rel = np.asarray(small_times) - min(times)
         picks = np.abs(rel[None, :] - _segment_centres(decoded, num_frames)[:, None]).argmin(axis=1)
         return np.stack([small[i] for i in picks]), decoded
     frames = np.stack([_to_rgb(b[1], size) for b in best if b is not None])
-    return frames, (decoded if warnings else duration)
+    return frames, decoded
 
 
 def _frames_by_seeking(container, vstream, duration, num_frames, size, warnings):
@@ -164,8 +248,10 @@ def _frames_by_seeking(container, vstream, duration, num_frames, size, warnings)
             warnings.append(f"seek to {target:.1f} s failed ({_short(err)})")
         if frame is not None:
             out.append(_to_rgb(frame, size))
-        elif out:
-            out.append(out[-1])
+        else:
+            warnings.append(f"no frame at {target:.1f} s (truncated or damaged?)")
+            if out:
+                out.append(out[-1])
     if not out:
         raise DecodeError("corrupt", "no decodable frame at any sampled time")
     while len(out) < num_frames:

@@ -378,22 +378,28 @@ def _train_loop(run_dir: Path, result: IngestResult, arrays: ClipArrays, classes
                 if step % 5 == 0 or step == steps_per_epoch - 1:
                     _progress_step(run_dir, phase, epoch, step, steps_per_epoch, cfg, terms, loss, t0)
         # Epoch end: per-clip estimates in evaluation mode over every clip (sharded over ranks, then gathered).
-        ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device), n, ctx)
-        est = estimate_noise(ev, labels, has_audio, cfg, k)
-        if cfg.method == "ntl" and epoch + 1 >= cfg.warmup_epochs:
-            state.w, state.r = est["w"], est["r"]
-        state.q, state.y_hat = est["q"], est["y_hat"]
+        # Epoch end (ntl only; the baselines need no per-clip estimates): evaluation mode over every clip,
+        # sharded over ranks and gathered.
+        estimates = {}
+        if cfg.method == "ntl":
+            ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device), n, ctx)
+            est = estimate_noise(ev, labels, has_audio, cfg, k)
+            if epoch + 1 >= cfg.warmup_epochs:
+                state.w, state.r = est["w"], est["r"]
+            state.q, state.y_hat = est["q"], est["y_hat"]
+            estimates = {"est_label_noise": float((1 - est["r"]).mean()),
+                         "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,
+                         "train_acc": float((est["q"].argmax(1) == labels).float().mean())}
         if ctx.rank == 0:
             elapsed = time.time() - t0
             save_checkpoint(ckpt_path, model, opt, sched, state, epoch + 1, elapsed, cfg, classes, arrays.clips)
             done = epoch + 1 - start_epoch
             eta = (elapsed - elapsed0) / done * (cfg.epochs_total - epoch - 1) if done else None
-            append_progress(run_dir, {"event": "epoch", "phase": phase, "epoch": epoch + 1, "epochs_total": cfg.epochs_total,
-                                "losses": {k_: v / steps_per_epoch for k_, v in sums.items()},
-                                "est_label_noise": float((1 - est["r"]).mean()),
-                                "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,
-                                "train_acc": float((est["q"].argmax(1) == labels).float().mean()),
-                                "elapsed_s": round(elapsed, 2), "eta_s": round(eta, 1) if eta is not None else None})
+            append_progress(run_dir, {"event": "epoch", "phase": phase, "epoch": epoch + 1,
+                                      "epochs_total": cfg.epochs_total,
+                                      "losses": {k_: v / steps_per_epoch for k_, v in sums.items()}, **estimates,
+                                      "elapsed_s": round(elapsed, 2),
+                                      "eta_s": round(eta, 1) if eta is not None else None})
         dist.barrier()
     if bar is not None:
         bar.close()

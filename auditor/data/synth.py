@@ -229,19 +229,15 @@ def _periodic_times(period: float, phase: float, duration: float) -> np.ndarray:
     return t[(t >= 0) & (t < duration)]
 
 
+# Period ranges (seconds) of the periodic impact classes.
+_IMPACT_PERIODS = {"bouncing": (0.5, 1.0), "hammering": (0.45, 0.9), "clapping": (0.3, 0.65)}
+
+
 def _motion(cls: str, rng: np.random.Generator, duration: float) -> dict:
     """Motion parameters of class ``cls`` (tempo, phase, amplitudes) and the event times of its sound."""
     m: dict = {"cls": cls, "duration": duration}
-    if cls == "bouncing":
-        m["period"] = rng.uniform(0.5, 1.0)
-        m["phase"] = rng.random()
-        m["events"] = _periodic_times(m["period"], m["phase"], duration)
-    elif cls == "hammering":
-        m["period"] = rng.uniform(0.45, 0.9)
-        m["phase"] = rng.random()
-        m["events"] = _periodic_times(m["period"], m["phase"], duration)
-    elif cls == "clapping":
-        m["period"] = rng.uniform(0.3, 0.65)
+    if cls in _IMPACT_PERIODS:  # one sound event per period: ball contact, hammer hit, clap
+        m["period"] = rng.uniform(*_IMPACT_PERIODS[cls])
         m["phase"] = rng.random()
         m["events"] = _periodic_times(m["period"], m["phase"], duration)
     elif cls == "bell":

@@ -230,10 +230,10 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
     ctx = dist.setup(cfg.device)
     device = ctx.device if ctx.world > 1 else resolve_device(cfg.device)
     is_main = ctx.rank == 0
-    lock = RunLock(run_dir) if is_main else None
+    lock = RunLock(run_dir) if is_main else None  # rank 0 alone writes into run_dir
     if lock is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock.__enter__()
+        lock.acquire()
     try:
         result, arrays = prepare_data(data_dir, cfg.preset, workers=workers, show_bar=is_main and not quiet,
                                       cache_root=cache_root)
@@ -254,7 +254,7 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
         raise
     finally:
         if lock is not None:
-            lock.__exit__(None, None, None)
+            lock.release()
         dist.cleanup(ctx)
     return run_dir
 

@@ -10,6 +10,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from auditor.data.inject import NOISE_TYPES
+from auditor.model.config import DEVICES
+from auditor.model.presets import PRESETS
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
 
 
@@ -28,7 +32,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder to write clips/, labels.csv, truth.csv into")
     p.add_argument("--clips", type=int, default=240)
     p.add_argument("--label-noise", type=float, default=0.0, help="fraction of flipped labels, in [0, 1)")
-    p.add_argument("--noise-type", choices=["symmetric", "asymmetric"], default="symmetric")
+    p.add_argument("--noise-type", choices=NOISE_TYPES, default="symmetric")
     p.add_argument("--mismatch", type=float, default=0.0, help="fraction of clips with another class's sound")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-clips", type=int, default=0, help="clips in a clean DIR/test split")
@@ -41,7 +45,7 @@ def _inject_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--label-noise", type=float, default=0.0)
-    p.add_argument("--noise-type", choices=["symmetric", "asymmetric"], default="symmetric")
+    p.add_argument("--noise-type", choices=NOISE_TYPES, default="symmetric")
     p.add_argument("--mismatch", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
 
@@ -49,7 +53,7 @@ def _inject_args(p: argparse.ArgumentParser) -> None:
 @command("ingest", "validate a data set and decode every clip into the cache", "auditor.cli_data:run_ingest")
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with labels.csv or one sub-folder per class")
-    p.add_argument("--preset", default="cpu", help="model preset whose input size is cached (cpu|resnet18)")
+    p.add_argument("--preset", default="cpu", choices=list(PRESETS), help="model preset whose input size is cached")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     p.add_argument("--cache", default=None, help="cache folder (default: DIR/.auditor/cache)")
 
@@ -68,7 +72,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder holding the trained model (checkpoint.pt)")
     p.add_argument("--data", required=True, help="data set folder to score")
     p.add_argument("--out", default=None, help="where to write the outputs (default: the --run folder)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workers", type=int, default=None)
 
 

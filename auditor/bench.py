@@ -351,7 +351,7 @@ def run_method(method: str, cfg: BenchConfig, data_dir: Path, truth: pd.DataFram
 
 def _train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int):
     """The method's TrainConfig with ntl's schedule for ``n_clips`` clips; one-phase methods get its total."""
-    from auditor.train import TrainConfig, resolve_schedule
+    from auditor.model.config import TrainConfig, resolve_schedule
 
     ntl = resolve_schedule(TrainConfig(preset=cfg.preset, epochs_phase1=cfg.epochs_phase1,
                                        epochs_phase2=cfg.epochs_phase2, warmup_epochs=cfg.warmup_epochs,
@@ -369,7 +369,7 @@ def _train(data_dir: Path, run_dir: Path, tc, cache_root: Path, workers: int | N
     """Train unless ``run_dir`` holds a finished run of the same config; continue a run killed part-way.
 
     Returns (training-loop seconds, training + scoring wall seconds), both from progress.jsonl."""
-    from auditor.train import train
+    from auditor.pipeline import train_and_score as train
 
     state = _run_state(run_dir, tc, data_dir)
     if state != "done":
@@ -460,10 +460,14 @@ def _run_cleanlab(cfg: BenchConfig, data_dir: Path, run_dir: Path, seed: int,
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    from auditor.scoring import FLAGS_COLUMNS
-    from auditor.train import evaluate, load_trained, prepare_data, resolve_device
+    from auditor.data.cache import prepare_data
+    from auditor.flags import FLAGS_COLUMNS
+    from auditor.model.checkpoint import load_trained
+    from auditor.model.distributed import resolve_device
+    from auditor.model.estimate import evaluate
+    from auditor.model.presets import preprocess_params
 
-    result, arrays = prepare_data(data_dir, cfg.preset, workers=cfg.workers, show_bar=False, cache_root=cache_root)
+    result, arrays = prepare_data(data_dir, preprocess_params(cfg.preset), workers=cfg.workers, show_bar=False, cache_root=cache_root)
     classes = result.classes
     labels = np.array([classes.index(c) for c in arrays.labels])
     n, k = len(labels), len(classes)

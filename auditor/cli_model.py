@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from auditor.train import TrainConfig
+from auditor.model.config import DEVICES, LABEL_EVIDENCE, METHODS, TrainConfig
+from auditor.model.presets import PRESETS
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
                 "device", "seed", "lambda_inst", "lambda_cat", "label_evidence")
+
+
+# The valid values of a flag, taken from where they are defined.
+_CHOICES = {"preset": PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,14 +28,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         auto = {"epochs_phase1": 0, "epochs_phase2": -1, "warmup_epochs": -1, "batch_size": 0}
         note = " (automatic for the data size / preset)" if auto.get(name) == default else ""
         kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}{note}"}
-        if name == "preset":
-            kwargs["choices"] = ["cpu", "resnet18"]
-        elif name == "device":
-            kwargs["choices"] = ["auto", "cpu", "cuda"]
-        elif name == "method":
-            kwargs["choices"] = ["ntl", "ce", "cosine"]
-        elif name == "label_evidence":
-            kwargs["choices"] = ["classifier", "classifier+features"]
+        if name in _CHOICES:
+            kwargs["choices"] = list(_CHOICES[name])
         p.add_argument("--" + name.replace("_", "-"), **kwargs)
     p.add_argument("--no-cat", action="store_true", help="ablation: without the category-level contrastive loss")
     p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")
@@ -47,9 +46,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from auditor.train import train
+    from auditor.pipeline import train_and_score  # torch: imported only when the command runs
 
-    run_dir = train(args.data, args.run, config_from_args(args), resume=args.resume, overwrite=args.overwrite,
+    run_dir = train_and_score(args.data, args.run, config_from_args(args), resume=args.resume, overwrite=args.overwrite,
                     workers=args.workers, quiet=args.quiet)
     print(f"wrote {run_dir / 'flags.csv'}, {run_dir / 'embeddings.parquet'}, {run_dir / 'class_report.csv'}")
     return 0

@@ -21,9 +21,15 @@ import pandas as pd
 import torch
 
 from auditor.atomic import atomic_write, atomic_write_text
-from auditor.data.cache import ClipArrays, IngestResult
+from auditor.data.cache import ClipArrays, IngestResult, prepare_data
 from auditor.errors import UserError
-from auditor.flags import FLAG_THRESHOLD, FLAGS_COLUMNS, flag_kind  # noqa: F401  (re-exported)
+from auditor.flags import FLAGS_COLUMNS
+from auditor.model.checkpoint import load_trained
+from auditor.model.config import TrainConfig
+from auditor.model.distributed import resolve_device
+from auditor.model.estimate import estimate_noise, evaluate
+from auditor.model.presets import preprocess_params
+from auditor.run_folder import RunLock, append_progress, write_config
 
 UMAP_NEIGHBOURS = 15
 
@@ -31,8 +37,6 @@ UMAP_NEIGHBOURS = 15
 def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes: list[str],
                    device: torch.device) -> dict[str, np.ndarray]:
     """One evaluation pass and the method's per-clip estimates, as numpy arrays of length N."""
-    from auditor.train import estimate_noise, evaluate
-
     n = len(arrays.clips)
     ev = evaluate(model, arrays, np.arange(n), cfg, device)
     has_audio = torch.from_numpy(arrays.has_audio.copy())
@@ -56,8 +60,6 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
                     classes: list[str], device: torch.device | str = "cpu", run_config: dict | None = None,
                     umap: bool = True) -> pd.DataFrame:
     """Score every usable clip whose label the model knows and write the three output files into ``out_dir``."""
-    from auditor.train import TrainConfig
-
     cfg = TrainConfig(**train_config)
     out_dir = Path(out_dir)
     known = np.array([lab in classes for lab in arrays.labels], dtype=bool)
@@ -161,14 +163,10 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
                    cache_root: str | Path | None = None) -> pd.DataFrame:
     """The classifier's own predictions on ``data_dir`` (e.g. a clean held-out split): a DataFrame with clip,
     given_label, predicted_label (argmax p^av), audio_pred, visual_pred. Labels are not used for the prediction."""
-    from auditor.train import evaluate, load_trained, prepare_data, resolve_device
-
     dev = resolve_device(device)
     model, ckpt = load_trained(model_run, dev)
     cfg_dict = ckpt["config"]
-    from auditor.train import TrainConfig
-
-    _, arrays = prepare_data(data_dir, cfg_dict["preset"], show_bar=False, cache_root=cache_root)
+    _, arrays = prepare_data(data_dir, preprocess_params(cfg_dict["preset"]), show_bar=False, cache_root=cache_root)
     ev = evaluate(model, arrays, np.arange(len(arrays.clips)), TrainConfig(**cfg_dict), dev)
     names = np.asarray(ckpt["classes"], dtype=object)
     return pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
@@ -180,9 +178,6 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
 def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path | None = None, *,
               device: str = "auto", workers: int | None = None) -> Path:
     """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run)."""
-    from auditor.runs import RunLock, append_progress
-    from auditor.train import load_trained, prepare_data, resolve_device
-
     out = Path(out_dir or model_run)
     dev = resolve_device(device)
     model, ckpt = load_trained(model_run, dev)
@@ -193,13 +188,13 @@ def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path |
                   "model_run": str(Path(model_run).resolve()), "preset": ckpt["config"]["preset"],
                   "data_dir": str(Path(data_dir).resolve())}
         if separate:  # written first, so the app lists the run while it is being scored
-            atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+            write_config(out, config)
         append_progress(out, {"event": "start", "kind": "score", "message": f"scoring {data_dir}"})
         try:
-            result, arrays = prepare_data(data_dir, ckpt["config"]["preset"], workers=workers)
+            result, arrays = prepare_data(data_dir, preprocess_params(ckpt["config"]["preset"]), workers=workers)
             config |= {"data_dir": str(result.manifest.root), "clips": int(len(result.clips))}
             if separate:
-                atomic_write_text(out / "config.json", json.dumps(config, indent=2))
+                write_config(out, config)
             score_and_write(model, ckpt["config"], result, arrays, out, classes=ckpt["classes"], device=dev,
                             run_config=config)
         except BaseException as err:

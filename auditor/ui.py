@@ -146,12 +146,12 @@ def runs_root(data: Path) -> Path:
 
 def run_names(data: Path) -> list[str]:
     """Run folders under DIR/.auditor/runs (default first, then by name)."""
-    from auditor import runs
+    from auditor import jobs, run_folder
 
     root = runs_root(data)
-    names = {Path(p).name for p in runs.list_runs(root)}
+    names = {Path(p).name for p in run_folder.list_runs(root)}
     if root.is_dir():  # a job still ingesting has written no config.json yet: it is a run too
-        names |= {p.name for p in root.iterdir() if (p / runs.JOB_FILE).is_file()}
+        names |= {p.name for p in root.iterdir() if (p / jobs.JOB_FILE).is_file()}
     return sorted(names, key=lambda n: (n != DEFAULT_RUN, n))
 
 
@@ -167,9 +167,9 @@ def run_dir() -> Path | None:
 def outputs_ready(run: Path | None) -> bool:
     if run is None:
         return False
-    from auditor import runs
+    from auditor import run_folder
 
-    return bool(runs.run_outputs_ready(run))
+    return bool(run_folder.run_outputs_ready(run))
 
 
 def require_data() -> Path:
@@ -218,12 +218,12 @@ def _data_changed() -> None:
 
 def _default_run(data: Path, names: list[str]) -> str | None:
     """A running job's run if there is one, else 'default', else the first run with outputs, else the first."""
-    from auditor import runs
+    from auditor import jobs, run_folder
 
     for name in names:
-        if runs.job_status(runs_root(data) / name).state == "running":
+        if jobs.job_status(runs_root(data) / name).state == "running":
             return name
-    ready = [n for n in names if runs.run_outputs_ready(runs_root(data) / n)]
+    ready = [n for n in names if run_folder.run_outputs_ready(runs_root(data) / n)]
     if DEFAULT_RUN in ready:
         return DEFAULT_RUN
     return (ready or names or [None])[0]
@@ -536,10 +536,10 @@ STATE_BADGES = {"none": ("no job yet", "gray"), "running": ("running", "blue"), 
 
 
 def job_state(run: Path):
-    """auditor.runs.job_status of a run folder (train and score jobs both write start/done/error events)."""
-    from auditor import runs
+    """auditor.jobs.job_status of a run folder (train and score jobs both write start/done/error events)."""
+    from auditor import jobs
 
-    return runs.job_status(run)
+    return jobs.job_status(run)
 
 
 def running_runs(data: Path) -> list[str]:
@@ -549,10 +549,10 @@ def running_runs(data: Path) -> list[str]:
 def start_job(run: Path, args: list[str], what: str) -> bool:
     """Start ``python -m auditor *args`` in the background for ``run`` and select that run; shows the refusal
     (a job already running there) or any other UserError instead. Returns True when started."""
-    from auditor import runs
+    from auditor import jobs
 
     try:
-        runs.start_job(run, args)
+        jobs.start_job(run, args)
     except UserError as err:
         show_error(f"Could not start {what}.", err)
         return False
@@ -570,12 +570,12 @@ def job_panel(run: Path) -> None:
 
 
 def _job_panel_body(run: Path, state_at_load: str) -> None:
-    from auditor import runs
+    from auditor import jobs, run_folder
 
     status = job_state(run)
     if state_at_load == "running" and status.state != "running":
         st.rerun(scope="app")  # outputs, run list and the Explore/Review pages change now
-    events = runs.read_progress(run)
+    events = run_folder.read_progress(run)
     view = explore.progress_view(events, now=time.time())
     label, colour = STATE_BADGES.get(status.state, (status.state, "gray"))
     kind = {"train": "training", "score": "scoring with a trained model"}.get(status.args[0] if status.args else "",
@@ -602,7 +602,7 @@ def _job_panel_body(run: Path, state_at_load: str) -> None:
     with st.container(horizontal=True):
         if status.state == "running" and st.button("Cancel", icon=":material/stop:", key=f"cancel_{run.name}"):
             with st.spinner("Stopping the job…"):
-                runs.cancel_job(run)
+                jobs.cancel_job(run)
             st.rerun(scope="app")
         can_resume = status.state in ("failed", "cancelled") and status.args[:1] == ["train"]
         if can_resume and st.button("Resume", icon=":material/replay:", key=f"resume_{run.name}", type="primary"):

@@ -3,14 +3,16 @@ clips; Review records decisions (and handles a conflicting one); Export writes t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from auditor import jobs
 from auditor.reviews import ReviewStore
-from auditor.runs import RunLock
+from auditor.run_folder import RunLock
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
@@ -162,17 +164,13 @@ def test_export_writes_the_reviewed_labels(data_dir, tmp_path):
 
 
 def test_model_page_resumes_a_failed_training_run(data_dir, monkeypatch):
-    import json
-
-    from auditor import runs
-
     run = data_dir / ".auditor" / "runs" / "default"
     args = ["train", "--data", str(data_dir), "--run", str(run), "--preset", "cpu"]
     (run / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 12345, "args": args, "started": 1.0}))
     with open(run / "progress.jsonl", "a") as fh:
         fh.write(json.dumps({"time": 2.0, "event": "error", "message": "RuntimeError: out of memory"}) + "\n")
     started = []
-    monkeypatch.setattr(runs, "start_job", lambda run_dir, a: started.append((run_dir, a)) or {"pid": 1})
+    monkeypatch.setattr(jobs, "start_job", lambda run_dir, a: started.append((run_dir, a)) or {"pid": 1})
     at = goto(app(), "model")
     no_errors(at)
     assert badges(at) == ["failed"]

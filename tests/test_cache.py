@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from auditor.data.cache import PreprocessParams, ingest, load_arrays
+from auditor.data.cache import ingest, load_arrays
+from auditor.data.params import PreprocessParams
 from tests.conftest import REPO
 from tests.media import write_clip
 
@@ -74,7 +75,7 @@ def test_killed_ingest_resumes_without_redoing_finished_clips(tmp_path):
     for i in range(n):
         write_clip(tmp_path / "clips" / f"c{i}.mp4", seconds=1.0)
     (tmp_path / "labels.csv").write_text("clip,label\n" + "".join(f"clips/c{i}.mp4,x{i % 3}\n" for i in range(n)))
-    code = ("import sys; from auditor.data.cache import ingest, PreprocessParams; "
+    code = ("import sys; from auditor.data.cache import ingest; from auditor.data.params import PreprocessParams; "
             "ingest(sys.argv[1], PreprocessParams(num_frames=4, frame_size=32), workers=1)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO)
     cache = tmp_path / ".auditor" / "cache" / PARAMS.digest()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from auditor import explore
-from auditor.runs import read_progress
+from auditor.run_folder import read_progress
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from auditor.data.cache import PreprocessParams, ingest, load_arrays
+from auditor.data.cache import ingest, load_arrays
+from auditor.data.params import PreprocessParams
 from auditor.model.inputs import batch_inputs
 from auditor.model.network import SmallCNN
 

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditor import runs
-from auditor.data.cache import PreprocessParams, ingest
+from auditor import jobs, run_folder
+from auditor.data.cache import ingest
+from auditor.data.params import PreprocessParams
 from auditor.errors import UserError
+from auditor.model.checkpoint import load_checkpoint
 from auditor.reviews import ReviewStore, store_path
-from auditor.train import load_checkpoint
 from tests.conftest import REPO, run_cli
 from tests.media import write_clip
 
@@ -107,7 +108,7 @@ def test_kill_during_phase2_then_resume_equals_uninterrupted(tiny, reference_run
                              *TINY], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(e.get("event") == "epoch" and e.get("phase") == 2 for e in runs.read_progress(run)):
+        if any(e.get("event") == "epoch" and e.get("phase") == 2 for e in run_folder.read_progress(run)):
             break
         time.sleep(0.01)
     assert proc.poll() is None, "training ended before it could be killed in phase 2"
@@ -115,13 +116,13 @@ def test_kill_during_phase2_then_resume_equals_uninterrupted(tiny, reference_run
     proc.wait()
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == EPOCHS_PHASE1 + 1  # the first phase-2 checkpoint
     assert not (run / "flags.csv").exists()
-    assert runs.job_status(run).state == "failed"  # died without a final event
+    assert jobs.job_status(run).state == "failed"  # died without a final event
 
     run_cli("train", "--data", str(tiny), "--run", str(run), *TINY, "--resume")
     pd.testing.assert_frame_equal(_flags(reference_run), _flags(run), atol=1e-4)
-    starts = [e for e in runs.read_progress(run) if e["event"] == "start"]
+    starts = [e for e in run_folder.read_progress(run) if e["event"] == "start"]
     assert starts[-1]["resumed"] and starts[-1]["epoch"] == EPOCHS_PHASE1 + 1
-    assert runs.job_status(run).state == "finished"
+    assert jobs.job_status(run).state == "finished"
 
 
 # ------------------------------------------------------------------------------------------- scoring
@@ -146,12 +147,12 @@ def test_kill_during_score_write_leaves_old_file_or_none(tiny, reference_run, tm
     for name in OUTPUTS:  # whatever is there reads completely
         if (out / name).exists():
             pd.read_csv(out / name) if name.endswith(".csv") else pd.read_parquet(out / name)
-    assert runs.job_status(out).state == "failed"
+    assert jobs.job_status(out).state == "failed"
 
     run_cli(*score)  # a rerun succeeds and replaces everything
     pd.testing.assert_frame_equal(_flags(out), _flags(reference_run), atol=1e-4)
     assert len(pd.read_parquet(out / "embeddings.parquet")) == len(_flags(out))
-    assert runs.job_status(out).state == "finished"
+    assert jobs.job_status(out).state == "finished"
 
 
 @pytest.mark.slow
@@ -166,8 +167,8 @@ def test_disk_full_during_score_keeps_the_previous_outputs(tiny, reference_run, 
     assert proc.returncode != 0
     assert {name: digest(out / name) for name in OUTPUTS} == before
     assert not list(out.glob(".tmp-*"))  # the failed write cleaned up after itself
-    assert runs.job_status(out).state == "failed"
-    assert "No space left on device" in (runs.job_status(out).last_progress or {}).get("message", "")
+    assert jobs.job_status(out).state == "failed"
+    assert "No space left on device" in (jobs.job_status(out).last_progress or {}).get("message", "")
 
 
 @pytest.mark.slow

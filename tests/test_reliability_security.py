@@ -70,7 +70,7 @@ def test_cli_score_refuses_a_hostile_checkpoint(tmp_path, kind):
 
 def test_refusal_does_not_advise_unsafe_loading(tmp_path):
     from auditor.errors import UserError
-    from auditor.train import load_checkpoint
+    from auditor.model.checkpoint import load_checkpoint
 
     torch.save({"format": 1, "model": _Payload(tmp_path / "pwned")}, tmp_path / "checkpoint.pt")
     with pytest.raises(UserError) as err:

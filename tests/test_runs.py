@@ -1,4 +1,4 @@
-"""Tests for auditor.runs: the run lock, background jobs and their status, all read back from disk.
+"""Tests for auditor.run_folder and auditor.jobs: the run lock, background jobs and their status, all read back from disk.
 
 The jobs are this file run as a module (``python -m test_runs RUNDIR MODE SECONDS``, see the bottom): a fake
 train that takes the real RunLock and writes progress events like the real one.
@@ -16,17 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from auditor import runs
-from auditor.runs import (
-    JobRunningError,
-    RunLock,
-    cancel_job,
-    job_status,
-    list_runs,
-    read_progress,
-    run_outputs_ready,
-    start_job,
-)
+from auditor import jobs, run_folder
+from auditor.jobs import cancel_job, job_status, start_job
+from auditor.run_folder import JobRunningError, RunLock, list_runs, read_progress, run_outputs_ready
 
 HERE = Path(__file__).resolve().parent
 MODULE = Path(__file__).stem
@@ -39,8 +31,8 @@ def run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     path = tmp_path / "run"
     yield path
-    record = runs._read_json(path / runs.JOB_FILE)
-    if record and runs._pid_alive(record["pid"]):
+    record = run_folder.read_json(path / jobs.JOB_FILE)
+    if record and jobs._pid_alive(record["pid"]):
         os.killpg(record["pid"], signal.SIGKILL)
 
 
@@ -60,10 +52,10 @@ def _wait(predicate, what: str, timeout: float = WAIT_S):
 
 def _wait_started(run_dir: Path) -> None:
     """Until the job holds the lock and wrote its "start" event."""
-    _wait(lambda: runs._lock_held(run_dir) and read_progress(run_dir), "the job to start")
+    _wait(lambda: run_folder.lock_held(run_dir) and read_progress(run_dir), "the job to start")
 
 
-def _wait_ended(run_dir: Path) -> runs.JobStatus:
+def _wait_ended(run_dir: Path) -> jobs.JobStatus:
     return _wait(lambda: (s := job_status(run_dir)).state != "running" and s, "the job to end")
 
 
@@ -94,9 +86,9 @@ def test_status_is_read_from_disk_by_another_process(run_dir):
     _start(run_dir, "done", 0.2)
     # Wait without asking job_status, so that this process does not reap the child: it stays a zombie, which
     # another process (a restarted app) must not mistake for a live job.
-    _wait(lambda: not runs._lock_held(run_dir) and read_progress(run_dir)[-1:] and
+    _wait(lambda: not run_folder.lock_held(run_dir) and read_progress(run_dir)[-1:] and
           read_progress(run_dir)[-1]["event"] == "done", "the job to finish")
-    code = f"from auditor.runs import job_status; print(job_status({str(run_dir)!r}).state)"
+    code = f"from auditor.jobs import job_status; print(job_status({str(run_dir)!r}).state)"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert other.stdout.strip() == "finished", other.stderr
     assert job_status(run_dir).state == "finished"
@@ -155,7 +147,7 @@ def test_a_silent_exit_after_an_older_done_is_failed(run_dir):
 
 
 def test_a_job_started_elsewhere_holds_the_lock(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "LOCK_RETRY_S", 0.1)
+    monkeypatch.setattr(run_folder, "LOCK_RETRY_S", 0.1)
     with RunLock(tmp_path) as lock:
         status = job_status(tmp_path)
         assert (status.state, status.pid) == ("running", os.getpid())

@@ -16,7 +16,7 @@ import torch
 
 from auditor.errors import UserError
 from auditor.flags import FLAGS_COLUMNS
-from auditor.train import load_checkpoint
+from auditor.model.checkpoint import load_checkpoint
 from tests.conftest import REPO, run_cli
 
 FAST = ["--epochs-phase1", "2", "--epochs-phase2", "1", "--warmup-epochs", "1", "--batch-size", "16", "--quiet"]

@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from auditor.atomic import atomic_write as _atomic_write
 from auditor.data.decode import DecodeError, decode_clip
 from auditor.data.features import SILENCE, log_mel
 from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
+from auditor.data.params import PreprocessParams
 from auditor.errors import UserError
 
 REPORT_COLUMNS = ["clip", "problem", "detail", "kept"]
@@ -41,20 +42,6 @@ class CacheWriteError(UserError):
 def _write_error(cache: Path, err: OSError) -> CacheWriteError:
     return CacheWriteError(f"{cache}: cannot write the decode cache ({err.strerror or err}); free some space or "
                            "choose another cache folder (--cache)")
-
-
-@dataclass(frozen=True)
-class PreprocessParams:
-    """Everything that changes what is cached for a clip; part of every cache key."""
-
-    num_frames: int = 8  # frames cached per clip; training picks T of them (features.frame_indices)
-    frame_size: int = 64  # S: shorter side resized to S, centre crop S x S
-    sample_rate: int = 16_000
-    max_audio_seconds: float = 10.0  # longer sound tracks keep their middle
-    version: int = 2  # bump when decode/features change meaningfully
-
-    def digest(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -298,3 +285,13 @@ def load_arrays(result: IngestResult, indices: np.ndarray | None = None) -> Clip
                                                           result.params.frame_size, 3), np.uint8)
     return ClipArrays(clips=table["clip"].tolist(), labels=table["label"].tolist(), frames=frame_arr, mel=mel,
                       mel_lengths=lengths, has_audio=table["has_audio"].to_numpy(bool))
+
+
+def prepare_data(data_dir: str | os.PathLike[str], params: PreprocessParams, *, workers: int | None = None,
+                 show_bar: bool = True, cache_root: str | os.PathLike[str] | None = None
+                 ) -> tuple[IngestResult, ClipArrays]:
+    """Ingest (decodes only what is not cached yet) and load the cached arrays; UserError when no clip is usable."""
+    result = ingest(data_dir, params, workers=workers, show_bar=show_bar, cache_root=cache_root)
+    if len(result.clips) == 0:
+        raise UserError(f"{data_dir}: no usable clips (see {result.cache_dir / 'decode_report.csv'})")
+    return result, load_arrays(result)

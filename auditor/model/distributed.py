@@ -16,12 +16,28 @@ import torch
 import torch.distributed as td
 from torch import nn
 
+from auditor.errors import UserError
+
 
 @dataclass
 class Context:
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a CUDA device is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def env_rank() -> int:
+    """This process's rank as torchrun announces it (RANK), before any process group exists; 0 without torchrun."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def setup(device_name: str = "auto") -> Context:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor.data.cache import PreprocessParams
+from auditor.data.params import PreprocessParams
 from auditor.errors import UserError
 
 

@@ -1,11 +1,6 @@
-"""Run directories and the background jobs that fill them (train / score run as separate OS processes).
+"""Background jobs that fill a run directory (train / score run as separate OS processes): start, status, cancel.
 
-A run directory RUNDIR holds ``config.json``, ``progress.jsonl``, ``flags.csv``, ``embeddings.parquet`` ... written by
-the job, plus the files of this module:
-
-* ``job.lock``: the job's lock. The job holds an exclusive ``flock`` on it for its whole life (:class:`RunLock`)
-  and writes ``{pid, argv, started}`` into it. The kernel drops the lock when the process dies, however it dies,
-  so "the lock is held" is the truth about "a job is running", also for a job started from a terminal.
+The run directory's own files (config.json, progress.jsonl, job.lock) are :mod:`auditor.run_folder`; a job adds:
 * ``job.json``: ``{pid, args, started, run_dir}`` of a job started by :func:`start_job` (the app).
 * ``job.log``: stdout and stderr of that job, appended.
 * ``job.start.lock``: held by :func:`start_job` while it checks and spawns, so two app sessions cannot both start.
@@ -29,23 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.atomic import atomic_write_text
-from auditor.errors import UserError
+from auditor.run_folder import (
+    FINAL_EVENTS,
+    LOCK_FILE,
+    PROGRESS_FILE,
+    JobRunningError,
+    lock_held,
+    read_json,
+    read_progress,
+)
 
-LOCK_FILE = "job.lock"
 START_LOCK_FILE = "job.start.lock"
 JOB_FILE = "job.json"
 LOG_FILE = "job.log"
-PROGRESS_FILE = "progress.jsonl"
-CONFIG_FILE = "config.json"
-OUTPUT_FILES = ("flags.csv", "embeddings.parquet")
 STATES = ("none", "running", "finished", "failed", "cancelled")
-# Final progress events and the state each one means.
-FINAL_EVENTS = {"done": "finished", "error": "failed", "cancelled": "cancelled"}
 LOG_TAIL_LINES = 20
-# A status probe holds job.lock for microseconds; a job taking the lock retries this long before it believes
-# that another job holds it (a real job holds it for minutes).
-LOCK_RETRY_S = 1.0
-LOCK_RETRY_STEP_S = 0.02
 # How long to wait for the process to disappear after SIGKILL (it cannot refuse, but exiting takes a moment).
 KILL_GRACE_S = 5.0
 POLL_S = 0.05
@@ -53,60 +46,6 @@ POLL_S = 0.05
 # Popen objects of the jobs this process started: kept so that Python does not reap them behind our back and
 # so that their exit status is known here.
 _CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-class JobRunningError(UserError):
-    """A job already runs in this run directory; the message names the directory and the holder's pid."""
-
-
-class RunLock:
-    """Exclusive lock on RUNDIR/job.lock for the life of a job: ``with RunLock(run_dir): train(...)``.
-
-    Raises :class:`JobRunningError` naming ``run_dir`` and the holder's pid when another process holds it.
-    While held, job.lock contains ``{"pid", "argv", "started"}`` of the holder. The lock file is never deleted
-    (deleting a lock file lets two processes lock two different files).
-    """
-
-    def __init__(self, run_dir: str | os.PathLike[str]):
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + LOCK_RETRY_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(LOCK_RETRY_STEP_S)
-                    continue
-                os.close(fd)
-                holder = _read_json(self.path) or {}
-                raise JobRunningError(
-                    f"{self.run_dir}: a job is already running in this run folder (pid {holder.get('pid', '?')}); "
-                    "wait for it or cancel it first"
-                ) from None
-        record = {"pid": os.getpid(), "argv": sys.argv, "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 @dataclass
@@ -194,7 +133,7 @@ def job_status(run_dir: str | os.PathLike[str]) -> JobStatus:
     # A job that wrote its final event and released the lock has ended, even while its process is still exiting;
     # before that, a live process without the lock is a job that has not taken it yet.
     alive = event not in FINAL_EVENTS and pid and returncode is None and _pid_alive(pid, record.get("module", "auditor"))
-    if _lock_held(run_dir) or alive:
+    if lock_held(run_dir) or alive:
         return status
     status.state = FINAL_EVENTS.get(event, "failed")
     status.returncode = returncode if returncode is not None else {"done": 0, "error": 1}.get(event)
@@ -227,36 +166,6 @@ def cancel_job(run_dir: str | os.PathLike[str], timeout: float = 10.0) -> bool:
     return True
 
 
-def read_progress(run_dir: str | os.PathLike[str]) -> list[dict]:
-    """The events of RUNDIR/progress.jsonl in order; a torn or unreadable line (a job killed mid-write) is skipped."""
-    path = Path(run_dir) / PROGRESS_FILE
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict):
-                events.append(event)
-    return events
-
-
-def list_runs(root: str | os.PathLike[str]) -> list[Path]:
-    """Sub-folders of ``root`` holding config.json, newest (config.json modification time) first; [] if none."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if (p / CONFIG_FILE).is_file()]
-    return sorted(runs, key=lambda p: ((p / CONFIG_FILE).stat().st_mtime, p.name), reverse=True)
-
-
-def run_outputs_ready(run_dir: str | os.PathLike[str]) -> bool:
-    """True when the run's results (flags.csv and embeddings.parquet) exist."""
-    return all((Path(run_dir) / name).is_file() for name in OUTPUT_FILES)
-
-
 def _is_current(event: dict | None, started: float | None) -> bool:
     """Whether ``event`` was written by the job that started at ``started`` (not by an older one)."""
     if event is None:
@@ -269,7 +178,7 @@ def _is_current(event: dict | None, started: float | None) -> bool:
 
 def _latest_record(run_dir: Path) -> dict | None:
     """The newer of job.json (started by the app) and job.lock's contents (written by the job itself)."""
-    job, lock = _read_json(run_dir / JOB_FILE), _read_json(run_dir / LOCK_FILE)
+    job, lock = read_json(run_dir / JOB_FILE), read_json(run_dir / LOCK_FILE)
     if job and lock and job.get("pid") == lock.get("pid"):
         return {**lock, **job}  # the app's job, as it took the lock: job.json has args and module
     records = [r for r in (job, lock) if r and r.get("pid")]
@@ -279,23 +188,6 @@ def _latest_record(run_dir: Path) -> dict | None:
     if "args" not in record and "argv" in record:
         record["args"] = list(record["argv"])[1:]
     return record
-
-
-def _lock_held(run_dir: Path) -> bool:
-    path = run_dir / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def _reap(pid: int) -> int | None:
@@ -342,21 +234,11 @@ def _signal(pid: int, sig: int) -> None:
 def _wait_gone(pid: int, timeout: float, run_dir: Path) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        if _reap(pid) is not None or (not _pid_alive(pid) and not _lock_held(run_dir)):
+        if _reap(pid) is not None or (not _pid_alive(pid) and not lock_held(run_dir)):
             return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL_S)
-
-
-def append_progress(run_dir: str | os.PathLike[str], event: dict) -> None:
-    """Append one event to RUNDIR/progress.jsonl as one whole line (a ``time`` key is added), flushed and fsynced;
-    the running job's only way of telling the app where it is."""
-    event = {"time": round(time.time(), 3)} | event
-    with open(Path(run_dir) / PROGRESS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(event) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _append_event(run_dir: Path, event: dict) -> None:
@@ -369,14 +251,6 @@ def _append_event(run_dir: Path, event: dict) -> None:
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # drop the torn last line
     atomic_write_text(path, text + json.dumps(event) + "\n")
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _tail(path: Path, n: int) -> list[str]:

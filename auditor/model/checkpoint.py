@@ -1,0 +1,60 @@
+"""checkpoint.pt: save, load (weights_only) and re-create a run's trained model.
+
+A checkpoint is a dict of tensors and plain Python values only: format, epoch, elapsed_s, config
+(TrainConfig as a dict), classes, clips, model, optimizer, scheduler, state (per-clip estimates), torch_rng.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from auditor.atomic import atomic_write
+from auditor.errors import UserError
+from auditor.model.config import TrainConfig
+from auditor.model.network import AudioVisualNet
+from auditor.model.presets import get_preset
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def save_checkpoint(path: Path, model, opt, sched, state: dict[str, torch.Tensor], epoch: int, elapsed: float,
+                    cfg: TrainConfig, classes: list[str], clips: list[str]) -> None:
+    """Everything needed to resume, as tensors and plain Python values only (loadable with weights_only=True)."""
+    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "elapsed_s": elapsed, "config": asdict(cfg),
+               "classes": list(classes), "clips": list(clips), "model": model.state_dict(),
+               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": dict(state),
+               "torch_rng": torch.get_rng_state()}
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True: a checkpoint carrying any pickled object is refused, never executed."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no checkpoint there") from None
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused to load the checkpoint: it holds pickled Python objects besides tensors, "
+                        "which could run code; only AV Auditor's own checkpoints (tensors and plain values) "
+                        "are loaded") from None
+    except Exception as err:  # a torn file, not a checkpoint at all
+        raise UserError(f"{path}: refused to load the checkpoint ({str(err).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not an AV Auditor checkpoint of format {CHECKPOINT_FORMAT} "
+                        f"(found {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")
+    return ckpt
+
+
+def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[AudioVisualNet, dict]:
+    """The model of a run (evaluation mode, on ``device``) and its checkpoint dict (config, classes, state)."""
+    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
+    cfg = TrainConfig(**ckpt["config"])
+    model = AudioVisualNet(get_preset(cfg.preset), len(ckpt["classes"]), cfg.embed_dim)
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return model, ckpt

@@ -1,0 +1,94 @@
+"""The configuration of a run (TrainConfig) and the automatic training schedule. Light: no torch.
+
+Read by the training loop, by scoring (which re-creates the model a run trained) and by the CLI and the app,
+which list the vocabularies below (METHODS, LABEL_EVIDENCE, DEVICES) without importing the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from auditor.errors import UserError
+from auditor.model.presets import get_preset
+
+# ntl = the two-phase noise-tolerant model; ce = plain cross-entropy; cosine = CE + unweighted InfoNCE.
+METHODS = ("ntl", "ce", "cosine")
+# Evidence the r_i mixture is fitted on (see TrainConfig.label_evidence).
+LABEL_EVIDENCE = ("classifier", "classifier+features")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Every hyper-parameter of a run (stored in config.json and in the checkpoint)."""
+
+    preset: str = "cpu"
+    method: str = "ntl"  # one of METHODS
+    epochs_phase1: int = 0  # 0 = auto (resolve_schedule): enough epochs for MIN_UPDATES gradient steps
+    epochs_phase2: int = -1  # -1 = auto; 0 = no phase 2
+    warmup_epochs: int = -1  # w and r stay 1 until this many epochs are done; -1 = auto (1/7 of phase 1, >= 2)
+    batch_size: int = 0  # 0 = the preset's
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    embed_dim: int = 128  # d
+    tau: float = 0.1  # cross-modal InfoNCE temperature
+    tau_c: float = 0.1  # category-level contrastive temperature
+    tau_p: float = 0.1  # prototype softmax temperature (phase 2)
+    knn_k: int = 10
+    proto_momentum: float = 0.9
+    lambda_inst: float = 1.0
+    lambda_cat: float = 1.0
+    use_cat: bool = True  # ablation: without the category-level loss
+    use_w: bool = True  # ablation: without w re-weighting (w is still estimated and reported)
+    weight_audio_by_w: bool = True  # w_i also weights audio-side terms (audio head, L_cat's audio term)
+    # Evidence the r_i mixture is fitted on: "classifier" = CE(p^av_i, y~_i) as in method.md; "classifier+features"
+    # adds the feature-distance evidence CE(q_i, y~_i) of phase 2's corrected distribution (computed from a first
+    # classifier-only r), so a label is judged by the classifier and by its neighbours in feature space together.
+    label_evidence: str = "classifier+features"
+    pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Raise UserError naming the bad value and the valid options."""
+        if self.method not in METHODS:
+            raise UserError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        get_preset(self.preset)
+        if self.label_evidence not in LABEL_EVIDENCE:
+            raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise UserError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.epochs_phase1 < 0 or self.epochs_phase2 < -1:
+            raise UserError("--epochs-phase1 must be >= 1 (0 = auto) and --epochs-phase2 >= 0 (-1 = auto)")
+
+    @property
+    def epochs_total(self) -> int:
+        return self.epochs_phase1 + (self.epochs_phase2 if self.method == "ntl" else 0)
+
+
+# The automatic schedule: at least MIN_EPOCHS epochs and at least MIN_UPDATES gradient steps (a small data set
+# gets more epochs, so it is not under-fitted), at most MAX_AUTO_EPOCHS; phase 1 takes PHASE1_SHARE of them.
+MIN_EPOCHS = 24
+MIN_UPDATES = 216
+MAX_AUTO_EPOCHS = 100
+PHASE1_SHARE = 14 / 24
+
+
+def resolve_schedule(cfg: TrainConfig, n_clips: int) -> TrainConfig:
+    """A copy of ``cfg`` with the automatic epoch counts (0 / -1) replaced by numbers for ``n_clips`` clips."""
+    batch = cfg.batch_size or get_preset(cfg.preset).batch_size
+    steps_per_epoch = max(1, n_clips // batch)
+    total = min(MAX_AUTO_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_UPDATES / steps_per_epoch)))
+    e1, e2, warm = cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs
+    if cfg.method != "ntl":
+        e1, e2 = e1 or total, 0
+    else:
+        if e1 == 0:
+            e1 = round(total * PHASE1_SHARE) if e2 < 0 else max(1, total - e2)
+        if e2 < 0:
+            e2 = max(0, total - e1) if cfg.epochs_phase1 == 0 else round(e1 * (1 - PHASE1_SHARE) / PHASE1_SHARE)
+    if warm < 0:
+        warm = max(2, round(e1 / 7))
+    return dataclasses.replace(cfg, epochs_phase1=e1, epochs_phase2=e2, warmup_epochs=min(warm, e1))

@@ -18,11 +18,12 @@ deciding the same clip (:class:`ReviewConflict`). Within one process a store hol
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import EllipsisType
@@ -118,8 +119,7 @@ class ReviewStore:
         conn = self._conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -131,10 +131,20 @@ class ReviewStore:
                     f"{self.path}: review store schema version {row[0]} is newer than version {SCHEMA_VERSION} "
                     "that this AV Auditor reads; update AV Auditor"
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` write transaction (held under this store's thread lock);
+        any exception rolls it back and propagates."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def record(self, clip: str, decision: str, *, given_label: str, suggested_label: str | None = None,
                final_label: str | None = None, curator: str, run_id: str = "",
@@ -151,20 +161,12 @@ class ReviewStore:
         row = _make_row(clip, decision, given_label=given_label, suggested_label=suggested_label,
                         final_label=final_label, curator=curator, run_id=run_id,
                         label_noise_score=label_noise_score, mismatch_score=mismatch_score, note=note)
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if expected_last_id is not ...:
-                    theirs = self._latest_row(row[0])
-                    if (theirs["id"] if theirs else None) != expected_last_id:
-                        raise ReviewConflict(row[0], theirs or {"curator": "?", "decision": "(none)",
-                                                                "timestamp": "?"})
-                new_id = conn.execute(_INSERT, row).lastrowid
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            if expected_last_id is not ...:
+                theirs = self._latest_row(row[0])
+                if (theirs["id"] if theirs else None) != expected_last_id:
+                    raise ReviewConflict(row[0], theirs or {"curator": "?", "decision": "(none)", "timestamp": "?"})
+            new_id = conn.execute(_INSERT, row).lastrowid
         return int(new_id)
 
     def record_many(self, decisions: Iterable[Mapping]) -> list[int]:
@@ -182,15 +184,8 @@ class ReviewStore:
                 rows.append(_make_row(item.pop("clip"), item.pop("decision"), **item))
             except (KeyError, TypeError, ValueError) as err:
                 raise ValueError(f"decision #{i}: {err}") from None
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                ids = [int(conn.execute(_INSERT, row).lastrowid) for row in rows]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            ids = [int(conn.execute(_INSERT, row).lastrowid) for row in rows]
         return ids
 
     def latest(self, *, curators: Iterable[str] | None = None) -> pd.DataFrame:

@@ -204,12 +204,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
             idx = torch.from_numpy(rows[mine])
             batch = Batch(idx=idx, given=labels[idx].to(device), target=target[idx].to(device),
                           w=w_train[idx].to(device), r=state.r[idx].to(device))
-            with autocast(device):
-                out = ddp_model(frames[mine].to(device, non_blocking=True), mel[mine].to(device, non_blocking=True))
-            terms = _loss_terms(out, batch, state, phase, cfg)
-            loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            out, terms, loss = forward_backward(ddp_model, frames[mine], mel[mine], batch, state, phase, cfg)
             opt.step()
             sched.step()
             if cfg.method == "ntl":
@@ -257,6 +253,20 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         dist.barrier()
     if bar is not None:
         bar.close()
+
+
+def forward_backward(model: torch.nn.Module, frames: torch.Tensor, mel: torch.Tensor, batch: Batch,
+                     state: NoiseState, phase: int, cfg: TrainConfig) -> tuple[Outputs, dict[str, torch.Tensor],
+                                                                                 torch.Tensor]:
+    """Forward pass of this rank's rows, the loss terms by name, their sum, and its backward pass (under DDP the
+    gradients are then the average over ranks, i.e. those of the global batch's mean loss)."""
+    device = batch.given.device
+    with autocast(device):
+        out = model(frames.to(device, non_blocking=True), mel.to(device, non_blocking=True))
+    terms = _loss_terms(out, batch, state, phase, cfg)
+    loss = sum(terms.values())
+    loss.backward()
+    return out, terms, loss
 
 
 def update_prototypes(mu: torch.Tensor, z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,

@@ -115,20 +115,19 @@ def test_kill_and_resume_equals_uninterrupted(small_dataset, trained_run, tmp_pa
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_on_cpu(small_dataset, trained_run, tmp_path):
-    from auditor.metrics import flag_metrics
-
+def test_torchrun_two_processes_on_cpu_writes_a_complete_run(small_dataset, trained_run, tmp_path):
+    """The whole command under torchrun (gradient equality of DDP itself: tests/test_ddp.py)."""
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "auditor",
            "train", "--data", str(small_dataset), "--run-dir", str(run), *FAST, "--device", "cpu"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    truth = pd.read_csv(small_dataset / "truth.csv")
-    k1 = flag_metrics(pd.read_csv(trained_run / "flags.csv"), truth)
-    k2 = flag_metrics(pd.read_csv(run / "flags.csv"), truth)
-    assert abs(k1["label_ap"] - k2["label_ap"]) <= 0.03 + 0.0, (k1, k2)
-    assert abs(k1["mismatch_ap"] - k2["mismatch_ap"]) <= 0.03, (k1, k2)
+    single = pd.read_csv(trained_run / "flags.csv")
+    ddp = pd.read_csv(run / "flags.csv")
+    assert list(ddp.columns) == FLAGS_COLUMNS and sorted(ddp["clip"]) == sorted(single["clip"])
+    events = [e["event"] for e in map(__import__("json").loads, (run / "progress.jsonl").read_text().splitlines())]
+    assert events[0] == "start" and events[-1] == "done" and events.count("epoch") == 3
 
 
 def test_checkpoint_with_pickled_payload_is_refused(tmp_path):

@@ -18,9 +18,11 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 
+from auditor.data.mux import container_format, encode_audio
 from auditor.errors import UserError
 
 NOISE_TYPES = ("symmetric", "asymmetric")
@@ -231,8 +233,6 @@ def _packet_time(packet) -> float:
 
 def _remux_copy(video_src: Path, audio_src: Path, dst: Path) -> None:
     """Video packets of ``video_src`` + audio packets of ``audio_src`` (trimmed to the video's end) into ``dst``."""
-    import av
-
     with av.open(str(video_src)) as vin, av.open(str(audio_src)) as ain:
         if not vin.streams.video:
             raise UserError(f"{video_src}: no video stream")
@@ -246,7 +246,7 @@ def _remux_copy(video_src: Path, audio_src: Path, dst: Path) -> None:
                     if float((p.pts if p.pts is not None else p.dts) * ain_stream.time_base) < end]
         tmp = dst.with_name(dst.name + ".part" + dst.suffix)
         try:
-            with av.open(str(tmp), "w", format=_format_for(dst), options={"fflags": "+bitexact"}) as out:
+            with av.open(str(tmp), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
                 ov = out.add_stream_from_template(vin_stream)
                 oa = out.add_stream_from_template(ain_stream)
                 _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
@@ -258,10 +258,6 @@ def _remux_copy(video_src: Path, audio_src: Path, dst: Path) -> None:
 
 def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
     """Video packets of ``video_src`` copied; audio of ``audio_src`` decoded and re-encoded as AAC."""
-    from fractions import Fraction
-
-    import av
-
     with av.open(str(video_src)) as vin:
         if not vin.streams.video:
             raise UserError(f"{video_src}: no video stream")
@@ -286,19 +282,11 @@ def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
         samples = np.ascontiguousarray(samples[:, : int(round(end * rate))], dtype=np.float32)
         tmp = dst.with_name(dst.name + ".part" + dst.suffix)
         try:
-            with av.open(str(tmp), "w", format=_format_for(dst), options={"fflags": "+bitexact"}) as out:
+            with av.open(str(tmp), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
                 ov = out.add_stream_from_template(vin_stream)
                 oa = out.add_stream("aac", rate=rate, layout=layout)
                 oa.codec_context.thread_count = 1
-                apackets = []
-                for start in range(0, samples.shape[1], 1024):
-                    frame = av.AudioFrame.from_ndarray(samples[:, start:start + 1024], format="fltp",
-                                                       layout=layout)
-                    frame.sample_rate = rate
-                    frame.pts = start
-                    frame.time_base = Fraction(1, rate)
-                    apackets.extend(oa.encode(frame))
-                apackets.extend(oa.encode(None))
+                apackets = encode_audio(oa, samples, rate)
                 _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
             os.replace(tmp, dst)
         finally:
@@ -307,23 +295,16 @@ def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
 
 
 def _remux_video_only(video_src: Path, dst: Path) -> None:
-    import av
-
     with av.open(str(video_src)) as vin:
         vin_stream = vin.streams.video[0]
         vpackets = _valid_packets(vin, vin_stream)
-        with av.open(str(dst), "w", format=_format_for(dst), options={"fflags": "+bitexact"}) as out:
+        with av.open(str(dst), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
             ov = out.add_stream_from_template(vin_stream)
             _mux_sorted(out, [(p, ov) for p in vpackets])
 
 
 class _NoAudio(Exception):
     """The donor clip has no audio stream."""
-
-
-def _format_for(dst: Path) -> str | None:
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-            ".avi": "avi"}.get(dst.suffix.lower())
 
 
 def _mux_sorted(out, items: list) -> None:

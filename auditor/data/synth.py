@@ -25,9 +25,9 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from auditor.data.inject import (
@@ -38,6 +38,7 @@ from auditor.data.inject import (
     noise_rng,
     write_tables,
 )
+from auditor.data.mux import encode_audio, encode_video
 from auditor.errors import UserError
 
 CLASSES: list[str] = ["bouncing", "hammering", "clapping", "bell", "spinning", "sawing", "dripping", "typing"]
@@ -853,8 +854,6 @@ def encode_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray) -> None:
 
     Deterministic: one x264 thread, bit-exact muxing (no creation time, no version strings from the muxer).
     """
-    import av
-
     path = Path(path)
     tmp = path.with_name(path.name + ".part.mp4")
     with av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as container:
@@ -866,20 +865,8 @@ def encode_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray) -> None:
         aus = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono", options={"aac_coder": "fast"})
         aus.bit_rate = 48_000
         aus.codec_context.thread_count = 1
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, FPS)
-            container.mux(vs.encode(frame))
-        container.mux(vs.encode(None))
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        for start in range(0, len(audio), 1024):
-            frame = av.AudioFrame.from_ndarray(audio[None, start:start + 1024], format="fltp", layout="mono")
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = start
-            frame.time_base = Fraction(1, SAMPLE_RATE)
-            container.mux(aus.encode(frame))
-        container.mux(aus.encode(None))
+        container.mux(encode_video(vs, frames, FPS))
+        container.mux(encode_audio(aus, audio[None, :], SAMPLE_RATE))
     os.replace(tmp, path)
 
 

@@ -1,0 +1,75 @@
+"""DDP must preserve the single-process gradient exactly: 2 gloo ranks on the CPU, each with half of a global
+batch, end their backward pass with the same gradients as one process on the whole batch.
+
+BatchNorm (per-rank statistics on the CPU, documented in model/distributed.py) and dropout are the known
+differences, so the network runs in evaluation mode here; everything else — the SCE and hybrid terms, the
+cross-modal InfoNCE over the gathered global batch and L_cat — goes through the training code's own
+``forward_backward``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as td
+import torch.multiprocessing as mp
+
+from auditor.model import distributed as dist
+from auditor.model.config import TrainConfig
+from auditor.model.network import AudioVisualNet
+from auditor.model.presets import get_preset
+from auditor.train import Batch, NoiseState, forward_backward
+
+N_CLASSES, GLOBAL_BATCH, WORLD = 4, 8, 2
+
+
+def _inputs(phase: int):
+    g = torch.Generator().manual_seed(1)
+    preset = get_preset("cpu")
+    frames = torch.randn(GLOBAL_BATCH, preset.num_frames, 3, preset.frame_size, preset.frame_size, generator=g)
+    mel = torch.randn(GLOBAL_BATCH, 1, 64, preset.audio_frames, generator=g)
+    given = torch.arange(GLOBAL_BATCH) % N_CLASSES
+    state = NoiseState.initial(GLOBAL_BATCH, N_CLASSES, 128)
+    state.mu_v = torch.nn.functional.normalize(torch.randn(N_CLASSES, 128, generator=g), dim=1)
+    state.mu_a = torch.nn.functional.normalize(torch.randn(N_CLASSES, 128, generator=g), dim=1)
+    state.q = torch.softmax(torch.randn(GLOBAL_BATCH, N_CLASSES, generator=g), dim=1)
+    w = torch.rand(GLOBAL_BATCH, generator=g)
+    r = torch.rand(GLOBAL_BATCH, generator=g)
+    target = torch.where(r >= 0.5, given, (given + 1) % N_CLASSES) if phase == 2 else given
+    return frames, mel, given, target, w, r, state
+
+
+def _gradients(rank: int, world: int, phase: int) -> dict[str, torch.Tensor]:
+    frames, mel, given, target, w, r, state = _inputs(phase)
+    torch.manual_seed(0)
+    model = AudioVisualNet(get_preset("cpu"), N_CLASSES).eval()
+    ctx = dist.Context(rank=rank, world=world)
+    ddp = dist.wrap(model, ctx)
+    rows = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+    idx = torch.arange(GLOBAL_BATCH)[rows]
+    batch = Batch(idx=idx, given=given[rows], target=target[rows], w=w[rows], r=r[rows])
+    forward_backward(ddp, frames[rows], mel[rows], batch, state, phase, TrainConfig())
+    return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def _worker(rank: int, init_file: str, out_file: str, phase: int) -> None:
+    torch.set_num_threads(1)
+    td.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        grads = _gradients(rank, WORLD, phase)
+        if rank == 0:
+            torch.save(grads, out_file)
+    finally:
+        td.destroy_process_group()
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_two_ranks_give_the_single_process_gradients(tmp_path, phase):
+    single = _gradients(0, 1, phase)
+    out = tmp_path / "grads.pt"
+    mp.spawn(_worker, args=(str(tmp_path / "init"), str(out), phase), nprocs=WORLD, join=True)
+    ranked = torch.load(out, weights_only=True)
+    assert set(ranked) == set(single)
+    assert sum(g.abs().sum() for g in single.values()) > 0
+    for name, g in single.items():
+        torch.testing.assert_close(ranked[name], g, rtol=1e-4, atol=1e-6, msg=name)

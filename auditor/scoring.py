@@ -4,7 +4,8 @@ flags.csv, one row per ingested clip (method.md "What the auditor reports"):
   clip, given_label, suggested_label, suggested_confidence (= max_k q_i), label_noise_score (= 1 - r_i),
   mismatch_score (= 1 - w_i), audio_pred (argmax p^a), visual_pred (argmax p^v), problem.
 Scores are in [0, 1], higher = more suspicious. Clips the decoder rejected are listed with empty scores and their
-problem; a clip with no sound track gets mismatch_score 0 and problem "no_audio" (silence is not a mismatch).
+problem; a clip with no sound track gets mismatch_score 0 and problem "no_audio", one whose sound track is silent
+(data/features.is_silent) likewise with problem "silent_audio" (silence is not a mismatch).
 For the baselines (bench): ``ce``/``cosine`` give label_noise_score = 1 - p^av(given label), suggestion = argmax
 p^av; ``cosine`` gives mismatch_score = (1 - cos(z^v, z^a)) / 2; ``ce`` has no mismatch score (empty).
 """
@@ -74,7 +75,7 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
         "clip": arrays.clips, "given_label": arrays.labels, "suggested_label": names[s["suggested"]],
         "suggested_confidence": s["confidence"], "label_noise_score": s["label_noise_score"],
         "mismatch_score": s["mismatch_score"], "audio_pred": names[s["audio_pred"]],
-        "visual_pred": names[s["visual_pred"]], "problem": np.where(arrays.has_audio, "", "no_audio")})
+        "visual_pred": names[s["visual_pred"]], "problem": _audio_problems(result, arrays)})
     flags = pd.concat([flags, _problem_rows(result, classes)], ignore_index=True)[FLAGS_COLUMNS]
     for col in ("suggested_confidence", "label_noise_score", "mismatch_score"):
         flags[col] = flags[col].astype(float).clip(0.0, 1.0).round(6)
@@ -97,6 +98,13 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
                 "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         atomic_write_text(out_dir / "scoring.json", json.dumps(info, indent=2))
     return flags
+
+
+def _audio_problems(result: IngestResult, arrays: ClipArrays) -> np.ndarray:
+    """"" for clips with usable sound, "no_audio" without a sound track, "silent_audio" for a silent one."""
+    status = dict(zip(result.clips["clip"], result.clips["audio"], strict=True))
+    return np.array([{"none": "no_audio", "silent": "silent_audio"}.get(status.get(c, "present"), "")
+                     for c in arrays.clips], dtype=object)
 
 
 def _subset(arrays: ClipArrays, idx: np.ndarray) -> ClipArrays:
@@ -129,7 +137,7 @@ def class_report(flags: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
         if sub.empty:
             continue
         other = sub.loc[sub["suggested_label"] != k, "suggested_label"]
-        with_audio = sub[sub["problem"] != "no_audio"]["mismatch_score"].dropna()
+        with_audio = sub[~sub["problem"].isin(["no_audio", "silent_audio"])]["mismatch_score"].dropna()
         rows.append({"class": k, "clips": len(sub), "estimated_noise_rate": round(float(sub["label_noise_score"].mean()), 4),
                      "top_suggested_replacement": other.value_counts().index[0] if len(other) else "",
                      "estimated_mismatch_rate": round(float(with_audio.mean()), 4) if len(with_audio) else np.nan})

@@ -34,7 +34,7 @@ from auditor.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_chec
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import autocast, estimate_noise, evaluate
 from auditor.model.inputs import batch_inputs
-from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce
+from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
 from auditor.model.presets import get_preset, preprocess_params
 from auditor.run_folder import CONFIG_FILE, append_progress, read_config, write_config
@@ -44,6 +44,9 @@ RUN_OUTPUTS = (CHECKPOINT_FILE, "progress.jsonl", "flags.csv", "embeddings.parqu
 # Keys that define the architecture or the schedule: a resumed run must have the same (as nanoGPT does).
 RESUME_KEYS = ("preset", "method", "embed_dim", "epochs_phase1", "epochs_phase2", "seed")
 PROGRESS_EVERY_STEPS = 5
+# Epochs in a row whose mixture must find two populations before re-weighting by it starts (a measured end of the
+# warm-up: one lucky split does not switch losses off).
+GATE_STREAK = 2
 
 
 @dataclass
@@ -56,11 +59,36 @@ class NoiseState:
     y_hat: torch.Tensor  # (N,) corrected labels
     mu_v: torch.Tensor  # (K, d) EMA visual prototypes
     mu_a: torch.Tensor  # (K, d) EMA audio prototypes
+    # Warm-up gates of [w, r]: epochs in a row whose mixture found two populations, and whether re-weighting by
+    # that estimate has started (it starts after warmup_epochs once the streak reaches GATE_STREAK, then stays on).
+    streak: torch.Tensor  # (2,) long
+    gate_open: torch.Tensor  # (2,) bool
 
     @classmethod
-    def initial(cls, n: int, k: int, d: int) -> NoiseState:
-        return cls(w=torch.ones(n), r=torch.ones(n), q=torch.zeros(n, k), y_hat=torch.zeros(n, dtype=torch.long),
-                   mu_v=torch.zeros(k, d), mu_a=torch.zeros(k, d))
+    def initial(cls, has_audio: torch.Tensor, k: int, d: int) -> NoiseState:
+        """w_i = 1 for clips with sound and 0 without (silence is no evidence about correspondence), r_i = 1."""
+        n = len(has_audio)
+        return cls(w=has_audio.float(), r=torch.ones(n), q=torch.zeros(n, k), y_hat=torch.zeros(n, dtype=torch.long),
+                   mu_v=torch.zeros(k, d), mu_a=torch.zeros(k, d), streak=torch.zeros(2, dtype=torch.long),
+                   gate_open=torch.zeros(2, dtype=torch.bool))
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict[str, torch.Tensor], has_audio: torch.Tensor) -> NoiseState:
+        """The state of a checkpoint; fields a checkpoint of an older version lacks take their initial values."""
+        fresh = cls.initial(has_audio, saved["q"].shape[1], saved["mu_v"].shape[1])
+        return cls(**{f.name: saved.get(f.name, getattr(fresh, f.name)) for f in dataclasses.fields(cls)})
+
+    def update_estimates(self, est: dict, epoch: int, cfg: TrainConfig) -> None:
+        """Take an epoch end's estimates: advance the gates, then move w and r (whose gate is open) toward the new
+        posteriors with momentum cfg.estimate_momentum, and take q, y^ as they are."""
+        for i, (key, fit) in enumerate((("w", est["w_fit"]), ("r", est["r_fit"]))):
+            self.streak[i] = self.streak[i] + 1 if fit.two_populations else 0
+            if epoch + 1 >= cfg.warmup_epochs and self.streak[i] >= GATE_STREAK:
+                self.gate_open[i] = True
+            if self.gate_open[i]:
+                m = cfg.estimate_momentum
+                setattr(self, key, m * getattr(self, key) + (1 - m) * est[key])
+        self.q, self.y_hat = est["q"], est["y_hat"]
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -69,13 +97,33 @@ class NoiseState:
 @dataclass
 class Batch:
     """This rank's rows of one training batch, on the training device: clip indices (B,) on the CPU, given
-    labels y~ (B,), targets t (B,), correspondence weights w (B,), label-clean probabilities r (B,)."""
+    labels y~ (B,), targets t (B,), correspondence weights w (B,), label-clean probabilities r (B,) and the weight
+    of the target t in L_cat and the prototypes (B,): r_i for a kept label, (1 - r_i) max_k q_ik for a corrected one."""
 
     idx: torch.Tensor
     given: torch.Tensor
     target: torch.Tensor
     w: torch.Tensor
     r: torch.Tensor
+    target_weight: torch.Tensor
+
+
+@dataclass
+class Objective:
+    """Constants of the loss for a data set: the logit adjustment added to every head's logits in training
+    (tau * log pi_k, pi = the given labels' class frequencies; Menon et al., ICLR 2021) and SCE's alpha, beta for
+    its number of classes (losses.sce_constants)."""
+
+    logit_adjust: torch.Tensor  # (K,)
+    sce_alpha: float
+    sce_beta: float
+
+    @classmethod
+    def for_labels(cls, labels: torch.Tensor, num_classes: int, cfg: TrainConfig,
+                   device: torch.device) -> Objective:
+        prior = torch.bincount(labels, minlength=num_classes).float().clamp_min(1) / len(labels)
+        tau = cfg.logit_adjust if cfg.method == "ntl" else 0.0
+        return cls((tau * prior.log()).to(device), *sce_constants(num_classes))
 
 
 @dataclass
@@ -166,7 +214,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs_total * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, steps_per_epoch))
-    state = NoiseState.initial(n, k, cfg.embed_dim)
+    state = NoiseState.initial(has_audio, k, cfg.embed_dim)
+    objective = Objective.for_labels(labels, k, cfg, device)
     start_epoch, elapsed0 = 0, 0.0
     ckpt_path = run_dir / CHECKPOINT_FILE
     if resume and ckpt_path.exists():
@@ -174,7 +223,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        state = NoiseState(**{f.name: ckpt["state"][f.name] for f in dataclasses.fields(NoiseState)})
+        state = NoiseState.from_checkpoint(ckpt["state"], has_audio)
         start_epoch, elapsed0 = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
     ddp_model = dist.wrap(model, ctx)
     if ctx.rank == 0:
@@ -188,7 +237,9 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     t0 = time.time() - elapsed0
     for epoch in range(start_epoch, cfg.epochs_total):
         phase = 1 if epoch < cfg.epochs_phase1 else 2
-        target = labels if phase == 1 else torch.where(state.r >= 0.5, labels, state.y_hat)
+        kept = state.r >= 0.5
+        target = labels if phase == 1 else torch.where(kept, labels, state.y_hat)
+        target_weight = state.r if phase == 1 else torch.where(kept, state.r, (1 - state.r) * state.q.max(1).values)
         w_train = state.w if (cfg.use_w and cfg.method == "ntl") else has_audio.float()
         # Deterministic per (seed, epoch): a resumed run draws exactly what the uninterrupted one drew.
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -203,15 +254,18 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
             frames, mel = batch_inputs(arrays, rows, preset.num_frames, preset.audio_frames, rng)
             idx = torch.from_numpy(rows[mine])
             batch = Batch(idx=idx, given=labels[idx].to(device), target=target[idx].to(device),
-                          w=w_train[idx].to(device), r=state.r[idx].to(device))
+                          w=w_train[idx].to(device), r=state.r[idx].to(device),
+                          target_weight=target_weight[idx].to(device))
             opt.zero_grad(set_to_none=True)
-            out, terms, loss = forward_backward(ddp_model, frames[mine], mel[mine], batch, state, phase, cfg)
+            out, terms, loss = forward_backward(ddp_model, frames[mine], mel[mine], batch, state, phase, cfg,
+                                                objective)
             opt.step()
             sched.step()
             if cfg.method == "ntl":
                 with torch.no_grad():
-                    w_a = batch.r * batch.w if cfg.weight_audio_by_w else batch.r
-                    state.mu_v = update_prototypes(state.mu_v.to(device), out.z_v, batch.target, batch.r,
+                    w_v = batch.target_weight
+                    w_a = w_v * batch.w if cfg.weight_audio_by_w else w_v
+                    state.mu_v = update_prototypes(state.mu_v.to(device), out.z_v, batch.target, w_v,
                                                    cfg.proto_momentum).cpu()
                     state.mu_a = update_prototypes(state.mu_a.to(device), out.z_a, batch.target, w_a,
                                                    cfg.proto_momentum).cpu()
@@ -232,13 +286,13 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         if cfg.method == "ntl":
             ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device), n, ctx)
             est = estimate_noise(ev, labels, has_audio, cfg, k)
-            if epoch + 1 >= cfg.warmup_epochs:
-                state.w, state.r = est["w"], est["r"]
-            state.q, state.y_hat = est["q"], est["y_hat"]
+            state.update_estimates(est, epoch, cfg)
             estimates = {"est_label_noise": float((1 - est["r"]).mean()),
                          "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,
                          # agreement of the corrected distribution's argmax with the given labels
-                         "q_agreement": float((est["q"].argmax(1) == labels).float().mean())}
+                         "q_agreement": float((est["q"].argmax(1) == labels).float().mean()),
+                         "w_mixture": est["w_fit"].summary(), "r_mixture": est["r_fit"].summary(),
+                         "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])}}
         if ctx.rank == 0:
             elapsed = time.time() - t0
             save_checkpoint(ckpt_path, model, opt, sched, state.as_dict(), epoch + 1, elapsed, cfg, classes,
@@ -256,14 +310,14 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
 
 
 def forward_backward(model: torch.nn.Module, frames: torch.Tensor, mel: torch.Tensor, batch: Batch,
-                     state: NoiseState, phase: int, cfg: TrainConfig) -> tuple[Outputs, dict[str, torch.Tensor],
-                                                                                 torch.Tensor]:
+                     state: NoiseState, phase: int, cfg: TrainConfig, objective: Objective
+                     ) -> tuple[Outputs, dict[str, torch.Tensor], torch.Tensor]:
     """Forward pass of this rank's rows, the loss terms by name, their sum, and its backward pass (under DDP the
     gradients are then the average over ranks, i.e. those of the global batch's mean loss)."""
     device = batch.given.device
     with autocast(device):
         out = model(frames.to(device, non_blocking=True), mel.to(device, non_blocking=True))
-    terms = _loss_terms(out, batch, state, phase, cfg)
+    terms = _loss_terms(out, batch, state, phase, cfg, objective)
     loss = sum(terms.values())
     loss.backward()
     return out, terms, loss
@@ -291,7 +345,8 @@ def _lr_factor(step: int, total: int, steps_per_epoch: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _loss_terms(out: Outputs, batch: Batch, state: NoiseState, phase: int, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+def _loss_terms(out: Outputs, batch: Batch, state: NoiseState, phase: int, cfg: TrainConfig,
+                objective: Objective) -> dict[str, torch.Tensor]:
     """The loss terms of one batch, by name (method.md phase 1 / phase 2)."""
     y, w, r = batch.given, batch.w, batch.r
     if cfg.method != "ntl":
@@ -301,17 +356,20 @@ def _loss_terms(out: Outputs, batch: Batch, state: NoiseState, phase: int, cfg: 
             terms["inst"] = _batch_infonce(out, cfg).mean()
         return terms
     w_audio = w if cfg.weight_audio_by_w else torch.ones_like(w)
+    heads = [out.logits_av + objective.logit_adjust, out.logits_v + objective.logit_adjust,
+             out.logits_a + objective.logit_adjust]
+    a, b = objective.sce_alpha, objective.sce_beta
     if phase == 1:
-        cls = sce(out.logits_av, y) + 0.5 * (sce(out.logits_v, y) + w_audio * sce(out.logits_a, y))
+        av, v, au = (sce(logits, y, a, b) for logits in heads)
     else:
         q = state.q[batch.idx].to(y.device)
-        cls = (hybrid_loss(out.logits_av, y, q, r)
-               + 0.5 * (hybrid_loss(out.logits_v, y, q, r) + w_audio * hybrid_loss(out.logits_a, y, q, r)))
-    terms = {"cls" if phase == 1 else "hyb": cls.mean(),
+        av, v, au = (hybrid_loss(logits, y, q, r, a, b) for logits in heads)
+    terms = {"cls" if phase == 1 else "hyb": (av + 0.5 * (v + w_audio * au)).mean(),
              "inst": cfg.lambda_inst * (w * _batch_infonce(out, cfg)).mean()}
     if cfg.use_cat:
         terms["cat"] = cfg.lambda_cat * category_contrastive(
-            out.z_v, out.z_a, state.mu_v.to(y.device), state.mu_a.to(y.device), batch.target, r, w_audio, cfg.tau_c)
+            out.z_v, out.z_a, state.mu_v.to(y.device), state.mu_a.to(y.device), batch.target, batch.target_weight,
+            w_audio, cfg.tau_c)
     return terms
 
 

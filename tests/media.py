@@ -11,8 +11,9 @@ import numpy as np
 
 def write_clip(path: str | Path, *, seconds: float = 1.0, size: tuple[int, int] = (64, 48), fps: int = 25,
                tone_hz: float | None = 440.0, sample_rate: int = 16_000, container: str | None = None,
-               vcodec: str = "libx264", acodec: str = "aac", rotate: int = 0) -> Path:
-    """A clip with a moving gradient and (unless tone_hz is None) a sine tone; returns the path."""
+               vcodec: str = "libx264", acodec: str = "aac", rotate: int = 0, amplitude: float = 0.3) -> Path:
+    """A clip with a moving gradient and (unless tone_hz is None) a sine tone of peak ``amplitude`` (0 = a
+    present but muted sound track); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     w, h = size
@@ -39,7 +40,7 @@ def write_clip(path: str | Path, *, seconds: float = 1.0, size: tuple[int, int] 
             out.mux(pkt)
         if a_s is not None:
             t = np.arange(int(seconds * sample_rate)) / sample_rate
-            wave = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+            wave = (amplitude * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
             fmt = a_s.codec_context.format.name if a_s.codec_context.format else "fltp"
             chunk = 1024
             for start in range(0, wave.size, chunk):

@@ -91,3 +91,23 @@ def test_killed_ingest_resumes_without_redoing_finished_clips(tmp_path):
     assert len(result.clips) == n
     arrays = load_arrays(result)
     assert arrays.frames.shape[0] == n
+
+
+def test_a_muted_sound_track_is_marked_silent_and_a_quiet_one_is_not(tmp_path):
+    write_clip(tmp_path / "clips" / "muted.mp4", seconds=1.0, amplitude=0.0)
+    write_clip(tmp_path / "clips" / "hiss.mp4", seconds=1.0, amplitude=10 ** (-75 / 20))  # a dead microphone
+    write_clip(tmp_path / "clips" / "quiet.mp4", seconds=1.0, amplitude=10 ** (-35 / 20))  # quiet, but sound
+    write_clip(tmp_path / "clips" / "loud.mp4", seconds=1.0)
+    (tmp_path / "labels.csv").write_text("clip,label\n" + "".join(
+        f"clips/{n}.mp4,a\n" for n in ("muted", "hiss", "quiet", "loud")))
+    result = ingest(tmp_path, PARAMS, workers=1)
+    audio = result.clips.set_index("clip")["audio"].to_dict()
+    assert audio == {"clips/muted.mp4": "silent", "clips/hiss.mp4": "silent", "clips/quiet.mp4": "present",
+                     "clips/loud.mp4": "present"}
+    assert result.clips.set_index("clip")["has_audio"].to_dict() == {
+        "clips/muted.mp4": False, "clips/hiss.mp4": False, "clips/quiet.mp4": True, "clips/loud.mp4": True}
+    report = result.report.set_index("clip")
+    assert report.loc["clips/muted.mp4", "problem"] == "silent_audio" and report.loc["clips/muted.mp4", "kept"]
+    assert "dBFS" in report.loc["clips/hiss.mp4", "detail"]
+    # read back from the cache, the verdict is the same
+    assert ingest(tmp_path, PARAMS, workers=1).clips["audio"].tolist() == result.clips["audio"].tolist()

@@ -18,7 +18,7 @@ from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.network import AudioVisualNet
 from auditor.model.presets import get_preset
-from auditor.train import Batch, NoiseState, forward_backward
+from auditor.train import Batch, NoiseState, Objective, forward_backward
 
 N_CLASSES, GLOBAL_BATCH, WORLD = 4, 8, 2
 
@@ -29,7 +29,7 @@ def _inputs(phase: int):
     frames = torch.randn(GLOBAL_BATCH, preset.num_frames, 3, preset.frame_size, preset.frame_size, generator=g)
     mel = torch.randn(GLOBAL_BATCH, 1, 64, preset.audio_frames, generator=g)
     given = torch.arange(GLOBAL_BATCH) % N_CLASSES
-    state = NoiseState.initial(GLOBAL_BATCH, N_CLASSES, 128)
+    state = NoiseState.initial(torch.ones(GLOBAL_BATCH, dtype=torch.bool), N_CLASSES, 128)
     state.mu_v = torch.nn.functional.normalize(torch.randn(N_CLASSES, 128, generator=g), dim=1)
     state.mu_a = torch.nn.functional.normalize(torch.randn(N_CLASSES, 128, generator=g), dim=1)
     state.q = torch.softmax(torch.randn(GLOBAL_BATCH, N_CLASSES, generator=g), dim=1)
@@ -47,8 +47,11 @@ def _gradients(rank: int, world: int, phase: int) -> dict[str, torch.Tensor]:
     ddp = dist.wrap(model, ctx)
     rows = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
     idx = torch.arange(GLOBAL_BATCH)[rows]
-    batch = Batch(idx=idx, given=given[rows], target=target[rows], w=w[rows], r=r[rows])
-    forward_backward(ddp, frames[rows], mel[rows], batch, state, phase, TrainConfig())
+    batch = Batch(idx=idx, given=given[rows], target=target[rows], w=w[rows], r=r[rows], target_weight=r[rows])
+    cfg = TrainConfig()
+    # A long-tailed prior, so that the logit adjustment is part of what must match.
+    objective = Objective.for_labels(torch.tensor([0, 0, 0, 0, 0, 1, 1, 2, 3]), N_CLASSES, cfg, torch.device("cpu"))
+    forward_backward(ddp, frames[rows], mel[rows], batch, state, phase, cfg, objective)
     return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
 
 

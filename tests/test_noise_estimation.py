@@ -1,6 +1,8 @@
-"""The Gaussian-mixture estimate separates planted clean and noisy losses; correction recovers planted labels."""
+"""The Gaussian-mixture estimate separates planted clean and noisy losses, invents no noisy component in one
+population, normalises per class; correction recovers planted labels and fills small classes' neighbourhoods."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -11,7 +13,15 @@ from auditor.model.correction import (
     knn_distribution,
     prototype_distribution,
 )
-from auditor.model.noise_estimation import clean_posterior, min_max
+from auditor.model.losses import sce_constants
+from auditor.model.noise_estimation import (
+    ASHMAN_D_MIN,
+    TIE_BREAK,
+    class_normalise,
+    clean_posterior,
+    min_max,
+    mixture_posterior,
+)
 
 
 def test_gmm_separates_planted_bimodal_losses():
@@ -29,10 +39,11 @@ def test_gmm_separates_planted_bimodal_losses():
 
 
 def test_gmm_respects_mask_and_constant_input():
-    losses = np.array([0.1, 0.1, 0.2, 0.15, 3.0, 3.1, 9.0])
-    mask = np.array([1, 1, 1, 1, 1, 1, 0], bool)
+    losses = np.array([0.1, 0.1, 0.2, 0.15, 0.12, 0.18, 0.11, 0.14, 0.16, 0.13, 3.0, 3.1, 2.9, 9.0])
+    mask = np.ones(14, bool)
+    mask[-1] = False  # not fitted on, still scored
     post = clean_posterior(losses, mask=mask)
-    assert post[:4].min() > 0.5 and post[4:].max() < 0.5
+    assert post[:10].min() > 0.5 and post[10:].max() < 0.5
     assert np.all(clean_posterior(np.ones(10)) == 1.0)
     assert np.allclose(min_max(np.array([2.0, 4.0, 3.0])), [0, 1, 0.5])
 
@@ -42,19 +53,25 @@ def test_prototypes_and_distributions_hand_values():
     labels = torch.tensor([0, 0, 1])
     c = class_prototypes(u, labels, torch.ones(3), 2)
     assert torch.allclose(c[1], torch.tensor([0.0, 1.0]))
-    q = prototype_distribution(u, c, tau_p=0.1)
+    q = prototype_distribution(u, labels, torch.ones(3), 2, tau_p=0.1)
     assert torch.allclose(q.sum(1), torch.ones(3))
-    assert q.argmax(1).tolist() == [0, 0, 1]
+    # leave-one-out: clip 0's own-class prototype is clip 1 alone, clip 2's class has no other clip (cosine 0)
+    expected0 = torch.softmax(torch.tensor([u[0] @ u[1], u[0] @ c[1]]) / 0.1, 0)
+    assert torch.allclose(q[0], expected0, atol=1e-6)
+    expected2 = torch.softmax(torch.tensor([u[2] @ c[0], 0.0]) / 0.1, 0)
+    assert torch.allclose(q[2], expected2, atol=1e-6)
     knn = knn_distribution(u, labels, torch.tensor([1.0, 1.0, 1.0]), 2, k=1)
     # nearest other clip of clip 0 is clip 1 (label 0); of clip 2 it is clip 1 (label 0)
     assert knn.tolist() == [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
 
 
-def test_fused_features_drop_audio_when_w_is_zero():
+def test_fused_features_replace_a_mismatched_sound_by_the_picture():
     z_v = F.normalize(torch.randn(4, 3), dim=1)
     z_a = F.normalize(torch.randn(4, 3), dim=1)
     u = fused_features(z_v, z_a, torch.zeros(4))
-    assert torch.allclose(u[:, :3], z_v, atol=1e-6) and torch.all(u[:, 3:] == 0)
+    assert torch.allclose(u, torch.cat([z_v, z_v], 1) / 2 ** 0.5, atol=1e-6)
+    u1 = fused_features(z_v, z_a, torch.ones(4))
+    assert torch.allclose(u1, torch.cat([z_v, z_a], 1) / 2 ** 0.5, atol=1e-6)
 
 
 def test_correction_recovers_planted_labels():
@@ -71,3 +88,57 @@ def test_correction_recovers_planted_labels():
     assert torch.allclose(q.sum(1), torch.ones(len(true)), atol=1e-5)
     assert (y_hat[flip] == true[flip]).float().mean() > 0.95
     assert (y_hat == true).float().mean() > 0.95
+
+
+def test_one_population_gets_no_invented_noisy_component():
+    rng = np.random.default_rng(3)
+    for losses in (rng.normal(1.0, 0.2, 600), rng.exponential(0.3, 600), rng.lognormal(-1.5, 0.6, 600)):
+        fit = mixture_posterior(losses)
+        assert not fit.two_populations, fit.summary()
+        assert fit.clean.min() >= 1 - TIE_BREAK
+        # the order of the evidence is kept for ranking
+        order = np.argsort(losses)
+        assert np.all(np.diff(fit.clean[order]) <= 1e-12)
+
+
+def test_two_populations_are_found_and_reported():
+    rng = np.random.default_rng(4)
+    losses = np.concatenate([rng.normal(0.3, 0.1, 900), rng.normal(2.5, 0.4, 100)])
+    fit = mixture_posterior(losses)
+    assert fit.two_populations and fit.ashman_d > ASHMAN_D_MIN and 0.85 < fit.clean_share < 0.95
+    assert (fit.clean[900:] < 0.5).mean() > 0.95 and (fit.clean[:900] > 0.5).mean() > 0.98
+
+
+def test_class_normalisation_keeps_a_hard_class_and_finds_an_easy_class_noise():
+    rng = np.random.default_rng(5)
+    # class 0 is hard (all its clean losses high), class 1 easy with 10% planted noise at the hard class's level
+    hard = rng.normal(2.0, 0.2, 300)
+    easy = rng.normal(0.2, 0.05, 300)
+    noisy = np.arange(600) % 10 == 0
+    noisy[:300] = False
+    easy[noisy[300:]] = rng.normal(2.0, 0.2, noisy[300:].sum())
+    losses = np.concatenate([hard, easy])
+    labels = np.repeat([0, 1], 300)
+    fit = mixture_posterior(losses, labels=labels)
+    assert (fit.clean[:300] > 0.5).mean() > 0.97  # the hard class is not flagged wholesale
+    assert (fit.clean[noisy] < 0.5).mean() > 0.9
+    z = class_normalise(losses, labels)
+    assert abs(np.median(z[:300])) < 0.2
+
+
+def test_knn_fills_a_small_class_neighbourhood():
+    # a class of 4 tight clips among 40 clips of another class: each small-class clip has 3 same-class neighbours
+    g = torch.Generator().manual_seed(0)
+    big = F.normalize(torch.tensor([1.0, 0.0]) + 0.05 * torch.randn(40, 2, generator=g), dim=1)
+    small = F.normalize(torch.tensor([0.0, 1.0]) + 0.05 * torch.randn(4, 2, generator=g), dim=1)
+    u = torch.cat([big, small])
+    labels = torch.tensor([0] * 40 + [1] * 4)
+    knn = knn_distribution(u, labels, torch.ones(44), 2, k=10)
+    assert torch.allclose(knn[40:, 1], torch.ones(4))
+
+
+def test_sce_constants_follow_the_number_of_classes():
+    assert sce_constants(8) == (0.1, 1.0)
+    assert sce_constants(100) == pytest.approx((6.0, 0.1))
+    a32, b32 = sce_constants(32)
+    assert 0.1 < a32 < 6.0 and 0.1 < b32 < 1.0

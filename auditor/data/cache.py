@@ -1,7 +1,8 @@
 """Decode every clip of a data set once, in parallel, into a keyed on-disk cache; report what failed.
 
 Layout: ``<cache root>/<params digest>/<key[:2]>/<key>.npz`` with ``frames`` (T, S, S, 3) uint8, ``mel``
-(64, L) float16, ``duration``, ``has_audio``, ``warning``; a clip that cannot be decoded gets
+(64, L) float16, ``duration``, ``audio`` ("present", "silent" or "none": see features.is_silent), ``audio_dbfs``,
+``warning``; a clip that cannot be decoded gets
 ``<key>.problem.json`` instead, so a re-run does not retry it either. ``key`` = sha1 of (relative path, file size,
 mtime in ns, preprocessing digest): a re-run decodes nothing, a changed file gets a new key and is decoded again.
 Every entry is written to a temporary name and renamed, so a killed ingest never leaves a half-written entry
@@ -27,7 +28,7 @@ import pandas as pd
 
 from auditor.atomic import atomic_write as _atomic_write
 from auditor.data.decode import DecodeError, decode_clip
-from auditor.data.features import SILENCE, log_mel
+from auditor.data.features import SILENCE, SILENT_BELOW_DBFS, audio_level_dbfs, log_mel
 from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
 from auditor.data.params import PreprocessParams
 from auditor.errors import UserError
@@ -46,7 +47,8 @@ def _write_error(cache: Path, err: OSError) -> CacheWriteError:
 
 @dataclass
 class IngestResult:
-    """``clips``: one row per usable clip (clip, label, key, duration, has_audio, warning) in manifest order.
+    """``clips``: one row per usable clip (clip, label, key, duration, has_audio, audio, warning) in manifest
+    order; ``has_audio`` = the clip has a sound track that is not silent (``audio == "present"``).
     ``report``: one row per clip with a problem (REPORT_COLUMNS); ``kept`` is False for skipped clips."""
 
     manifest: Manifest
@@ -68,7 +70,8 @@ class IngestResult:
 @dataclass
 class ClipArrays:
     """The cached tensors of a data set, in memory: frames (N, T, S, S, 3) uint8, mel (N, 64, L) float16
-    (padded with the log of silence to the longest clip), mel_lengths (N,), has_audio (N,) bool."""
+    (padded with the log of silence to the longest clip), mel_lengths (N,), has_audio (N,) bool (a usable, not
+    silent, sound track)."""
 
     clips: list[str]
     labels: list[str]
@@ -115,13 +118,15 @@ def decode_to_cache(path: str, cache_dir: str, key: str, params: PreprocessParam
         record = {"problem": "corrupt", "detail": f"{type(err).__name__}: {str(err)[:200]}"}
     else:
         mel = log_mel(dec.audio, params.sample_rate).astype(np.float16)
+        level = audio_level_dbfs(dec.audio, params.sample_rate) if dec.has_audio else None
+        audio = "none" if not dec.has_audio else "silent" if level < SILENT_BELOW_DBFS else "present"
         try:
             _atomic_write(_entry_path(cache, key), lambda fh: np.savez(
-                fh, frames=dec.frames, mel=mel, duration=np.float32(dec.duration),
-                has_audio=np.bool_(dec.has_audio), warning=np.str_(dec.warning)))
+                fh, frames=dec.frames, mel=mel, duration=np.float32(dec.duration), audio=np.str_(audio),
+                audio_dbfs=np.float32(np.nan if level is None else level), warning=np.str_(dec.warning)))
         except OSError as err:  # disk full, read-only: the same for every clip, so stop with one clear line
             raise _write_error(cache, err) from None
-        return {"duration": dec.duration, "has_audio": dec.has_audio, "warning": dec.warning}
+        return {"duration": dec.duration, "audio": audio, "audio_dbfs": level, "warning": dec.warning}
     try:
         _atomic_write(_problem_path(cache, key), lambda fh: fh.write(json.dumps(record).encode()))
     except OSError as err:
@@ -134,8 +139,9 @@ def _read_entry_meta(cache: Path, key: str) -> dict | None:
     if entry.is_file():
         try:
             with np.load(entry) as z:
-                return {"duration": float(z["duration"]), "has_audio": bool(z["has_audio"]),
-                        "warning": str(z["warning"])}
+                dbfs = float(z["audio_dbfs"])
+                return {"duration": float(z["duration"]), "audio": str(z["audio"]),
+                        "audio_dbfs": None if np.isnan(dbfs) else dbfs, "warning": str(z["warning"])}
         except (OSError, ValueError, KeyError):
             entry.unlink(missing_ok=True)  # unreadable entry: decode again
             return None
@@ -226,13 +232,17 @@ def _assemble(manifest: Manifest, params: PreprocessParams, cache: Path, keys: l
             report.append({"clip": clip, "problem": meta["problem"], "detail": meta["detail"], "kept": False})
             continue
         rows.append({"clip": clip, "label": label, "key": key, "duration": meta["duration"],
-                     "has_audio": meta["has_audio"], "warning": meta["warning"]})
-        if not meta["has_audio"]:
+                     "has_audio": meta["audio"] == "present", "audio": meta["audio"], "warning": meta["warning"]})
+        if meta["audio"] == "none":
             report.append({"clip": clip, "problem": "no_audio", "detail": "no audio stream; silent audio used",
                            "kept": True})
+        elif meta["audio"] == "silent":
+            report.append({"clip": clip, "problem": "silent_audio", "kept": True,
+                           "detail": f"sound track at {meta['audio_dbfs']:.0f} dBFS (below {SILENT_BELOW_DBFS:.0f}): "
+                                     "treated as no sound"})
         elif meta["warning"]:
             report.append({"clip": clip, "problem": "damaged", "detail": meta["warning"], "kept": True})
-    clips = pd.DataFrame(rows, columns=["clip", "label", "key", "duration", "has_audio", "warning"])
+    clips = pd.DataFrame(rows, columns=["clip", "label", "key", "duration", "has_audio", "audio", "warning"])
     extra = [c for c in manifest.rows.columns if c not in ("clip", "label")]
     if extra:
         clips = clips.merge(manifest.rows[["clip", *extra]], on="clip", how="left")
@@ -262,7 +272,8 @@ def summary(result: IngestResult) -> dict:
         "clips_per_class": {str(k): int(v) for k, v in per_class.items()},
         "total_duration_s": float(result.clips["duration"].sum()),
         "decode_problems": int((~result.report["kept"]).sum()),
-        "clips_without_audio": int((~result.clips["has_audio"]).sum()),
+        "clips_without_audio": int((result.clips["audio"] == "none").sum()),
+        "clips_with_silent_audio": int((result.clips["audio"] == "silent").sum()),
         "label_problems": int(sum(p.kind == "error" for p in result.problems)),
         "decoded_now": int(result.decoded_now),
     }

@@ -22,6 +22,35 @@ HOP_SECONDS = 0.010
 LOG_FLOOR = 1e-6
 SILENCE = math.log(LOG_FLOOR)
 
+# A sound track is silent (muted upload, dead microphone) when even its loudest LEVEL_PERCENTILE % of
+# LEVEL_WINDOW_SECONDS windows stays below SILENT_BELOW_DBFS (RMS, dB relative to full scale). Quiet real recordings
+# (room tone, distant speech) measure -50 to -30 dBFS there; digital silence and dither sit at -90 and below.
+SILENT_BELOW_DBFS = -60.0
+LEVEL_WINDOW_SECONDS = 0.1
+LEVEL_PERCENTILE = 99.0
+_DBFS_FLOOR = -200.0
+
+
+def audio_level_dbfs(audio: np.ndarray, sample_rate: int = 16_000) -> float:
+    """The level of a sound track for the silence test: the LEVEL_PERCENTILE-th percentile over windows of
+    LEVEL_WINDOW_SECONDS of 20 log10(RMS), in dBFS (full scale = 1.0); -200 for digital silence or no samples."""
+    audio = np.asarray(audio, dtype=np.float64)
+    win = max(1, int(round(LEVEL_WINDOW_SECONDS * sample_rate)))
+    n = audio.size // win
+    if n == 0:
+        frames = audio[None, :] if audio.size else np.zeros((1, 1))
+    else:
+        frames = audio[: n * win].reshape(n, win)
+    rms = np.sqrt((frames ** 2).mean(axis=1))
+    level = np.percentile(rms, LEVEL_PERCENTILE)
+    return float(max(_DBFS_FLOOR, 20 * math.log10(level))) if level > 0 else _DBFS_FLOOR
+
+
+def is_silent(audio: np.ndarray, sample_rate: int = 16_000) -> bool:
+    """True when :func:`audio_level_dbfs` is below SILENT_BELOW_DBFS."""
+    return audio_level_dbfs(audio, sample_rate) < SILENT_BELOW_DBFS
+
+
 _mel_cache: dict[int, torchaudio.transforms.MelSpectrogram] = {}
 
 

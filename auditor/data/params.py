@@ -16,7 +16,7 @@ class PreprocessParams:
     frame_size: int = 64  # S: shorter side resized to S, centre crop S x S
     sample_rate: int = 16_000
     max_audio_seconds: float = 10.0  # longer sound tracks keep their middle
-    version: int = 2  # bump when decode/features change meaningfully
+    version: int = 3  # bump when decode/features change meaningfully (3: sound level, silent tracks)
 
     def digest(self) -> str:
         """12 hex digits of sha1 over the sorted fields: the cache folder of these parameters."""

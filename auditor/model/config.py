@@ -47,6 +47,11 @@ class TrainConfig:
     # adds the feature-distance evidence CE(q_i, y~_i) of phase 2's corrected distribution (computed from a first
     # classifier-only r), so a label is judged by the classifier and by its neighbours in feature space together.
     label_evidence: str = "classifier+features"
+    # Robustness on real data (docs/method.md, "Departures"): logit adjustment tau for long-tailed classes (0 =
+    # off), per-class normalisation of the mixtures' evidence, momentum of the per-clip estimates between epochs.
+    logit_adjust: float = 1.0
+    class_normalise: bool = True
+    estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
     seed: int = 0
     device: str = "auto"

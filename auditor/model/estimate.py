@@ -7,10 +7,10 @@ code (method.md phase 1 step 2, phase 2 steps 1-4). N clips, K classes, d embedd
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from auditor.data.cache import ClipArrays
 from auditor.model.config import TrainConfig
@@ -18,7 +18,7 @@ from auditor.model.correction import corrected_labels, fused_features
 from auditor.model.inputs import batch_inputs
 from auditor.model.losses import cross_modal_infonce
 from auditor.model.network import AudioVisualNet
-from auditor.model.noise_estimation import clean_posterior
+from auditor.model.noise_estimation import mixture_posterior
 from auditor.model.presets import get_preset
 
 # q_i is clipped here before its log, so a zero vote costs a finite, bounded amount of evidence.
@@ -51,36 +51,54 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     return {k: torch.cat(v) if v else torch.zeros(0) for k, v in outs.items()}
 
 
-def per_clip_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float, seed: int) -> torch.Tensor:
-    """l_i against the same negatives for every clip of a chunk (chunks of EVAL_NEGATIVES_CHUNK, fixed shuffle)."""
+def per_clip_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float, seed: int,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+    """l_i of every clip against the same number of negatives: the clips are shuffled (fixed seed) and cut into
+    ceil(N / EVAL_NEGATIVES_CHUNK) chunks of equal size (+-1), each clip scored within its chunk; with ``labels``
+    the clips of its own given label are left out of its negatives (losses.cross_modal_infonce). (N,)."""
     n = z_v.shape[0]
     ell = torch.zeros(n)
+    if n == 0:
+        return ell
     order = torch.from_numpy(np.random.default_rng(seed).permutation(n)) if n > EVAL_NEGATIVES_CHUNK else torch.arange(n)
-    for start in range(0, n, EVAL_NEGATIVES_CHUNK):
-        idx = order[start:start + EVAL_NEGATIVES_CHUNK]
-        ell[idx] = cross_modal_infonce(z_v[idx], z_a[idx], tau)
+    for idx in torch.tensor_split(order, math.ceil(n / EVAL_NEGATIVES_CHUNK)):
+        ell[idx] = cross_modal_infonce(z_v[idx], z_a[idx], tau, None if labels is None else labels[idx])
     return ell
 
 
-def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
-                   cfg: TrainConfig, num_classes: int) -> dict[str, torch.Tensor]:
-    """From an evaluation pass: l_i, CE_i, w_i (GMM on l), r_i (GMM on the label evidence), u_i, q_i, y^_i.
+def label_evidence_ce(ev: dict[str, torch.Tensor], labels: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """CE_i = -log p~_i[y~_i] with p~_i = w_i p_i^av + (1 - w_i) p_i^v: the fused prediction counts as far as the
+    sound belongs to the picture, so a correctly labelled clip with a swapped sound track is judged by its
+    picture instead of looking mislabelled. (N,)."""
+    p = w[:, None] * torch.softmax(ev["logits_av"], 1) + (1 - w[:, None]) * torch.softmax(ev["logits_v"], 1)
+    return -torch.log(p[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
 
-    Clips without a sound track are left out of the w mixture and get w_i = 0 (their silence says nothing about
-    correspondence, and a zero keeps it out of u_i); they are reported as not mismatched by the scoring.
-    With ``label_evidence == "classifier+features"``: r0 = GMM(CE_i), q from (u, r0), then
-    r = GMM(CE_i - log q_i[y~_i]) and q, y^ are recomputed with that r."""
-    ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed)
-    ce = F.cross_entropy(ev["logits_av"], labels, reduction="none")
+
+def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
+                   cfg: TrainConfig, num_classes: int) -> dict:
+    """From an evaluation pass: l_i, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures' diagnostics.
+
+    * l_i: per-clip InfoNCE, same-label clips excluded from the negatives; w_i = mixture posterior over l_i fitted
+      on clips with sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0
+      (they are reported as not mismatched by the scoring);
+    * CE_i = label_evidence_ce (gated by w); with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
+      q from (u, r0), then the evidence is CE_i - log q_i[y~_i];
+    * r_i = mixture posterior over the evidence; q, y^ from (u, r).
+    Each mixture returns all-clean posteriors when its evidence shows no second population."""
+    group = labels.numpy() if cfg.class_normalise else None
+    ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, labels)
     mask = has_audio.numpy()
-    w = torch.from_numpy(clean_posterior(ell.numpy(), mask=mask if mask.any() else None, seed=cfg.seed)).float()
-    w = torch.where(has_audio, w, torch.zeros_like(w))
-    r = torch.from_numpy(clean_posterior(ce.numpy(), seed=cfg.seed)).float()
+    w_fit = mixture_posterior(ell.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
+    w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))
+    ce = label_evidence_ce(ev, labels, w)
+    r_fit = mixture_posterior(ce.numpy(), seed=cfg.seed, labels=group)
     u = fused_features(ev["z_v"], ev["z_a"], w)
-    q, y_hat = corrected_labels(u, labels, r, num_classes, cfg.tau_p, cfg.knn_k)
     evidence = ce
     if cfg.label_evidence == "classifier+features":
+        q, _ = corrected_labels(u, labels, torch.from_numpy(r_fit.clean).float(), num_classes, cfg.tau_p, cfg.knn_k)
         evidence = ce - torch.log(q[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
-        r = torch.from_numpy(clean_posterior(evidence.numpy(), seed=cfg.seed)).float()
-        q, y_hat = corrected_labels(u, labels, r, num_classes, cfg.tau_p, cfg.knn_k)
-    return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat}
+        r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
+    r = torch.from_numpy(r_fit.clean).float()
+    q, y_hat = corrected_labels(u, labels, r, num_classes, cfg.tau_p, cfg.knn_k)
+    return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat,
+            "w_fit": w_fit, "r_fit": r_fit}

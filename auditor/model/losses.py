@@ -5,6 +5,8 @@ All per-sample functions return (N,) tensors so callers can weight them (w_i, r_
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +14,16 @@ import torch.nn.functional as F
 SCE_ALPHA = 0.1
 SCE_BETA = 1.0
 SCE_A = -4.0
+# Wang et al.'s constants for 100 classes (CIFAR-100): the CE term must carry more weight as K grows, or the
+# bounded reverse term dominates and the model under-fits.
+SCE_ALPHA_100, SCE_BETA_100 = 6.0, 0.1
+
+
+def sce_constants(num_classes: int) -> tuple[float, float]:
+    """(alpha, beta) for K classes: the paper's 10-class values up to K = 10, its 100-class values from K = 100,
+    and log-linear in K between them (alpha = 0.1 * 60^t, beta = 0.1^t with t = log10(K / 10))."""
+    t = min(1.0, max(0.0, math.log10(max(num_classes, 1) / 10)))
+    return SCE_ALPHA * (SCE_ALPHA_100 / SCE_ALPHA) ** t, SCE_BETA * (SCE_BETA_100 / SCE_BETA) ** t
 
 
 def sce(logits: torch.Tensor, target: torch.Tensor, alpha: float = SCE_ALPHA, beta: float = SCE_BETA,
@@ -33,12 +45,18 @@ def soft_cross_entropy(logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return -(q * F.log_softmax(logits, dim=-1)).sum(dim=-1)
 
 
-def cross_modal_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+def cross_modal_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float = 0.1,
+                        labels: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pair symmetric cross-modal InfoNCE (method.md phase 1, step 2), (N,) with the batch as negatives:
 
-    l_i = -1/2 * [log softmax_j(z_i^v . z_j^a / tau)_i + log softmax_j(z_i^a . z_j^v / tau)_i]."""
+    l_i = -1/2 * [log softmax_j(z_i^v . z_j^a / tau)_i + log softmax_j(z_i^a . z_j^v / tau)_i].
+    With ``labels`` (N,), clips j != i of clip i's label are left out of its negatives, so that l_i measures
+    whether the sound belongs to this picture rather than how many clips share its class."""
     sim = z_v @ z_a.T / tau  # (N, N): row i = visual i against every sound
     idx = torch.arange(sim.shape[0], device=sim.device)
+    if labels is not None:
+        same = (labels[:, None] == labels[None, :]) & (idx[:, None] != idx[None, :])
+        sim = sim.masked_fill(same, -float("inf"))
     v2a = F.cross_entropy(sim, idx, reduction="none")
     a2v = F.cross_entropy(sim.T, idx, reduction="none")
     return 0.5 * (v2a + a2v)
@@ -61,7 +79,8 @@ def category_contrastive(z_v: torch.Tensor, z_a: torch.Tensor, mu_v: torch.Tenso
     return 0.5 * (r * (v_term + a_term)).mean()
 
 
-def hybrid_loss(logits: torch.Tensor, given: torch.Tensor, q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+def hybrid_loss(logits: torch.Tensor, given: torch.Tensor, q: torch.Tensor, r: torch.Tensor,
+                alpha: float = SCE_ALPHA, beta: float = SCE_BETA) -> torch.Tensor:
     """Hybrid supervision per sample (method.md phase 2, step 5): r_i * SCE(p_i, y~_i) + (1 - r_i) * CE(p_i, q_i).
     Returns (N,)."""
-    return r * sce(logits, given) + (1.0 - r) * soft_cross_entropy(logits, q)
+    return r * sce(logits, given, alpha, beta) + (1.0 - r) * soft_cross_entropy(logits, q)

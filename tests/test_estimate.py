@@ -1,0 +1,57 @@
+"""model/estimate.py: the per-clip InfoNCE sees equally many negatives for every clip (also at N = 4,097), leaves
+same-label clips out of them, and the label evidence is judged by the picture where the sound does not belong."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from auditor.model import estimate
+from auditor.model.estimate import label_evidence_ce, per_clip_infonce
+from auditor.model.losses import cross_modal_infonce
+
+
+def _aligned(n: int, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    z_v = F.normalize(torch.randn(n, d, generator=g), dim=1)
+    z_a = F.normalize(z_v + 0.1 * torch.randn(n, d, generator=g), dim=1)
+    return z_v, z_a
+
+
+def test_a_planted_mismatch_in_the_last_of_4097_clips_is_the_worst(monkeypatch):
+    n = estimate.EVAL_NEGATIVES_CHUNK + 1
+    z_v, z_a = _aligned(n)
+    z_a[-1] = F.normalize(torch.randn(16, generator=torch.Generator().manual_seed(9)), dim=0)
+    ell = per_clip_infonce(z_v, z_a, tau=0.1, seed=0)
+    assert int(ell.argmax()) == n - 1
+    assert float(ell[-1]) > 1.0  # with a chunk of one it would be exactly 0
+
+
+def test_chunks_are_equal_in_size(monkeypatch):
+    monkeypatch.setattr(estimate, "EVAL_NEGATIVES_CHUNK", 10)
+    sizes = []
+    real = estimate.cross_modal_infonce
+
+    def spy(z_v, z_a, tau, labels=None):
+        sizes.append(len(z_v))
+        return real(z_v, z_a, tau, labels)
+
+    monkeypatch.setattr(estimate, "cross_modal_infonce", spy)
+    per_clip_infonce(*_aligned(31), tau=0.1, seed=0)
+    assert sorted(sizes) == [7, 8, 8, 8]
+
+
+def test_same_label_clips_are_not_negatives():
+    z_v, z_a = _aligned(6)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    ell = cross_modal_infonce(z_v, z_a, 0.1, labels)
+    # clip 0's negatives are clips 3, 4, 5 only: the same as the loss on that sub-set
+    sub = torch.tensor([0, 3, 4, 5])
+    assert torch.allclose(ell[0], cross_modal_infonce(z_v[sub], z_a[sub], 0.1)[0], atol=1e-6)
+
+
+def test_label_evidence_uses_the_picture_where_the_sound_does_not_belong():
+    ev = {"logits_av": torch.tensor([[0.0, 5.0], [0.0, 5.0]]), "logits_v": torch.tensor([[5.0, 0.0], [5.0, 0.0]])}
+    labels = torch.tensor([0, 0])
+    ce = label_evidence_ce(ev, labels, torch.tensor([1.0, 0.0]))
+    assert ce[0] > 4.0 and ce[1] < 0.01  # w = 1: the fused head decides; w = 0: the picture's head

@@ -36,6 +36,10 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mismatch", type=float, default=0.0, help="fraction of clips with another class's sound")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-clips", type=int, default=0, help="clips in a clean DIR/test split")
+    p.add_argument("--imbalance", type=float, default=1.0,
+                   help="largest : smallest class size, sizes falling geometrically (1 = balanced; e.g. 10)")
+    p.add_argument("--muted", type=float, default=0.0,
+                   help="fraction of clips whose sound track is present but silent (truth.csv: is_muted)")
     p.add_argument("--workers", type=int, default=None)
 
 

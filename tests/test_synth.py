@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from auditor.data import synth
+from auditor.data.decode import decode_clip
 from auditor.data.synth import CLASSES, CONFUSABLE, generate_dataset, render_clip
 
 TRUTH_COLUMNS = ["clip", "true_label", "given_label", "label_is_noisy", "audio_label", "is_mismatched"]
@@ -165,3 +166,22 @@ def test_progress_is_reported_for_every_clip(monkeypatch, tmp_path):
     calls: list[tuple[int, int]] = []
     generate_dataset(tmp_path, clips=9, test_clips=3, workers=1, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(i, 12) for i in range(1, 13)]
+
+
+def test_long_tailed_sizes_and_muted_tracks(tmp_path):
+    from auditor.data.features import is_silent
+    from auditor.data.synth import class_sizes
+
+    sizes = class_sizes(600, 10.0, np.random.default_rng(0))
+    assert sum(sizes.values()) == 600 and max(sizes.values()) / min(sizes.values()) == pytest.approx(10, rel=0.1)
+    assert sorted(class_sizes(8, 50.0, np.random.default_rng(0)).values()) == [1] * 8
+
+    summary = generate_dataset(tmp_path, clips=24, imbalance=4.0, muted=0.25, mismatch=0.25, seed=2, workers=1)
+    truth = pd.read_csv(tmp_path / "truth.csv")
+    counts = truth["true_label"].value_counts()
+    assert counts.max() > counts.min() and summary["muted"] == 6 == truth["is_muted"].sum()
+    assert not (truth["is_muted"].astype(bool) & truth["is_mismatched"].astype(bool)).any()
+    muted_clip = truth.loc[truth["is_muted"] == 1, "clip"].iloc[0]
+    loud_clip = truth.loc[(truth["is_muted"] == 0) & (truth["is_mismatched"] == 0), "clip"].iloc[0]
+    assert is_silent(decode_clip(tmp_path / muted_clip).audio)
+    assert not is_silent(decode_clip(tmp_path / loud_clip).audio)

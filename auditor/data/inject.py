@@ -30,8 +30,10 @@ TRUTH_COLUMNS = ["clip", "true_label", "given_label", "label_is_noisy", "audio_l
 
 
 def write_tables(root: Path, clips: Sequence[str], true_labels: Sequence[str], given: Sequence[str],
-                 audio_labels: Sequence[str], is_mismatched: Sequence[int]) -> None:
-    """Write ``root/labels.csv`` (clip,label = the given labels) and ``root/truth.csv`` (TRUTH_COLUMNS)."""
+                 audio_labels: Sequence[str], is_mismatched: Sequence[int],
+                 is_muted: Sequence[int] | None = None) -> None:
+    """Write ``root/labels.csv`` (clip,label = the given labels) and ``root/truth.csv`` (TRUTH_COLUMNS, plus
+    ``is_muted`` when given: 1 for a clip whose sound track is present but silent)."""
     pd.DataFrame({"clip": clips, "label": given}).to_csv(root / "labels.csv", index=False, lineterminator="\n")
     truth = pd.DataFrame({
         "clip": clips,
@@ -41,16 +43,26 @@ def write_tables(root: Path, clips: Sequence[str], true_labels: Sequence[str], g
         "audio_label": audio_labels,
         "is_mismatched": [int(m) for m in is_mismatched],
     })
-    truth[TRUTH_COLUMNS].to_csv(root / "truth.csv", index=False, lineterminator="\n")
+    columns = list(TRUTH_COLUMNS)
+    if is_muted is not None:
+        truth["is_muted"] = [int(m) for m in is_muted]
+        columns.append("is_muted")
+    truth[columns].to_csv(root / "truth.csv", index=False, lineterminator="\n")
 # Tags that separate the random streams of the noise and mismatch choices from each other and from the
 # per-clip streams of the generator (np.random.default_rng([seed, index])).
 NOISE_STREAM = (0, 0x0A11)
 MISMATCH_STREAM = (0, 0x0A12)
+MUTED_STREAM = (0, 0x0A14)
 
 
 def noise_rng(seed: int) -> np.random.Generator:
     """The generator used for label-noise choices for ``seed`` (same in the generator and in inject)."""
     return np.random.default_rng([int(seed), *NOISE_STREAM])
+
+
+def muted_rng(seed: int) -> np.random.Generator:
+    """The generator used to choose the clips whose sound track is muted."""
+    return np.random.default_rng([int(seed), *MUTED_STREAM])
 
 
 def mismatch_rng(seed: int) -> np.random.Generator:

@@ -35,6 +35,7 @@ from auditor.data.inject import (
     choose_label_noise,
     choose_mismatch,
     mismatch_rng,
+    muted_rng,
     noise_rng,
     write_tables,
 )
@@ -870,10 +871,10 @@ def encode_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _render_task(task: tuple[str, int, int, str, str]) -> float:
-    path, seed, index, visual_class, audio_class = task
+def _render_task(task: tuple[str, int, int, str, str, bool]) -> float:
+    path, seed, index, visual_class, audio_class, muted = task
     frames, audio = render_clip(seed, index, visual_class, audio_class)
-    encode_mp4(path, frames, audio)
+    encode_mp4(path, frames, np.zeros_like(audio) if muted else audio)
     return len(frames) / FPS
 
 
@@ -881,10 +882,39 @@ def _render_task(task: tuple[str, int, int, str, str]) -> float:
 # the data set
 
 
-def _balanced_labels(n: int, rng: np.random.Generator) -> list[str]:
-    labels = [CLASSES[i % len(CLASSES)] for i in range(n)]
+def class_sizes(n: int, imbalance: float, rng: np.random.Generator) -> dict[str, int]:
+    """Clips per class for ``n`` clips: geometric sizes n_k proportional to imbalance^(-k / (K - 1)) over classes in
+    a random order (largest : smallest = ``imbalance``), rounded by largest remainder, at least 1 each when n >= K.
+    Sums to ``n``."""
+    k = len(CLASSES)
+    weights = imbalance ** (-np.arange(k) / (k - 1))
+    exact = n * weights / weights.sum()
+    sizes = np.floor(exact).astype(int)
+    sizes[np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]] += 1
+    if n >= k:
+        while (sizes == 0).any():
+            sizes[np.argmax(sizes)] -= 1
+            sizes[np.flatnonzero(sizes == 0)[0]] += 1
+    order = rng.permutation(k)
+    return {CLASSES[order[i]]: int(sizes[i]) for i in range(k)}
+
+
+def _class_labels(n: int, rng: np.random.Generator, imbalance: float = 1.0) -> list[str]:
+    """``n`` labels in random order: round-robin over the classes (balanced), or :func:`class_sizes`."""
+    if imbalance == 1.0:
+        labels = [CLASSES[i % len(CLASSES)] for i in range(n)]
+    else:
+        labels = [c for c, size in class_sizes(n, imbalance, rng).items() for _ in range(size)]
     order = rng.permutation(n)
     return [labels[i] for i in order]
+
+
+def choose_muted(donors: list[int | None], rate: float, rng: np.random.Generator) -> list[bool]:
+    """Exactly round(rate * N) clips, among those whose sound is not swapped, get a muted sound track."""
+    free = [i for i, d in enumerate(donors) if d is None]
+    count = min(len(free), int(round(rate * len(donors))))
+    chosen = set(rng.choice(free, size=count, replace=False).tolist()) if count else set()
+    return [i in chosen for i in range(len(donors))]
 
 
 def _check_int(name: str, value: int, minimum: int) -> int:
@@ -895,7 +925,7 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 
 def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: float = 0.0,
                      noise_type: str = "symmetric", mismatch: float = 0.0, seed: int = 0,
-                     test_clips: int = 0, workers: int | None = None,
+                     test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, workers: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict:
     """Render the procedural audio-visual data set into ``out_dir``.
 
@@ -905,7 +935,10 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     Classes are balanced (round-robin, shuffled). ``label_noise`` in [0, 1) flips each given label with that
     probability (``noise_type`` "symmetric": to a uniform other class; "asymmetric": to ``CONFUSABLE[true]``);
     ``mismatch`` in [0, 1]: exactly round(mismatch * clips) clips get the sound of a uniformly drawn other class
-    (``true_label`` = the picture's class, ``audio_label`` = the sound's). ``test_clips`` > 0 adds a clean split in
+    (``true_label`` = the picture's class, ``audio_label`` = the sound's). ``imbalance`` >= 1: class sizes fall
+    geometrically from the largest to the smallest class by this ratio (:func:`class_sizes`; 1 = balanced round-robin).
+    ``muted`` in [0, 1): exactly round(muted * clips) clips that are not mismatched keep a sound track of digital
+    silence (truth.csv then gets an ``is_muted`` column). ``test_clips`` > 0 adds a clean split in
     ``out_dir/test/`` (clips/, labels.csv, truth.csv). Same arguments -> byte-identical files, whatever
     ``workers`` (processes; default ``os.cpu_count()``). ``progress(done, total)`` is called after each clip.
 
@@ -918,25 +951,30 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     seed = _check_int("seed", seed, 0)
     if workers is not None:
         workers = _check_int("workers", workers, 1)
+    if not (isinstance(imbalance, (int, float)) and 1.0 <= imbalance <= 1000.0):
+        raise UserError(f"imbalance must be a ratio in [1, 1000], got {imbalance!r}")
+    if not (isinstance(muted, (int, float)) and 0.0 <= muted < 1.0):
+        raise UserError(f"muted must be a fraction in [0, 1), got {muted!r}")
     if noise_type not in NOISE_TYPES:
         raise UserError(f"unknown noise type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
     out_dir = Path(out_dir)
 
-    true_labels = _balanced_labels(clips, np.random.default_rng([seed, *_ORDER_STREAM]))
+    true_labels = _class_labels(clips, np.random.default_rng([seed, *_ORDER_STREAM]), float(imbalance))
     given = choose_label_noise(true_labels, CLASSES, label_noise, noise_type, noise_rng(seed), CONFUSABLE)
     donors = choose_mismatch(true_labels, mismatch, mismatch_rng(seed))
     audio_labels = [true_labels[i] if d is None else true_labels[d] for i, d in enumerate(donors)]
+    muted_clips = choose_muted(donors, muted, muted_rng(seed))
     names = [f"clips/clip_{i:05d}.mp4" for i in range(clips)]
 
-    test_labels = _balanced_labels(test_clips, np.random.default_rng([seed, *_TEST_ORDER_STREAM]))
+    test_labels = _class_labels(test_clips, np.random.default_rng([seed, *_TEST_ORDER_STREAM]))
     test_names = [f"clips/clip_{j:05d}.mp4" for j in range(test_clips)]
 
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     if test_clips:
         (out_dir / "test" / "clips").mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out_dir / name), seed, i, v, a)
-             for i, (name, v, a) in enumerate(zip(names, true_labels, audio_labels, strict=True))]
-    tasks += [(str(out_dir / "test" / name), seed, clips + j, v, v)
+    tasks = [(str(out_dir / name), seed, i, v, a, m)
+             for i, (name, v, a, m) in enumerate(zip(names, true_labels, audio_labels, muted_clips, strict=True))]
+    tasks += [(str(out_dir / "test" / name), seed, clips + j, v, v, False)
               for j, (name, v) in enumerate(zip(test_names, test_labels, strict=True))]
 
     total = len(tasks)
@@ -957,7 +995,7 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
                 if progress:
                     progress(done, total)
 
-    _write_tables(out_dir, names, true_labels, given, audio_labels)
+    _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None)
     if test_clips:
         _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels)
     return {
@@ -965,12 +1003,13 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         "classes": len(CLASSES),
         "noisy": int(sum(g != t for g, t in zip(given, true_labels, strict=True))),
         "mismatched": int(sum(d is not None for d in donors)),
+        "muted": int(sum(muted_clips)),
         "test_clips": test_clips,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
 
 def _write_tables(root: Path, names: list[str], true_labels: list[str], given: list[str],
-                  audio_labels: list[str]) -> None:
+                  audio_labels: list[str], muted: list[bool] | None = None) -> None:
     write_tables(root, names, true_labels, given, audio_labels,
-                 [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)])
+                 [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)], muted)

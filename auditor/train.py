@@ -269,7 +269,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                                                    cfg.proto_momentum).cpu()
                     state.mu_a = update_prototypes(state.mu_a.to(device), out.z_a, batch.target, w_a,
                                                    cfg.proto_momentum).cpu()
-            losses = {name: float(value) for name, value in terms.items()} | {"total": float(loss)}
+            losses = {name: value.item() for name, value in terms.items()} | {"total": loss.item()}
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value
             if bar is not None:

@@ -1,8 +1,10 @@
 """The flags.csv contract and the flag rule, without heavy imports (the app reads these on every page).
 
 flags.csv, one row per ingested clip: clip, given_label, suggested_label, suggested_confidence,
-label_noise_score, mismatch_score, audio_pred, visual_pred, problem. Scores are in [0, 1], higher = more
-suspicious; a clip is flagged when a score is at least FLAG_THRESHOLD.
+label_noise_score, mismatch_score, audio_pred, visual_pred, problem, label_noise_rank, mismatch_rank. Scores
+are in [0, 1], higher = more suspicious; a clip is flagged when a score is at least FLAG_THRESHOLD. The scores
+are posteriors and saturate near 0 and 1; the ranks give them resolution: the share of scored clips (for
+mismatch_rank, of clips with usable sound) whose score is lower or equal, in (0, 1] (0 for a clip without sound).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pandas as pd
 
 FLAG_THRESHOLD = 0.5  # a posterior above one half: the noisy component is the more likely one
 FLAGS_COLUMNS = ["clip", "given_label", "suggested_label", "suggested_confidence", "label_noise_score",
-                 "mismatch_score", "audio_pred", "visual_pred", "problem"]
+                 "mismatch_score", "audio_pred", "visual_pred", "problem", "label_noise_rank", "mismatch_rank"]
 FLAG_KINDS = ("clean", "wrong_label", "mismatch", "both")
 
 

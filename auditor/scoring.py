@@ -54,7 +54,16 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
                 "mismatch_score": (1.0 - (ev["z_v"] * ev["z_a"]).sum(1).numpy()) / 2.0 if cfg.method == "cosine"
                 else np.full(n, np.nan)}
     out["mismatch_score"] = np.where(arrays.has_audio, out["mismatch_score"], 0.0)
+    out["label_noise_rank"] = percentile_rank(out["label_noise_score"])
+    out["mismatch_rank"] = np.zeros(n)
+    if arrays.has_audio.any() and not np.isnan(out["mismatch_score"]).all():
+        out["mismatch_rank"][arrays.has_audio] = percentile_rank(out["mismatch_score"][arrays.has_audio])
     return out
+
+
+def percentile_rank(scores: np.ndarray) -> np.ndarray:
+    """For each score, the share of ``scores`` that are lower or equal: (N,) in (0, 1], 1 for the highest."""
+    return pd.Series(scores).rank(method="max", pct=True).to_numpy()
 
 
 def score_and_write(model, train_config: dict, result: IngestResult, arrays: ClipArrays, out_dir: str | Path, *,
@@ -75,9 +84,10 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
         "clip": arrays.clips, "given_label": arrays.labels, "suggested_label": names[s["suggested"]],
         "suggested_confidence": s["confidence"], "label_noise_score": s["label_noise_score"],
         "mismatch_score": s["mismatch_score"], "audio_pred": names[s["audio_pred"]],
-        "visual_pred": names[s["visual_pred"]], "problem": _audio_problems(result, arrays)})
+        "visual_pred": names[s["visual_pred"]], "problem": _audio_problems(result, arrays),
+        "label_noise_rank": s["label_noise_rank"], "mismatch_rank": s["mismatch_rank"]})
     flags = pd.concat([flags, _problem_rows(result, classes)], ignore_index=True)[FLAGS_COLUMNS]
-    for col in ("suggested_confidence", "label_noise_score", "mismatch_score"):
+    for col in ("suggested_confidence", "label_noise_score", "mismatch_score", "label_noise_rank", "mismatch_rank"):
         flags[col] = flags[col].astype(float).clip(0.0, 1.0).round(6)
     atomic_write_text(out_dir / "flags.csv", flags.to_csv(index=False))
 

@@ -34,9 +34,13 @@ def test_train_writes_every_output_with_valid_columns(trained_run, small_dataset
     assert list(flags.columns) == FLAGS_COLUMNS
     truth = pd.read_csv(small_dataset / "truth.csv")
     assert sorted(flags["clip"]) == sorted(truth["clip"])
-    for col in ("label_noise_score", "mismatch_score", "suggested_confidence"):
+    for col in ("label_noise_score", "mismatch_score", "suggested_confidence", "label_noise_rank", "mismatch_rank"):
         values = flags[col].astype(float)
         assert values.between(0, 1).all(), col
+    # ranks order the clips exactly as the scores do, with resolution where the posteriors saturate
+    ordered = flags.astype({"label_noise_score": float, "label_noise_rank": float}).sort_values(
+        ["label_noise_score", "label_noise_rank"])
+    assert ordered["label_noise_rank"].is_monotonic_increasing and ordered["label_noise_rank"].max() == 1.0
     classes = set(truth["true_label"])
     for col in ("given_label", "suggested_label", "audio_pred", "visual_pred"):
         assert set(flags[col]) <= classes, col

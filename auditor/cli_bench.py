@@ -16,7 +16,7 @@ from auditor.errors import UserError
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    from auditor.bench import METHODS
+    from auditor.bench.settings import METHODS
 
     p.add_argument("--out", required=True, help="folder for results.csv, results.md, plots, data and runs "
                                                 "(re-running with the same folder continues a killed bench)")
@@ -48,7 +48,13 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from auditor.bench import BenchConfig, parse_methods, parse_settings, quick_config, with_overrides
+    from auditor.bench.settings import (
+        BenchConfig,
+        parse_methods,
+        parse_settings,
+        quick_config,
+        with_overrides,
+    )
 
     base = quick_config(args.out) if args.quick else BenchConfig(out=Path(args.out))
     umap_points = None
@@ -67,7 +73,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from auditor.bench import run_benchmark
+    from auditor.bench.run import run_benchmark
 
     result = run_benchmark(config_from_args(args))
     print(result.targets[["target", "status"]].to_string(index=False))

@@ -9,20 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditor.bench import (
-    GRID,
-    ID_COLUMNS,
-    METHODS,
-    METRICS,
-    QUICK_SETTING,
-    Setting,
-    _folds,
-    clustered_unit_vectors,
-    evaluate_targets,
-    parse_methods,
-    parse_settings,
-    render_markdown,
-)
+from auditor.bench.baselines import _folds
+from auditor.bench.report import render_markdown
+from auditor.bench.results import ID_COLUMNS, METRICS
+from auditor.bench.settings import GRID, METHODS, QUICK_SETTING, Setting, parse_methods, parse_settings
+from auditor.bench.speed import clustered_unit_vectors
+from auditor.bench.targets import evaluate_targets
 from auditor.cli_bench import add_bench_arguments, config_from_args, run_bench
 from auditor.errors import UserError
 

@@ -9,10 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditor.bench.baselines import _folds
+from auditor.bench.baselines import stratified_folds
 from auditor.bench.report import render_markdown
 from auditor.bench.results import ID_COLUMNS, METRICS
-from auditor.bench.settings import GRID, METHODS, QUICK_SETTING, Setting, parse_methods, parse_settings
+from auditor.bench.settings import (
+    GRID,
+    METHODS,
+    QUICK_SETTING,
+    Setting,
+    parse_methods,
+    parse_settings,
+)
 from auditor.bench.speed import clustered_unit_vectors
 from auditor.bench.targets import evaluate_targets
 from auditor.cli_bench import add_bench_arguments, config_from_args, run_bench
@@ -154,7 +161,7 @@ def test_clustered_unit_vectors_and_folds():
     assert x.shape == (500, 128) and x.dtype == np.float32
     assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     labels = np.repeat(np.arange(8), 3)
-    folds = _folds(labels, 3, seed=0)
+    folds = stratified_folds(labels, 3, seed=0)
     held = np.concatenate([h for _, h in folds])
     assert sorted(held) == list(range(24))
     for train, h in folds:

@@ -1,4 +1,6 @@
-"""The results table: one row per method x setting x seed, ID_COLUMNS then METRICS, and its summary over seeds."""
+"""The bench's tables and their columns: results.csv (one row per method x setting x seed, ID_COLUMNS then
+METRICS, NaN where a metric does not apply to a method), speed.csv (SPEED_COLUMNS) and targets.csv
+(TARGET_COLUMNS); and the summary of results over seeds."""
 
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ METRICS: dict[str, tuple[str, int]] = {
     "wall_seconds": ("train+score wall s", 1),
 }
 ID_COLUMNS = ["setting", "noise_type", "label_noise", "mismatch", "seed", "clips", "method"]
+SPEED_COLUMNS = ["measure", "value", "detail"]
+TARGET_COLUMNS = ["target", "status", "ntl", "reference", "detail"]
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per (setting, method): columns ``<metric>`` (mean), ``<metric>_std``, ``seeds``."""
-    keys = ["setting", "noise_type", "label_noise", "mismatch", "method"]
+    keys = [c for c in ID_COLUMNS if c not in ("seed", "clips")]
     grouped = results.groupby(keys, sort=False)
     mean = grouped[list(METRICS)].mean()
     std = grouped[list(METRICS)].std(ddof=1).add_suffix("_std")
-    out = pd.concat([mean, std, grouped.size().rename("seeds")], axis=1).reset_index()
-    return out
+    return pd.concat([mean, std, grouped.size().rename("seeds")], axis=1).reset_index()

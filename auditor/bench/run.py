@@ -1,6 +1,7 @@
 """The bench run: every (setting, seed, method) not yet done, then the speed table, targets and reports.
 
-Per (setting, seed, method) the run folder ``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run
+Data: the sample generator at each of ``cfg.settings`` (generated into ``OUT/data/<data name>/`` unless there
+already), or ``cfg.data``. Per (setting, seed, method) the run folder ``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run
 folder holding both (with the same bench settings) is not recomputed, so a killed bench continues where it stopped.
 Outputs in OUT: results.csv (one row per method x setting x seed), speed.csv, targets.csv, results.md, and the
 plots label_ap.html / mismatch_ap.html (+ .png when kaleido is installed).
@@ -23,13 +24,16 @@ from auditor.atomic import atomic_write_text
 from auditor.bench.methods import run_method
 from auditor.bench.report import write_reports
 from auditor.bench.results import ID_COLUMNS, METRICS
-from auditor.bench.settings import BenchConfig, Setting, _data_name
-from auditor.bench.speed import _train_speed_rows, measure_speed
+from auditor.bench.settings import DATA_NOISE_TYPE, BenchConfig, Setting
+from auditor.bench.speed import speed_table
 from auditor.bench.targets import evaluate_targets
+from auditor.data.synth import generate_dataset
 
 
 @dataclass
 class BenchResult:
+    """What run_benchmark wrote: the three tables and the files (results.md first)."""
+
     results: pd.DataFrame  # one row per method x setting x seed (ID_COLUMNS + METRICS)
     speed: pd.DataFrame  # measure, value, detail
     targets: pd.DataFrame  # target, status, ntl, reference, detail
@@ -37,45 +41,54 @@ class BenchResult:
 
 
 def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> BenchResult:
-    """Run every (setting, seed, method) not yet done, the speed measurements, and write the reports."""
+    """Run every (setting, seed, method) not yet done, the speed measurements, and write the reports.
+
+    ``log`` gets one line per step (default: stderr with the seconds since the start). Raises UserError for a
+    bad ``cfg`` (BenchConfig.validate) before anything is written."""
     cfg.validate()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "bench_config.json", json.dumps(asdict(cfg), indent=2, default=str))
     started = time.perf_counter()
     log = log or _stderr_log(started)
-    cache_root = out / "cache"
     plan = _plan(cfg)
     rows: list[dict] = []
     data_dirs: dict[str, tuple[Setting, Path]] = {}
     total, done = len(plan) * len(cfg.methods), 0
     for setting, seed in plan:
-        data_dir, truth, test_dir = _setting_data(cfg, setting, seed, log)
-        data_dirs.setdefault(setting.name, (setting, data_dir))
+        data = _setting_data(cfg, setting, seed, log)
+        data_dirs.setdefault(setting.name, (setting, data[0]))
         info = {"setting": setting.name, "noise_type": setting.noise_type, "label_noise": setting.label_noise,
                 "mismatch": setting.mismatch, "seed": seed}
         for method in cfg.methods:
             done += 1
-            run_dir = out / "runs" / f"{_data_name(cfg, setting, seed)}" / method
-            metrics = _finished(run_dir, cfg)
-            if metrics is None:
-                log(f"[{done}/{total}] {setting.name} seed {seed} {method}: running")
-                metrics = run_method(method, cfg, data_dir, truth, test_dir, run_dir, seed, cache_root)
-                stored = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
-                atomic_write_text(run_dir / "metrics.json", json.dumps({"key": cfg.key(), "metrics": stored},
-                                                                       indent=2))
-                log(f"[{done}/{total}] {setting.name} seed {seed} {method}: {_summary(metrics)}")
-            else:
-                log(f"[{done}/{total}] {setting.name} seed {seed} {method}: done before, reused")
+            step = f"[{done}/{total}] {setting.name} seed {seed} {method}"
+            metrics = _method_metrics(cfg, method, setting, seed, data, step, log)
             rows.append(info | {"clips": int(metrics.get("clips", 0)), "method": method}
                         | {k: metrics.get(k, np.nan) for k in METRICS})
     results = pd.DataFrame(rows, columns=ID_COLUMNS + list(METRICS))
-    speed = (measure_speed(cfg, results, data_dirs, log) if cfg.speed
-             else pd.DataFrame(_train_speed_rows(results), columns=["measure", "value", "detail"]))
+    speed = speed_table(cfg, results, data_dirs, log)
     targets = evaluate_targets(results)
     files = write_reports(out, results, speed, targets, seeds=cfg.seeds)
     log(f"bench done in {time.perf_counter() - started:.0f} s; wrote {out / 'results.md'}")
     return BenchResult(results=results, speed=speed, targets=targets, files=files)
+
+
+def _method_metrics(cfg: BenchConfig, method: str, setting: Setting, seed: int,
+                    data: tuple[Path, pd.DataFrame, Path | None], step: str, log: Callable[[str], None]) -> dict:
+    """The metrics of a finished run folder of the same bench settings, else run the method and store them."""
+    run_dir = cfg.run_dir(setting, seed, method)
+    metrics = _finished(run_dir, cfg)
+    if metrics is not None:
+        log(f"{step}: done before, reused")
+        return metrics
+    log(f"{step}: running")
+    data_dir, truth, test_dir = data
+    metrics = run_method(method, cfg, data_dir, truth, test_dir, run_dir, seed, Path(cfg.out) / "cache")
+    stored = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
+    atomic_write_text(run_dir / "metrics.json", json.dumps({"key": cfg.key(), "metrics": stored}, indent=2))
+    log(f"{step}: {_summary(metrics)}")
+    return metrics
 
 
 def _stderr_log(started: float) -> Callable[[str], None]:
@@ -86,15 +99,18 @@ def _stderr_log(started: float) -> Callable[[str], None]:
 
 
 def _summary(m: dict) -> str:
+    """The log line of a finished method: its label AP, mismatch AP, clean-test accuracy and training seconds."""
     shown = [f"{METRICS[k][0]} {m[k]:.3f}" for k in ("label_ap", "mismatch_ap", "test_acc")
              if isinstance(m.get(k), float) and not math.isnan(m[k])]
     return ", ".join(shown + [f"train {m.get('train_seconds', float('nan')):.1f} s"])
 
 
 def _plan(cfg: BenchConfig) -> list[tuple[Setting, int]]:
+    """(setting, seed) pairs in order: a --data set's one setting (rates measured from truth.csv) or each of
+    cfg.settings, each with seeds 0..seeds-1."""
     if cfg.data is not None:
         truth = pd.read_csv(Path(cfg.data) / "truth.csv")
-        setting = Setting("data", round(float(truth["label_is_noisy"].mean()), 4),
+        setting = Setting(DATA_NOISE_TYPE, round(float(truth["label_is_noisy"].mean()), 4),
                           round(float(truth["is_mismatched"].mean()), 4))
         return [(setting, seed) for seed in range(cfg.seeds)]
     return [(s, seed) for s in cfg.settings for seed in range(cfg.seeds)]
@@ -106,9 +122,7 @@ def _setting_data(cfg: BenchConfig, setting: Setting, seed: int,
     if cfg.data is not None:
         data_dir = Path(cfg.data).resolve()
     else:
-        from auditor.data.synth import generate_dataset
-
-        data_dir = (Path(cfg.out) / "data" / _data_name(cfg, setting, seed)).resolve()
+        data_dir = (Path(cfg.out) / "data" / cfg.data_name(setting, seed)).resolve()
         marker = data_dir / "bench_data.json"
         args = {"clips": cfg.clips, "label_noise": setting.label_noise, "noise_type": setting.noise_type,
                 "mismatch": setting.mismatch, "seed": seed, "test_clips": cfg.test_clips}

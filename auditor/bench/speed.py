@@ -1,4 +1,7 @@
-"""Speed measurements: ingest vs ffmpeg decode, training throughput ntl vs ce, UMAP, scoring."""
+"""The speed table (speed.csv: measure, value, detail): ingest vs ffmpeg decode, training throughput ntl vs ce,
+UMAP seconds and scoring seconds, measured in this process one after another on whatever else the machine runs.
+
+Seconds are wall clock; a throughput is clips (x epochs) per second; a ratio compares two measures of this run."""
 
 from __future__ import annotations
 
@@ -14,18 +17,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.bench.settings import BenchConfig, Setting, _data_name
+from auditor.bench.results import SPEED_COLUMNS
+from auditor.bench.settings import BenchConfig, Setting
+from auditor.data.cache import default_cache_root, ingest
+from auditor.model.presets import preprocess_params
+from auditor.scoring import score_run, umap_2d
 
 UMAP_DIM, UMAP_CENTRES = 128, 50  # the UMAP timing input: random unit vectors clustered around 50 centres
 UMAP_SPREAD = 0.5  # per-coordinate noise around a centre, in units of 1/sqrt(dim)
 UMAP_WARMUP_POINTS = 5000  # > umap's 4096-point exact-neighbours limit, so NNDescent is compiled too
 FFMPEG = "ffmpeg"
+# The run whose model the scoring timing uses: the first of these a setting's seed-0 runs trained.
+SCORING_MODELS = ("ntl", "ntl_no_cat", "ntl_no_w", "ntl_no_phase2", "cosine", "ce")
 
 
-def measure_speed(cfg: BenchConfig, results: pd.DataFrame, data_dirs: dict[str, tuple[Setting, Path]],
-                  log: Callable[[str], None]) -> pd.DataFrame:
-    """The speed table (measure, value, detail): ingest vs ffmpeg decode, training throughput ntl vs ce, UMAP
-    seconds, scoring seconds per setting. Measured now, in this process, one after another."""
+def speed_table(cfg: BenchConfig, results: pd.DataFrame, data_dirs: dict[str, tuple[Setting, Path]],
+                log: Callable[[str], None]) -> pd.DataFrame:
+    """The speed table: the training throughputs of ``results``; unless ``cfg.speed`` is off, first the decode
+    speed of the first data set, then after them UMAP seconds and the scoring seconds of every data set."""
+    if not cfg.speed:
+        return pd.DataFrame(_train_speed_rows(results), columns=SPEED_COLUMNS)
     rows: list[dict] = []
     first = next(iter(data_dirs.values()))[1]
     rows += _decode_speed(cfg, first, log)
@@ -33,15 +44,12 @@ def measure_speed(cfg: BenchConfig, results: pd.DataFrame, data_dirs: dict[str, 
     rows += _umap_speed(cfg.umap_points, log)
     for setting, data_dir in data_dirs.values():
         rows += _scoring_speed(cfg, setting, data_dir, log)
-    return pd.DataFrame(rows, columns=["measure", "value", "detail"])
+    return pd.DataFrame(rows, columns=SPEED_COLUMNS)
 
 
 def _decode_speed(cfg: BenchConfig, data_dir: Path, log: Callable[[str], None]) -> list[dict]:
     """Ingest into an emptied cache. For generated data that cache is the data folder's own (which only
     score_run reads: the timed scoring then decodes nothing); a user's --data keeps its cache, we use OUT's."""
-    from auditor.data.cache import default_cache_root, ingest
-    from auditor.model.presets import preprocess_params
-
     params = preprocess_params(cfg.preset)
     workers = cfg.workers or os.cpu_count() or 1
     root = default_cache_root(data_dir) if cfg.data is None else Path(cfg.out) / "speed" / "ingest-cache"
@@ -104,11 +112,11 @@ def clustered_unit_vectors(n: int, dim: int = UMAP_DIM, centres: int = UMAP_CENT
 
 
 def _umap_speed(sizes: tuple[int, ...], log: Callable[[str], None]) -> list[dict]:
-    from auditor.scoring import umap_2d
-
+    """The first (compiling) call on UMAP_WARMUP_POINTS points, then one row per size."""
     if not sizes:
         return [{"measure": "UMAP seconds", "value": np.nan,
-                 "detail": "not measured (no --umap-points sizes; --quick has none: pass --umap-points 10000,50000)"}]
+                 "detail": "not measured (no --umap-points sizes; --quick has none: pass --umap-points "
+                           f"{','.join(map(str, BenchConfig.umap_points))})"}]
     # Compile numba first (a size above umap's exact-neighbours limit also compiles NNDescent): the timings
     # below are steady-state; the one-off compile is reported on its own.
     log("speed: UMAP warm-up (numba compile)")
@@ -127,15 +135,9 @@ def _umap_speed(sizes: tuple[int, ...], log: Callable[[str], None]) -> list[dict
 
 
 def _scoring_speed(cfg: BenchConfig, setting: Setting, data_dir: Path, log: Callable[[str], None]) -> list[dict]:
-    from auditor.data.cache import ingest
-    from auditor.model.presets import preprocess_params
-    from auditor.scoring import score_run, umap_2d
-
-    seed = 0
-    model_run = next((Path(cfg.out) / "runs" / _data_name(cfg, setting, seed) / m
-                      for m in ("ntl", "ntl_no_cat", "ntl_no_w", "ntl_no_phase2", "cosine", "ce")
-                      if (Path(cfg.out) / "runs" / _data_name(cfg, setting, seed) / m / "checkpoint.pt").is_file()),
-                     None)
+    """score_run of the setting's first SCORING_MODELS run of seed 0 (none trained: no row)."""
+    model_run = next((run for run in (cfg.run_dir(setting, 0, m) for m in SCORING_MODELS)
+                      if (run / "checkpoint.pt").is_file()), None)
     if model_run is None:
         return []
     # score_run reads the data folder's own cache: fill it first (no-op after _decode_speed), and compile UMAP

@@ -1,4 +1,5 @@
-"""The targets: ntl against a reference method on selected settings, met / not met / not run."""
+"""The targets: ntl against a reference method on selected settings of the results table, each 'met',
+'not met' or 'not run' (no (setting, seed) where both methods have the metric). Reads results only: no torch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from auditor.bench.results import TARGET_COLUMNS
+
 TOLERANCE = 1e-6  # rates (picking a target's settings) and a target's bound are compared with this slack
+# Target.kind -> met(mean ntl, mean reference, amount)
+_MET = {"diff": lambda ntl, ref, amount: ntl >= ref + amount - TOLERANCE,
+        "ratio": lambda ntl, ref, amount: ntl <= amount * ref + TOLERANCE}
 
 
 @dataclass(frozen=True)
@@ -18,7 +24,7 @@ class Target:
     name: str
     metric: str
     reference: str
-    kind: str  # "diff" | "ratio"
+    kind: str  # a key of _MET: "diff" | "ratio"
     amount: float
     noise_type: str | None = None  # None = any
     label_noise: float | None = None
@@ -52,7 +58,7 @@ def evaluate_targets(results: pd.DataFrame, targets: tuple[Target, ...] = TARGET
         row = {"target": t.name, "status": "not run", "ntl": np.nan, "reference": np.nan, "detail": ""}
         if not pair.empty:
             ntl, ref = float(pair["ntl"].mean()), float(pair["ref"].mean())
-            ok = ntl >= ref + t.amount - TOLERANCE if t.kind == "diff" else ntl <= t.amount * ref + TOLERANCE
+            ok = _MET[t.kind](ntl, ref, t.amount)
             per = pair.groupby("setting")[["ntl", "ref"]].mean()
             detail = "; ".join(f"{s}: {a:.3f} vs {b:.3f}" for s, (a, b) in per.iterrows())
             row |= {"status": "met" if ok else "not met", "ntl": ntl, "reference": ref,
@@ -60,10 +66,11 @@ def evaluate_targets(results: pd.DataFrame, targets: tuple[Target, ...] = TARGET
             if t.kind == "ratio":
                 row["detail"] = f"ratio {ntl / ref:.2f}; " + row["detail"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=["target", "status", "ntl", "reference", "detail"])
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS)
 
 
 def _paired(sel: pd.DataFrame, metric: str, reference: str) -> pd.DataFrame:
+    """setting, seed, ntl, ref: ``metric`` of ntl and of ``reference`` where both have it."""
     keys = ["setting", "seed"]
     a = sel.loc[sel["method"] == "ntl", keys + [metric]].rename(columns={metric: "ntl"})
     b = sel.loc[sel["method"] == reference, keys + [metric]].rename(columns={metric: "ref"})

@@ -1,7 +1,8 @@
 """One training of a method for the bench, resumable: its TrainConfig, the run, its timings, derived data sets.
 
-A run folder is trained unless it holds a finished run of the same config and data; a run killed part-way
-continues from its checkpoint.
+A run folder is trained (``auditor.pipeline.train_and_score``: train, then flags.csv) unless it holds a finished
+run of the same config and data; a run killed part-way continues from its checkpoint. Every method gets ntl's
+total number of epochs (:func:`train_config`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ import numpy as np
 import pandas as pd
 
 from auditor.atomic import atomic_write_text
-from auditor.bench.settings import _METHOD_TRAIN, BenchConfig
+from auditor.bench.settings import METHOD_TRAIN, BenchConfig
+from auditor.model.config import TrainConfig, resolve_schedule
+from auditor.pipeline import train_and_score
 
 
-def _train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int):
-    """The method's TrainConfig with ntl's schedule for ``n_clips`` clips; one-phase methods get its total."""
-    from auditor.model.config import TrainConfig, resolve_schedule
-
+def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int) -> TrainConfig:
+    """The method's TrainConfig with ntl's schedule for ``n_clips`` clips; one-phase methods get its total:
+    epochs_phase1 + epochs_phase2 is the same for every method."""
     ntl = resolve_schedule(TrainConfig(preset=cfg.preset, epochs_phase1=cfg.epochs_phase1,
                                        epochs_phase2=cfg.epochs_phase2, warmup_epochs=cfg.warmup_epochs,
                                        batch_size=cfg.batch_size), n_clips)
-    fields = _METHOD_TRAIN[method]
+    fields = METHOD_TRAIN[method]
     if fields["method"] == "ntl" and method != "ntl_no_phase2":
         e1, e2 = ntl.epochs_phase1, ntl.epochs_phase2
     else:  # the same total budget in one phase
@@ -35,20 +37,19 @@ def _train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int):
                        warmup_epochs=ntl.warmup_epochs, seed=seed, device=cfg.device, **fields)
 
 
-def _train(data_dir: Path, run_dir: Path, tc, cache_root: Path, workers: int | None) -> tuple[float, float]:
-    """Train unless ``run_dir`` holds a finished run of the same config; continue a run killed part-way.
+def train_run(data_dir: Path, run_dir: Path, tc: TrainConfig, cache_root: Path,
+               workers: int | None) -> tuple[float, float]:
+    """Train and score unless ``run_dir`` holds a finished run of the same config; continue a run killed part-way.
 
     Returns (training-loop seconds, training + scoring wall seconds), both from progress.jsonl."""
-    from auditor.pipeline import train_and_score as train
-
     state = _run_state(run_dir, tc, data_dir)
     if state != "done":
-        train(data_dir, run_dir, tc, resume=state == "partial", overwrite=True, quiet=True, workers=workers,
-              cache_root=cache_root)
+        train_and_score(data_dir, run_dir, tc, resume=state == "partial", overwrite=True, quiet=True,
+                        workers=workers, cache_root=cache_root)
     return _train_seconds(run_dir)
 
 
-def _run_state(run_dir: Path, tc, data_dir: Path) -> str:
+def _run_state(run_dir: Path, tc: TrainConfig, data_dir: Path) -> str:
     """'done' | 'partial' (a checkpoint of this config and data) | 'none'."""
     try:
         config = json.loads((run_dir / "config.json").read_text())
@@ -79,10 +80,10 @@ def _train_seconds(run_dir: Path) -> tuple[float, float]:
     return seconds, end - start
 
 
-def _derived_dir(data_dir: Path, out_dir: Path, labels: pd.DataFrame) -> Path:
+def derived_dir(data_dir: Path, out_dir: Path, labels: pd.DataFrame) -> Path:
     """A data set folder ``out_dir`` with its own labels.csv (clip, label) whose clips are the files of
     ``data_dir``, reached through symbolic links of their top-level folders (so clip paths and cache keys stay the
-    same and the shared cache decodes nothing again)."""
+    same and the shared cache decodes nothing again). Returns ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for top in sorted({str(c).split("/")[0] for c in labels["clip"]}):
         link, target = out_dir / top, (data_dir / top).resolve()

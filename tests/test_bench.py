@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,9 @@ from auditor.bench.settings import (
     GRID,
     METHODS,
     QUICK_SETTING,
+    BenchConfig,
     Setting,
+    describe_grid,
     parse_methods,
     parse_settings,
 )
@@ -63,6 +67,24 @@ def test_parse_methods_orders_and_rejects_unknown():
     assert parse_methods("cosine, ntl,ce") == ("ntl", "ce", "cosine")
     with pytest.raises(UserError, match="bogus"):
         parse_methods("ntl,bogus")
+
+
+def test_describe_grid_names_every_setting():
+    assert describe_grid() == "sym 0.2/0.4/0.6, asym 0.2/0.4, each with mm 0 and 0.2"
+
+
+@pytest.mark.parametrize("field, value, match", [("preset", "gpu", "resnet18"), ("device", "tpu", "cuda"),
+                                                 ("methods", ("ntl", "xgb"), "xgb")])
+def test_config_validate_names_the_valid_options(tmp_path, field, value, match):
+    with pytest.raises(UserError, match=match):
+        BenchConfig(out=tmp_path, **{field: value}).validate()
+
+
+def test_cli_parser_imports_no_torch():
+    code = ("import argparse, sys; from auditor.cli_bench import add_bench_arguments; "
+            "add_bench_arguments(argparse.ArgumentParser()); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_cli_quick_defaults_and_overrides(tmp_path):

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from auditor.bench import (
+from auditor.bench.baselines import stratified_folds
+from auditor.bench.report import render_markdown
+from auditor.bench.results import ID_COLUMNS, METRICS
+from auditor.bench.settings import (
     GRID,
-    ID_COLUMNS,
     METHODS,
-    METRICS,
     QUICK_SETTING,
+    BenchConfig,
     Setting,
-    _folds,
-    clustered_unit_vectors,
-    evaluate_targets,
+    describe_grid,
     parse_methods,
     parse_settings,
-    render_markdown,
 )
+from auditor.bench.speed import clustered_unit_vectors
+from auditor.bench.targets import evaluate_targets
 from auditor.cli_bench import add_bench_arguments, config_from_args, run_bench
 from auditor.errors import UserError
 
@@ -64,6 +67,24 @@ def test_parse_methods_orders_and_rejects_unknown():
     assert parse_methods("cosine, ntl,ce") == ("ntl", "ce", "cosine")
     with pytest.raises(UserError, match="bogus"):
         parse_methods("ntl,bogus")
+
+
+def test_describe_grid_names_every_setting():
+    assert describe_grid() == "sym 0.2/0.4/0.6, asym 0.2/0.4, each with mm 0 and 0.2"
+
+
+@pytest.mark.parametrize("field, value, match", [("preset", "gpu", "resnet18"), ("device", "tpu", "cuda"),
+                                                 ("methods", ("ntl", "xgb"), "xgb")])
+def test_config_validate_names_the_valid_options(tmp_path, field, value, match):
+    with pytest.raises(UserError, match=match):
+        BenchConfig(out=tmp_path, **{field: value}).validate()
+
+
+def test_cli_parser_imports_no_torch():
+    code = ("import argparse, sys; from auditor.cli_bench import add_bench_arguments; "
+            "add_bench_arguments(argparse.ArgumentParser()); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_cli_quick_defaults_and_overrides(tmp_path):
@@ -162,7 +183,7 @@ def test_clustered_unit_vectors_and_folds():
     assert x.shape == (500, 128) and x.dtype == np.float32
     assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     labels = np.repeat(np.arange(8), 3)
-    folds = _folds(labels, 3, seed=0)
+    folds = stratified_folds(labels, 3, seed=0)
     held = np.concatenate([h for _, h in folds])
     assert sorted(held) == list(range(24))
     for train, h in folds:

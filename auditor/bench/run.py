@@ -1,0 +1,150 @@
+"""The bench run: every (setting, seed, method) not yet done, then the speed table, targets and reports.
+
+Data: the sample generator at each of ``cfg.settings`` (generated into ``OUT/data/<data name>/`` unless there
+already), or ``cfg.data``. Per (setting, seed, method) the run folder ``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run
+folder holding both (with the same bench settings) is not recomputed, so a killed bench continues where it stopped.
+Outputs in OUT: results.csv (one row per method x setting x seed), speed.csv, targets.csv, results.md, and the
+plots label_ap.html / mismatch_ap.html (+ .png when kaleido is installed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.atomic import atomic_write_text
+from auditor.bench.methods import run_method
+from auditor.bench.report import write_reports
+from auditor.bench.results import ID_COLUMNS, METRICS
+from auditor.bench.settings import DATA_NOISE_TYPE, BenchConfig, Setting
+from auditor.bench.speed import speed_table
+from auditor.bench.targets import evaluate_targets
+from auditor.data.synth import generate_dataset
+
+
+@dataclass
+class BenchResult:
+    """What run_benchmark wrote: the three tables and the files (results.md first)."""
+
+    results: pd.DataFrame  # one row per method x setting x seed (ID_COLUMNS + METRICS)
+    speed: pd.DataFrame  # measure, value, detail
+    targets: pd.DataFrame  # target, status, ntl, reference, detail
+    files: list[Path]
+
+
+def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> BenchResult:
+    """Run every (setting, seed, method) not yet done, the speed measurements, and write the reports.
+
+    ``log`` gets one line per step (default: stderr with the seconds since the start). Raises UserError for a
+    bad ``cfg`` (BenchConfig.validate) before anything is written."""
+    cfg.validate()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "bench_config.json", json.dumps(asdict(cfg), indent=2, default=str))
+    started = time.perf_counter()
+    log = log or _stderr_log(started)
+    plan = _plan(cfg)
+    rows: list[dict] = []
+    data_dirs: dict[str, tuple[Setting, Path]] = {}
+    total, done = len(plan) * len(cfg.methods), 0
+    for setting, seed in plan:
+        data = _setting_data(cfg, setting, seed, log)
+        data_dirs.setdefault(setting.name, (setting, data[0]))
+        info = {"setting": setting.name, "noise_type": setting.noise_type, "label_noise": setting.label_noise,
+                "mismatch": setting.mismatch, "seed": seed}
+        for method in cfg.methods:
+            done += 1
+            step = f"[{done}/{total}] {setting.name} seed {seed} {method}"
+            metrics = _method_metrics(cfg, method, setting, seed, data, step, log)
+            rows.append(info | {"clips": int(metrics.get("clips", 0)), "method": method}
+                        | {k: metrics.get(k, np.nan) for k in METRICS})
+    results = pd.DataFrame(rows, columns=ID_COLUMNS + list(METRICS))
+    speed = speed_table(cfg, results, data_dirs, log)
+    targets = evaluate_targets(results)
+    files = write_reports(out, results, speed, targets, seeds=cfg.seeds)
+    log(f"bench done in {time.perf_counter() - started:.0f} s; wrote {out / 'results.md'}")
+    return BenchResult(results=results, speed=speed, targets=targets, files=files)
+
+
+def _method_metrics(cfg: BenchConfig, method: str, setting: Setting, seed: int,
+                    data: tuple[Path, pd.DataFrame, Path | None], step: str, log: Callable[[str], None]) -> dict:
+    """The metrics of a finished run folder of the same bench settings, else run the method and store them."""
+    run_dir = cfg.run_dir(setting, seed, method)
+    metrics = _finished(run_dir, cfg)
+    if metrics is not None:
+        log(f"{step}: done before, reused")
+        return metrics
+    log(f"{step}: running")
+    data_dir, truth, test_dir = data
+    metrics = run_method(method, cfg, data_dir, truth, test_dir, run_dir, seed, Path(cfg.out) / "cache")
+    stored = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
+    atomic_write_text(run_dir / "metrics.json", json.dumps({"key": cfg.key(), "metrics": stored}, indent=2))
+    log(f"{step}: {_summary(metrics)}")
+    return metrics
+
+
+def _stderr_log(started: float) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        print(f"[bench {time.perf_counter() - started:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def _summary(m: dict) -> str:
+    """The log line of a finished method: its label AP, mismatch AP, clean-test accuracy and training seconds."""
+    shown = [f"{METRICS[k][0]} {m[k]:.3f}" for k in ("label_ap", "mismatch_ap", "test_acc")
+             if isinstance(m.get(k), float) and not math.isnan(m[k])]
+    return ", ".join(shown + [f"train {m.get('train_seconds', float('nan')):.1f} s"])
+
+
+def _plan(cfg: BenchConfig) -> list[tuple[Setting, int]]:
+    """(setting, seed) pairs in order: a --data set's one setting (rates measured from truth.csv) or each of
+    cfg.settings, each with seeds 0..seeds-1."""
+    if cfg.data is not None:
+        truth = pd.read_csv(Path(cfg.data) / "truth.csv")
+        setting = Setting(DATA_NOISE_TYPE, round(float(truth["label_is_noisy"].mean()), 4),
+                          round(float(truth["is_mismatched"].mean()), 4))
+        return [(setting, seed) for seed in range(cfg.seeds)]
+    return [(s, seed) for s in cfg.settings for seed in range(cfg.seeds)]
+
+
+def _setting_data(cfg: BenchConfig, setting: Setting, seed: int,
+                  log: Callable[[str], None]) -> tuple[Path, pd.DataFrame, Path | None]:
+    """(data dir, its truth table, clean test dir or None); generates the data unless it is there already."""
+    if cfg.data is not None:
+        data_dir = Path(cfg.data).resolve()
+    else:
+        data_dir = (Path(cfg.out) / "data" / cfg.data_name(setting, seed)).resolve()
+        marker = data_dir / "bench_data.json"
+        args = {"clips": cfg.clips, "label_noise": setting.label_noise, "noise_type": setting.noise_type,
+                "mismatch": setting.mismatch, "seed": seed, "test_clips": cfg.test_clips}
+        if not marker.is_file() or json.loads(marker.read_text()) != args:
+            log(f"generating {data_dir.name} ({cfg.clips} + {cfg.test_clips} test clips)")
+            summary = generate_dataset(data_dir, workers=cfg.workers, **args)
+            log(f"generated {data_dir.name} in {summary['seconds']:.0f} s")
+            atomic_write_text(marker, json.dumps(args))
+    truth = pd.read_csv(data_dir / "truth.csv")
+    test_dir = data_dir / "test"
+    return data_dir, truth, test_dir if (test_dir / "truth.csv").is_file() else None
+
+
+def _finished(run_dir: Path, cfg: BenchConfig) -> dict | None:
+    """The stored metrics of a finished run folder of the same bench settings, else None."""
+    path = run_dir / "metrics.json"
+    if not (run_dir / "flags.csv").is_file() or not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if stored.get("key") != cfg.key():
+        return None
+    return {k: (np.nan if v is None else v) for k, v in stored["metrics"].items()}

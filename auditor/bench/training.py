@@ -1,0 +1,98 @@
+"""One training of a method for the bench, resumable: its TrainConfig, the run, its timings, derived data sets.
+
+A run folder is trained (``auditor.pipeline.train_and_score``: train, then flags.csv) unless it holds a finished
+run of the same config and data; a run killed part-way continues from its checkpoint. Every method gets ntl's
+total number of epochs (:func:`train_config`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditor.atomic import atomic_write_text
+from auditor.bench.settings import METHOD_TRAIN, BenchConfig
+from auditor.model.config import TrainConfig, resolve_schedule
+from auditor.pipeline import train_and_score
+
+
+def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int) -> TrainConfig:
+    """The method's TrainConfig with ntl's schedule for ``n_clips`` clips; one-phase methods get its total:
+    epochs_phase1 + epochs_phase2 is the same for every method."""
+    ntl = resolve_schedule(TrainConfig(preset=cfg.preset, epochs_phase1=cfg.epochs_phase1,
+                                       epochs_phase2=cfg.epochs_phase2, warmup_epochs=cfg.warmup_epochs,
+                                       batch_size=cfg.batch_size), n_clips)
+    fields = METHOD_TRAIN[method]
+    if fields["method"] == "ntl" and method != "ntl_no_phase2":
+        e1, e2 = ntl.epochs_phase1, ntl.epochs_phase2
+    else:  # the same total budget in one phase
+        e1, e2 = ntl.epochs_total, 0
+    return TrainConfig(preset=cfg.preset, epochs_phase1=e1, epochs_phase2=e2, batch_size=cfg.batch_size,
+                       warmup_epochs=ntl.warmup_epochs, seed=seed, device=cfg.device, **fields)
+
+
+def train_run(data_dir: Path, run_dir: Path, tc: TrainConfig, cache_root: Path,
+               workers: int | None) -> tuple[float, float]:
+    """Train and score unless ``run_dir`` holds a finished run of the same config; continue a run killed part-way.
+
+    Returns (training-loop seconds, training + scoring wall seconds), both from progress.jsonl."""
+    state = _run_state(run_dir, tc, data_dir)
+    if state != "done":
+        train_and_score(data_dir, run_dir, tc, resume=state == "partial", overwrite=True, quiet=True,
+                        workers=workers, cache_root=cache_root)
+    return _train_seconds(run_dir)
+
+
+def _run_state(run_dir: Path, tc: TrainConfig, data_dir: Path) -> str:
+    """'done' | 'partial' (a checkpoint of this config and data) | 'none'."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return "none"
+    if config.get("train") != asdict(tc) or config.get("data_dir") != str(Path(data_dir).resolve()):
+        return "none"
+    if (run_dir / "flags.csv").is_file():
+        return "done"
+    return "partial" if (run_dir / "checkpoint.pt").is_file() else "none"
+
+
+def _train_seconds(run_dir: Path) -> tuple[float, float]:
+    """(elapsed_s of the last epoch event, time from the first start event to the last done event)."""
+    seconds, start, end = np.nan, np.nan, np.nan
+    for line in (run_dir / "progress.jsonl").read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        kind = event.get("event")
+        if kind == "epoch":
+            seconds = float(event["elapsed_s"])
+        elif kind == "start" and math.isnan(start):
+            start = float(event["time"])
+        elif kind == "done":
+            end = float(event["time"])
+    return seconds, end - start
+
+
+def derived_dir(data_dir: Path, out_dir: Path, labels: pd.DataFrame) -> Path:
+    """A data set folder ``out_dir`` with its own labels.csv (clip, label) whose clips are the files of
+    ``data_dir``, reached through symbolic links of their top-level folders (so clip paths and cache keys stay the
+    same and the shared cache decodes nothing again). Returns ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for top in sorted({str(c).split("/")[0] for c in labels["clip"]}):
+        link, target = out_dir / top, (data_dir / top).resolve()
+        if link.is_symlink() and link.resolve() == target:
+            continue
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.exists():
+            shutil.rmtree(link)
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    atomic_write_text(out_dir / "labels.csv", labels[["clip", "label"]].to_csv(index=False, lineterminator="\n"))
+    return out_dir

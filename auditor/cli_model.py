@@ -10,9 +10,11 @@ from auditor.model.presets import PRESETS
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
-                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence")
+                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "init_from")
 
 
+_HELP = {"init_from": "a run folder (same preset): start the encoders from its checkpoint, e.g. one trained on a "
+                      "large data set on a GPU (default: from scratch)"}
 # The valid values of a flag, taken from where they are defined.
 _CHOICES = {"preset": PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 
@@ -27,7 +29,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default = fields[name].default
         auto = {"epochs_phase1": 0, "epochs_phase2": -1, "warmup_epochs": -1, "batch_size": 0}
         note = " (automatic for the data size / preset)" if auto.get(name) == default else ""
-        kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}{note}"}
+        kwargs: dict = {"type": type(default), "default": default,
+                        "help": _HELP.get(name, f"default: {default}{note}")}
         if name in _CHOICES:
             kwargs["choices"] = list(_CHOICES[name])
         p.add_argument("--" + name.replace("_", "-"), **kwargs)

@@ -30,7 +30,7 @@ from auditor import __version__
 from auditor.data.cache import ClipArrays, IngestResult, prepare_data
 from auditor.errors import UserError
 from auditor.model import distributed as dist
-from auditor.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from auditor.model.checkpoint import CHECKPOINT_FILE, init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import autocast, estimate_noise, evaluate
 from auditor.model.inputs import batch_inputs
@@ -209,6 +209,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
 
     torch.manual_seed(cfg.seed)
     model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained).to(device)
+    initialised = init_from_run(model, cfg.init_from, cfg.preset) if cfg.init_from else None
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -229,7 +230,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     if ctx.rank == 0:
         append_progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
                                   "clips": n, "classes": k, "device": str(device), "world_size": ctx.world,
-                                  "resumed": bool(resume and start_epoch > 0)})
+                                  "resumed": bool(resume and start_epoch > 0),
+                                  "init_from": {"run": cfg.init_from, **initialised} if initialised else None})
     bar = None
     if ctx.rank == 0 and not quiet:
         bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, unit="step", desc="train",

@@ -53,6 +53,7 @@ class TrainConfig:
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
+    init_from: str = ""  # a run folder whose checkpoint's matching weights start the model (checkpoint.init_from_run)
     seed: int = 0
     device: str = "auto"
 

@@ -1,10 +1,10 @@
 """The one library module that imports Streamlit: session defaults, the shared sidebar, cached loaders, figures.
 
-Pages (``pages/*.py``) call these and the pure functions of :mod:`auditor.explore`; nothing here computes a
+Pages (``pages/*.py``) call these and the pure functions of :mod:`auditor.review_queue`, :mod:`auditor.explore_maps`; nothing here computes a
 model quantity. What must outlive a browser tab (jobs, decisions) lives on disk (:mod:`auditor.runs`,
 :mod:`auditor.reviews`); ``st.session_state`` only holds per-tab choices. User data (labels, file names) is
-never rendered as HTML: it goes through ``st.text``/``st.dataframe``, :func:`auditor.explore.md_literal` in
-Markdown, or :func:`auditor.explore.escape_hover` in Plotly.
+never rendered as HTML: it goes through ``st.text``/``st.dataframe``, :func:`auditor.text.md_literal` in
+Markdown, or :func:`auditor.text.escape_hover` in Plotly.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from auditor import explore
+from auditor import explore_maps, progress_view, review_queue, run_folder, text
 from auditor.errors import UserError
+from auditor.flags import FLAG_THRESHOLD
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES_DIR = REPO / "pages"
@@ -146,7 +147,7 @@ def runs_root(data: Path) -> Path:
 
 def run_names(data: Path) -> list[str]:
     """Run folders under DIR/.auditor/runs (default first, then by name)."""
-    from auditor import jobs, run_folder
+    from auditor import jobs
 
     root = runs_root(data)
     names = {Path(p).name for p in run_folder.list_runs(root)}
@@ -167,8 +168,6 @@ def run_dir() -> Path | None:
 def outputs_ready(run: Path | None) -> bool:
     if run is None:
         return False
-    from auditor import run_folder
-
     return bool(run_folder.run_outputs_ready(run))
 
 
@@ -218,7 +217,7 @@ def _data_changed() -> None:
 
 def _default_run(data: Path, names: list[str]) -> str | None:
     """A running job's run if there is one, else 'default', else the first run with outputs, else the first."""
-    from auditor import jobs, run_folder
+    from auditor import jobs
 
     for name in names:
         if jobs.job_status(runs_root(data) / name).state == "running":
@@ -266,10 +265,10 @@ def sidebar() -> None:
 # ----------------------------------------------------------------------------------------- messages
 def show_error(headline: str, err: BaseException | str) -> None:
     """An error box: ``headline`` (our words) plus the error text, which may name user files, shown literally."""
-    st.error(f"{headline}  \n{explore.md_literal(err)}", icon=":material/error:")
+    st.error(f"{headline}  \n{text.md_literal(err)}", icon=":material/error:")
 
 
-format_seconds = explore.format_seconds
+format_seconds = text.format_seconds
 
 
 # ------------------------------------------------------------------------------------- data set and ingest
@@ -353,23 +352,23 @@ def _mtime(path: Path) -> int:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _flags(path: str, mtime: int, threshold: float) -> pd.DataFrame:
-    return explore.read_flags(path, threshold)
+    return review_queue.read_flags(path, threshold)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _umap(path: str, mtime: int) -> pd.DataFrame:
-    return explore.read_umap(path)
+    return explore_maps.read_umap(path)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _embedding_matrix(path: str, mtime: int) -> tuple[list[str], np.ndarray]:
-    return explore.read_embedding_matrix(path, "fused")  # shared across sessions: never mutate
+    return review_queue.read_embedding_matrix(path, "fused")  # shared across sessions: never mutate
 
 
 def flags(run: Path) -> pd.DataFrame:
-    """The run's flags.csv, annotated (explore.read_flags)."""
+    """The run's flags.csv, annotated (review_queue.read_flags)."""
     path = run / "flags.csv"
-    return _flags(str(path), _mtime(path), explore.FLAG_THRESHOLD)
+    return _flags(str(path), _mtime(path), FLAG_THRESHOLD)
 
 
 def umap(run: Path) -> pd.DataFrame:
@@ -397,12 +396,12 @@ def latest_reviews(data: Path) -> pd.DataFrame:
 def scored_clips(data: Path, run: Path) -> pd.DataFrame:
     """flags + current review status, one row per clip of flags.csv."""
     table = flags(run)
-    table["review_status"] = explore.review_status(table["clip"], latest_reviews(data)).to_numpy()
+    table["review_status"] = review_queue.review_status(table["clip"], latest_reviews(data)).to_numpy()
     return table
 
 
 def run_id(run: Path) -> str:
-    return str(explore.read_config(run).get("run_id", run.name))
+    return str((run_folder.read_config(run) or {}).get("run_id", run.name))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -432,7 +431,7 @@ def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 def clip_media(path: Path) -> dict:
     """Decoded frames (T, S, S, 3), the sound as WAV bytes, log-mel (64, L) of a clip file (already checked to be
-    inside the data set with explore.clip_path)."""
+    inside the data set with review_queue.clip_path)."""
     return _clip_media(str(path), _mtime(path))
 
 
@@ -442,7 +441,7 @@ def point_size(n: int) -> float:
     return 6.0 if n <= 1_000 else 4.5 if n <= 5_000 else 3.0
 
 
-def map_figure(points: pd.DataFrame, plan: explore.TracePlan, modality: str, customdata: np.ndarray,
+def map_figure(points: pd.DataFrame, plan: explore_maps.TracePlan, modality: str, customdata: np.ndarray,
                highlight: np.ndarray | None, *, height: int = 430) -> go.Figure:
     """A UMAP map as WebGL scatter traces following ``plan``; rows in ``highlight`` are drawn selected and the
     rest faded (Plotly's ``selectedpoints``)."""
@@ -456,7 +455,7 @@ def map_figure(points: pd.DataFrame, plan: explore.TracePlan, modality: str, cus
     for k, rows in enumerate(plan.rows):
         if plan.mode == "legend":
             marker = {"color": plan.colours[k], "size": size}
-            name = explore.escape_hover(plan.names[k])
+            name = text.escape_hover(plan.names[k])
         else:
             marker = {"color": plan.codes, "colorscale": "Turbo", "cmin": 0, "cmax": max(1, len(plan.names) - 1),
                       "size": size, "showscale": False}
@@ -464,7 +463,7 @@ def map_figure(points: pd.DataFrame, plan: explore.TracePlan, modality: str, cus
         selected = None if chosen is None else np.flatnonzero(chosen[rows]).tolist()
         traces.append(go.Scattergl(
             x=x[rows], y=y[rows], mode="markers", name=name, marker=marker, customdata=customdata[rows],
-            hovertemplate=explore.HOVER_TEMPLATE, selectedpoints=selected,
+            hovertemplate=explore_maps.HOVER_TEMPLATE, selectedpoints=selected,
             selected={"marker": {"size": size + 3, "opacity": 1.0}},
             unselected={"marker": {"opacity": 0.12}}))
     fig = go.Figure(traces)
@@ -479,7 +478,7 @@ def map_figure(points: pd.DataFrame, plan: explore.TracePlan, modality: str, cus
 
 
 def class_histogram(per_class: dict[str, int]) -> go.Figure:
-    names = [explore.escape_hover(k) for k in per_class]
+    names = [text.escape_hover(k) for k in per_class]
     fig = go.Figure(go.Bar(x=names, y=list(per_class.values()), marker_color="#4c78a8",
                            hovertemplate="%{x}: %{y} clips<extra></extra>"))
     fig.update_layout(height=300, margin={"l": 8, "r": 8, "t": 8, "b": 8}, yaxis_title="clips",
@@ -557,7 +556,7 @@ def start_job(run: Path, args: list[str], what: str) -> bool:
         show_error(f"Could not start {what}.", err)
         return False
     select_run(run.name)
-    flash(f"Started {what} in run {explore.md_literal(run.name)}. It runs in the background: you can switch "
+    flash(f"Started {what} in run {text.md_literal(run.name)}. It runs in the background: you can switch "
           "pages or close the tab.", "info")
     return True
 
@@ -570,18 +569,18 @@ def job_panel(run: Path) -> None:
 
 
 def _job_panel_body(run: Path, state_at_load: str) -> None:
-    from auditor import jobs, run_folder
+    from auditor import jobs
 
     status = job_state(run)
     if state_at_load == "running" and status.state != "running":
         st.rerun(scope="app")  # outputs, run list and the Explore/Review pages change now
     events = run_folder.read_progress(run)
-    view = explore.progress_view(events, now=time.time())
+    view = progress_view.progress_view(events, now=time.time())
     label, colour = STATE_BADGES.get(status.state, (status.state, "gray"))
     kind = {"train": "training", "score": "scoring with a trained model"}.get(status.args[0] if status.args else "",
                                                                            "")
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.markdown(f"#### Run {explore.md_literal(run.name)}")
+        st.markdown(f"#### Run {text.md_literal(run.name)}")
         st.badge(label, color=colour)
         if kind:
             st.caption(kind)
@@ -617,26 +616,12 @@ def _job_panel_body(run: Path, state_at_load: str) -> None:
 # ---------------------------------------------------------------------------------------------- explore maps
 EXPLORE_SELECTED_KEY = "explore_selected"  # clips selected on a map (list[str])
 _EXPLORE_RENDER_KEY = "_explore_render"  # (TracePlan, clips array) of the maps as last drawn
-STATUS_COLOURS = {explore.NOT_REVIEWED: "#b8c2cc", "accepted suggestion": "#2ca02c", "kept given label": "#1f77b4",
-                  "relabelled": "#9467bd", "excluded": "#d62728", "skipped": "#ff7f0e"}
-
-
 def points(data: Path, run: Path) -> pd.DataFrame:
-    """Scored clips with UMAP coordinates and review status (explore.points_table)."""
-    return explore.points_table(flags(run), umap(run), latest_reviews(data))
+    """Scored clips with UMAP coordinates and review status (explore_maps.points_table)."""
+    return explore_maps.points_table(flags(run), umap(run), latest_reviews(data))
 
 
-def colour_plan(points_df: pd.DataFrame, colour_by: str) -> explore.TracePlan:
-    column = explore.COLOUR_BY[colour_by]
-    if column == "kind_text":
-        return explore.plan_traces(points_df[column], order=list(explore.KIND_COLOURS),
-                                   colours=explore.KIND_COLOURS)
-    if column == "review_status":
-        return explore.plan_traces(points_df[column], order=list(STATUS_COLOURS), colours=STATUS_COLOURS)
-    return explore.plan_traces(points_df[column])
-
-
-def remember_maps(plan: explore.TracePlan, clips: np.ndarray) -> None:
+def remember_maps(plan: explore_maps.TracePlan, clips: np.ndarray) -> None:
     """What the maps show now, so that a selection event (which names traces and points) maps back to clips."""
     st.session_state[_EXPLORE_RENDER_KEY] = (plan, clips)
 
@@ -648,7 +633,7 @@ def on_map_select(chart_key: str) -> None:
     if state is None or render is None:
         return
     plan, clips = render
-    rows = explore.selected_rows(plan, list(state.selection.points))
+    rows = explore_maps.selected_rows(plan, list(state.selection.points))
     st.session_state[EXPLORE_SELECTED_KEY] = [str(c) for c in clips[rows]]
 
 
@@ -705,11 +690,11 @@ def record_decision(data: Path, run_id_: str, row: dict, decision: str, relabel_
         ss[REVIEW_CONFLICT_KEY] = {"row": row, "decision": decision, "final": final, "theirs": dict(err.theirs)}
         return
     except (UserError, ValueError) as err:
-        flash(f"Not recorded: {explore.md_literal(err)}", "error")
+        flash(f"Not recorded: {text.md_literal(err)}", "error")
         return
     ss.pop(REVIEW_CONFLICT_KEY, None)
     _advance(clip)
-    st.toast(f"{explore.STATUS_TEXT.get(decision, decision).capitalize()}: {explore.md_literal(clip)}",
+    st.toast(f"{review_queue.STATUS_TEXT.get(decision, decision).capitalize()}: {text.md_literal(clip)}",
              icon=":material/check:")
 
 

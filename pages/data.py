@@ -5,7 +5,7 @@ import streamlit as st
 
 from auditor import ui
 from auditor.errors import UserError
-from auditor.explore import md_literal
+from auditor.text import md_literal
 
 st.title("Data")
 data = ui.require_data()

@@ -7,14 +7,14 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from auditor import explore, ui
+from auditor import explore_maps, ui
 
 st.title("Explore")
 data, run = ui.require_scored_run()
 table = ui.points(data, run)
 
 c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
-colour_by = c1.segmented_control("Colour by", list(explore.COLOUR_BY), default="Flag kind",
+colour_by = c1.segmented_control("Colour by", list(explore_maps.COLOUR_BY), default="Flag kind",
                                  key="explore_colour") or "Flag kind"
 classes = sorted(table["given_label"].unique().tolist())
 chosen = c2.multiselect("Classes", classes, key="explore_classes", placeholder="All classes",
@@ -25,10 +25,10 @@ if table.empty:
     st.info("No scored clips to show.")
     st.stop()
 
-plan = ui.colour_plan(table, colour_by)
+plan = explore_maps.colour_plan(table, colour_by)
 clips = table["clip"].to_numpy()
 ui.remember_maps(plan, clips)
-customdata = explore.hover_customdata(table)
+customdata = explore_maps.hover_customdata(table)
 selected = st.session_state.get(ui.EXPLORE_SELECTED_KEY) or []
 highlight = np.flatnonzero(np.isin(clips, selected)) if selected else None
 if plan.mode == "index":

@@ -8,7 +8,7 @@ import streamlit as st
 
 from auditor import ui
 from auditor.errors import UserError
-from auditor.explore import md_literal
+from auditor.text import md_literal
 
 st.title("Export")
 data = ui.require_data()

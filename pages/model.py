@@ -4,8 +4,9 @@ cancel or resume it, or score the data set with the shipped model."""
 import streamlit as st
 
 from auditor import ui
-from auditor.explore import md_literal, run_name_problem
 from auditor.model.presets import PRESETS
+from auditor.run_folder import run_name_problem
+from auditor.text import md_literal
 
 st.title("Model")
 data = ui.require_data()

@@ -4,9 +4,11 @@ a decision (with the curator's name and the run) and the next clip follows."""
 
 import streamlit as st
 
-from auditor import explore, ui
+from auditor import review_queue, ui
 from auditor.errors import UserError
-from auditor.explore import md_literal
+from auditor.flags import FLAG_THRESHOLD
+from auditor.run_folder import read_config
+from auditor.text import md_literal
 
 st.title("Review")
 data, run = ui.require_scored_run()
@@ -24,19 +26,19 @@ if explicit:
 
 f1, f2 = st.columns([3, 2], vertical_alignment="bottom")
 kinds = f1.pills("Flag kind", ["wrong_label", "mismatch", "both", "clean"], selection_mode="multi",
-                 default=["wrong_label", "mismatch", "both"], format_func=explore.KIND_TEXT.get,
+                 default=["wrong_label", "mismatch", "both"], format_func=review_queue.KIND_TEXT.get,
                  key="review_kinds", disabled=bool(explicit))
 classes = f2.multiselect("Class (given label)", sorted(table["given_label"].unique().tolist()),
                          key="review_classes", disabled=bool(explicit), placeholder="All classes")
 f3, f4, m1, m2 = st.columns([3, 2, 2, 2], vertical_alignment="center")
-threshold = f3.slider("Minimum score", 0.0, 1.0, float(explore.FLAG_THRESHOLD), 0.05, key="review_threshold",
+threshold = f3.slider("Minimum score", 0.0, 1.0, float(FLAG_THRESHOLD), 0.05, key="review_threshold",
                       disabled=bool(explicit), help="Show clips whose higher score is at least this.")
 unreviewed = f4.toggle("Not yet reviewed only", value=True, key="review_unreviewed",
                        help="Skipped clips stay in the queue, at its end.")
-queue = explore.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
+queue = review_queue.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
                              unreviewed_only=unreviewed, clips=explicit)
 flagged = table["flag_kind"].isin(["wrong_label", "mismatch", "both"])
-decided = ~table["review_status"].isin([explore.NOT_REVIEWED, explore.STATUS_TEXT["skip"]])
+decided = ~table["review_status"].isin([review_queue.NOT_REVIEWED, review_queue.STATUS_TEXT["skip"]])
 m1.metric("Remaining in this queue", f"{len(queue):,}")
 m2.metric("Flagged clips reviewed", f"{int((flagged & decided).sum()):,} of {int(flagged.sum()):,}")
 
@@ -74,7 +76,7 @@ if conflict:
 media_col, info_col = st.columns([5, 4], gap="large")
 with media_col:
     try:
-        path = explore.clip_path(data, current)
+        path = review_queue.clip_path(data, current)
     except ValueError as err:
         ui.show_error("The clip file cannot be shown.", err)
         path = None
@@ -101,7 +103,7 @@ with info_col:
                 f"**Suggested label** {md_literal(row.get('suggested_label') or '–')}{conf_text}  \n"
                 f"**Sound alone says** {md_literal(row.get('audio_pred') or '–')}  \n"
                 f"**Picture alone says** {md_literal(row.get('visual_pred') or '–')}")
-    lines = explore.explain(row)
+    lines = review_queue.explain(row)
     noise, mism = row.get("label_noise_score"), row.get("mismatch_score")
     if noise == noise and noise is not None:
         st.progress(float(noise), text=f"Wrong-label score {noise:.2f}")
@@ -127,7 +129,7 @@ with info_col:
                   args=(*args, "exclude"), disabled=off, help="Leave this clip out of the data set")
         st.button("Skip", icon=":material/skip_next:", on_click=ui.record_decision, args=(*args, "skip"),
                   disabled=off, help="Decide later: the clip goes to the end of the queue")
-    all_classes = sorted(set(explore.read_config(run).get("classes") or table["given_label"].unique()))
+    all_classes = sorted(set((read_config(run) or {}).get("classes") or table["given_label"].unique()))
     r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
     r1.selectbox("Relabel as", all_classes, index=None, key="relabel_to", placeholder="Choose a class…")
     r2.button("Relabel", on_click=ui.record_decision, args=(*args, "relabel", "relabel_to"),
@@ -136,7 +138,7 @@ with info_col:
     st.markdown("**Nearest clips** (fused embedding)")
     try:
         names, matrix = ui.embedding_matrix(run)
-        near = explore.nearest_neighbours(names, matrix, current, k=6)
+        near = review_queue.nearest_neighbours(names, matrix, current, k=6)
     except (OSError, ValueError, UserError) as err:
         ui.show_error("Neighbours unavailable.", err)
         near = None

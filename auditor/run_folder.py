@@ -26,7 +26,9 @@ from auditor.errors import UserError
 LOCK_FILE = "job.lock"
 PROGRESS_FILE = "progress.jsonl"
 CONFIG_FILE = "config.json"
-OUTPUT_FILES = ("flags.csv", "embeddings.parquet")
+FLAGS_FILE = "flags.csv"
+EMBEDDINGS_FILE = "embeddings.parquet"
+OUTPUT_FILES = (FLAGS_FILE, EMBEDDINGS_FILE)
 # Final progress events and the state each one means.
 FINAL_EVENTS = {"done": "finished", "error": "failed", "cancelled": "cancelled"}
 # A status probe holds job.lock for microseconds; a job taking the lock retries this long before it believes

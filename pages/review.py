@@ -37,7 +37,7 @@ threshold = f3.slider("Minimum score", 0.0, 1.0, float(FLAG_THRESHOLD), 0.05, ke
 unreviewed = f4.toggle("Not yet reviewed only", value=True, key="review_unreviewed",
                        help="Skipped clips stay in the queue, at its end.")
 queue = review_queue.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
-                             unreviewed_only=unreviewed, clips=explicit)
+                                  unreviewed_only=unreviewed, clips=explicit)
 flagged = table["flag_kind"].isin(FLAGGED_KINDS)
 decided = ~table["review_status"].isin([review_queue.NOT_REVIEWED, review_queue.STATUS_TEXT["skip"]])
 m1.metric("Remaining in this queue", f"{len(queue):,}")

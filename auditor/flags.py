@@ -16,6 +16,7 @@ FLAG_THRESHOLD = 0.5  # a posterior above one half: the noisy component is the m
 FLAGS_COLUMNS = ["clip", "given_label", "suggested_label", "suggested_confidence", "label_noise_score",
                  "mismatch_score", "audio_pred", "visual_pred", "problem", "label_noise_rank", "mismatch_rank"]
 FLAG_KINDS = ("clean", "wrong_label", "mismatch", "both")
+FLAGGED_KINDS = tuple(k for k in FLAG_KINDS if k != "clean")  # what the review queue shows by default
 
 
 def flag_kind(flags: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd.Series:

@@ -7,6 +7,9 @@ import dataclasses
 
 from auditor.model.config import DEVICES, LABEL_EVIDENCE, METHODS, TrainConfig
 from auditor.model.presets import PRESETS
+from auditor.run_folder import CLASS_REPORT_FILE, EMBEDDINGS_FILE, FLAGS_FILE
+
+RUN_RESULTS = (FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
@@ -53,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     run_dir = train_and_score(args.data, args.run, config_from_args(args), resume=args.resume, overwrite=args.overwrite,
                     workers=args.workers, quiet=args.quiet)
-    print(f"wrote {run_dir / 'flags.csv'}, {run_dir / 'embeddings.parquet'}, {run_dir / 'class_report.csv'}")
+    print(f"wrote {', '.join(str(run_dir / name) for name in RUN_RESULTS)}")
     return 0
 
 
@@ -61,5 +64,5 @@ def run_score(args: argparse.Namespace) -> int:
     from auditor.scoring import score_run
 
     out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers)
-    print(f"wrote {out / 'flags.csv'}, {out / 'embeddings.parquet'}, {out / 'class_report.csv'}")
+    print(f"wrote {', '.join(str(out / name) for name in RUN_RESULTS)}")
     return 0

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.flags import FLAG_THRESHOLD, FLAGS_COLUMNS, flag_kind
+from auditor.flags import FLAG_THRESHOLD, FLAGS_COLUMNS, RANK_COLUMNS, add_missing_ranks, flag_kind
 from auditor.text import md_literal
 
 SCORE_COLUMNS = ["suggested_confidence", "label_noise_score", "mismatch_score"]
+# Columns an older flags.csv may lack: problem (empty), the ranks (derived from the scores).
+OPTIONAL_COLUMNS = ("problem", *RANK_COLUMNS)
 UNSCORED = "unscored"  # the flag kind of a problem row (a clip that could not be scored)
 # Flag kinds (auditor.flags.FLAG_KINDS and UNSCORED) as a curator reads them.
 KIND_TEXT = {"clean": "looks fine", UNSCORED: "not scored", "mismatch": "sound mismatch?",
@@ -32,20 +34,22 @@ NOT_REVIEWED = "not reviewed"
 def read_flags(path: str | Path, threshold: float = FLAG_THRESHOLD) -> pd.DataFrame:
     """flags.csv -> DataFrame with FLAGS_COLUMNS (labels kept as text: a class called "NA" stays "NA"), numeric
     scores (NaN for problem rows), and added ``flag_kind`` (clean|wrong_label|mismatch|both|unscored),
-    ``kind_text`` and ``max_score`` = max(label_noise_score, mismatch_score)."""
+    ``kind_text``, ``max_score`` = max(label_noise_score, mismatch_score) and ``max_rank`` = max of the two
+    ranks (derived from the scores for an older flags.csv without rank columns)."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in FLAGS_COLUMNS if c not in table.columns and c != "problem"]
+    missing = [c for c in FLAGS_COLUMNS if c not in table.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (found {', '.join(table.columns)})")
     if "problem" not in table.columns:
         table["problem"] = ""
-    for col in SCORE_COLUMNS:
+    for col in SCORE_COLUMNS + [c for c in RANK_COLUMNS if c in table.columns]:
         table[col] = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
-    return annotate_flags(table, threshold)
+    return annotate_flags(add_missing_ranks(table), threshold)
 
 
 def annotate_flags(flags: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd.DataFrame:
-    """Add ``flag_kind``, ``kind_text`` and ``max_score`` (see :func:`read_flags`) to a copy of ``flags``."""
+    """Add ``flag_kind``, ``kind_text``, ``max_score`` and ``max_rank`` (see :func:`read_flags`) to a copy of
+    ``flags``."""
     out = flags.copy()
     kind = flag_kind(out, threshold).astype(object)
     unscored = out["label_noise_score"].isna() & out["mismatch_score"].isna()
@@ -53,6 +57,7 @@ def annotate_flags(flags: pd.DataFrame, threshold: float = FLAG_THRESHOLD) -> pd
     out["flag_kind"] = kind.to_numpy()
     out["kind_text"] = out["flag_kind"].map(KIND_TEXT)
     out["max_score"] = out[["label_noise_score", "mismatch_score"]].max(axis=1)
+    out["max_rank"] = out[list(RANK_COLUMNS)].max(axis=1) if set(RANK_COLUMNS) <= set(out.columns) else np.nan
     return out
 
 
@@ -74,7 +79,7 @@ def review_queue(points: pd.DataFrame, *, kinds: list[str] | None = None, classe
     ``classes`` and ``threshold`` are ignored. Otherwise a row is kept when its flag_kind is in ``kinds``, its
     given label in ``classes`` (None = all) and max_score >= ``threshold``. ``unreviewed_only`` drops clips
     with a decision other than "skip". Order: not yet looked at first, skipped last; then max_score
-    descending, then clip.
+    descending, then max_rank descending (the scores saturate near 1; the ranks keep their order), then clip.
     """
     table = points
     if clips is not None:
@@ -89,9 +94,11 @@ def review_queue(points: pd.DataFrame, *, kinds: list[str] | None = None, classe
     if unreviewed_only:
         table = table[(table["review_status"] == NOT_REVIEWED) | skipped]
         skipped = table["review_status"] == STATUS_TEXT["skip"]
-    order = table.assign(_skipped=skipped.to_numpy(), _score=table["max_score"].fillna(-1.0))
-    order = order.sort_values(["_skipped", "_score", "clip"], ascending=[True, False, True], kind="stable")
-    return order.drop(columns=["_skipped", "_score"])
+    rank = table["max_rank"] if "max_rank" in table.columns else pd.Series(-1.0, index=table.index)
+    order = table.assign(_skipped=skipped.to_numpy(), _score=table["max_score"].fillna(-1.0), _rank=rank.fillna(-1.0))
+    order = order.sort_values(["_skipped", "_score", "_rank", "clip"], ascending=[True, False, False, True],
+                              kind="stable")
+    return order.drop(columns=["_skipped", "_score", "_rank"])
 
 
 # ---------------------------------------------------------------------------------------------- neighbours

@@ -26,6 +26,8 @@ from auditor.errors import UserError
 LOCK_FILE = "job.lock"
 PROGRESS_FILE = "progress.jsonl"
 CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+CLASS_REPORT_FILE = "class_report.csv"
 FLAGS_FILE = "flags.csv"
 EMBEDDINGS_FILE = "embeddings.parquet"
 OUTPUT_FILES = (FLAGS_FILE, EMBEDDINGS_FILE)

@@ -30,17 +30,27 @@ from auditor import __version__
 from auditor.data.cache import ClipArrays, IngestResult, prepare_data
 from auditor.errors import UserError
 from auditor.model import distributed as dist
-from auditor.model.checkpoint import CHECKPOINT_FILE, init_from_run, load_checkpoint, save_checkpoint
+from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import autocast, estimate_noise, evaluate
 from auditor.model.inputs import batch_inputs
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
 from auditor.model.presets import get_preset, preprocess_params
-from auditor.run_folder import CONFIG_FILE, append_progress, read_config, write_config
+from auditor.run_folder import (
+    CHECKPOINT_FILE,
+    CLASS_REPORT_FILE,
+    CONFIG_FILE,
+    EMBEDDINGS_FILE,
+    FLAGS_FILE,
+    PROGRESS_FILE,
+    append_progress,
+    read_config,
+    write_config,
+)
 
 # Files of an earlier run that a fresh (not resumed) run removes from its folder.
-RUN_OUTPUTS = (CHECKPOINT_FILE, "progress.jsonl", "flags.csv", "embeddings.parquet", "class_report.csv")
+RUN_OUTPUTS = (CHECKPOINT_FILE, PROGRESS_FILE, FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 # Keys that define the architecture or the schedule: a resumed run must have the same (as nanoGPT does).
 RESUME_KEYS = ("preset", "method", "embed_dim", "epochs_phase1", "epochs_phase2", "seed")
 PROGRESS_EVERY_STEPS = 5

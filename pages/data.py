@@ -38,7 +38,9 @@ cols[0].metric("Clips", f"{ingested['clips'] if ingested else len(manifest.rows)
 cols[1].metric("Classes", f"{len(per_class):,}")
 cols[2].metric("Total duration", format_seconds(ingested["total_duration_s"]) if ingested else "–")
 cols[3].metric("Undecodable clips", f"{ingested['decode_problems']:,}" if ingested else "–")
-cols[4].metric("Clips without sound", f"{ingested['clips_without_audio']:,}" if ingested else "–")
+silent = ingested.get("clips_with_silent_audio", 0) if ingested else 0
+cols[4].metric("Clips without sound", f"{ingested['clips_without_audio'] + silent:,}" if ingested else "–",
+               help="No sound track, or a silent one (muted, below -60 dBFS): never flagged as mismatched.")
 cols[5].metric("Label problems", f"{sum(p.kind == 'error' for p in manifest.problems):,}")
 
 st.subheader("Clips per class")

@@ -39,6 +39,9 @@ def test_read_flags_keeps_labels_as_text_and_marks_problem_rows(tmp_path):
     assert flags["kind_text"].tolist() == ["sound mismatch?", "wrong label?", "not scored"]
     assert flags["max_score"].iloc[:2].tolist() == [0.6, 0.7]
     assert np.isnan(flags["max_score"].iloc[2])
+    # an older flags.csv without rank columns: ranks derived from the scores over the scored rows
+    assert flags["label_noise_rank"].iloc[:2].tolist() == [0.5, 1.0] and np.isnan(flags["label_noise_rank"].iloc[2])
+    assert flags["max_rank"].iloc[:2].tolist() == [1.0, 1.0]
 
 
 def test_review_status_is_the_latest_decision_as_text():
@@ -77,6 +80,12 @@ def test_review_queue_filters_and_orders_as_worked_out_by_hand():
     # An explicit selection ignores kinds, classes and threshold, but not "unreviewed only" (c is decided).
     assert _order(kinds=["clean"], classes=["nope"], threshold=1.0, clips=["e", "c", "b"]) == ["e", "b"]
     assert _order(clips=["e", "c", "b"], unreviewed_only=False) == ["c", "e", "b"]
+
+
+def test_saturated_scores_are_ordered_by_their_ranks():
+    table = _queue_table().assign(max_score=1.0, max_rank=[0.2, 0.9, 0.5, 0.95, 0.1, 0.7, np.nan],
+                                  review_status="not reviewed")
+    assert review_queue.review_queue(table, threshold=0.5)["clip"].tolist() == ["d", "b", "f", "c", "a", "e", "g"]
 
 
 def test_review_queue_puts_the_hostile_top_clip_first(run):

@@ -18,7 +18,6 @@ import json
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from auditor.atomic import atomic_write as _atomic_write
+from auditor.data.cache_location import default_cache_root
 from auditor.data.decode import DecodeError, decode_clip
 from auditor.data.features import SILENCE, SILENT_BELOW_DBFS, audio_level_dbfs, log_mel
-from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
+from auditor.data.manifest import Manifest, Problem, load_manifest
 from auditor.data.params import PreprocessParams
 from auditor.errors import UserError
 
@@ -79,18 +79,6 @@ class ClipArrays:
     mel: np.ndarray
     mel_lengths: np.ndarray
     has_audio: np.ndarray
-
-
-def default_cache_root(data_dir: Path) -> Path:
-    local = data_dir / AUDITOR_DIR / "cache"
-    try:
-        local.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=local, prefix=".probe-", delete=True)
-        probe.close()
-        return local
-    except OSError:
-        digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
-        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "av-auditor" / digest
 
 
 def entry_key(clip: str, path: Path, params: PreprocessParams) -> str:

@@ -17,9 +17,9 @@ from auditor.errors import UserError
 from auditor.model.config import TrainConfig
 from auditor.model.network import AudioVisualNet
 from auditor.model.presets import get_preset
+from auditor.run_folder import CHECKPOINT_FILE
 
 CHECKPOINT_FORMAT = 1
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_checkpoint(path: Path, model, opt, sched, state: dict[str, torch.Tensor], epoch: int, elapsed: float,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from auditor.data.cache_location import default_cache_root
 from auditor.data.params import PreprocessParams
 from auditor.errors import UserError
 from auditor.model.presets import preprocess_params
@@ -28,8 +29,6 @@ def _ingest_params() -> PreprocessParams:
 
 
 def _cache_dir(data: Path) -> Path:
-    from auditor.data.cache import default_cache_root  # imports PyAV and torch (see the module docstring)
-
     return default_cache_root(data) / _ingest_params().digest()
 
 

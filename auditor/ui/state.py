@@ -22,7 +22,7 @@ PAGES_DIR = REPO / "pages"
 SAMPLE_DATA = REPO / "sample_data"
 SHIPPED_MODEL = REPO / "models" / "sample"
 # model.checkpoint.CHECKPOINT_FILE in it (that module imports torch, which the pages do not load)
-SHIPPED_CHECKPOINT = SHIPPED_MODEL / "checkpoint.pt"
+SHIPPED_CHECKPOINT = SHIPPED_MODEL / run_folder.CHECKPOINT_FILE
 RUNS_SUBDIR = Path(AUDITOR_DIR) / "runs"
 DEFAULT_RUN = "default"
 SHIPPED_RUN = "shipped"

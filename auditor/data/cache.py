@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm import tqdm
 
 from auditor.atomic import atomic_write as _atomic_write
 from auditor.data.cache_location import default_cache_root
@@ -143,8 +145,6 @@ def _read_entry_meta(cache: Path, key: str) -> dict | None:
 
 
 def _worker_init() -> None:
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -199,8 +199,6 @@ def ingest(data_dir: str | os.PathLike[str], params: PreprocessParams | None = N
 
 
 def _progress_bar(total: int, initial: int):
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="clip", desc="ingest", file=sys.stderr)
 
 

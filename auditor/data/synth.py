@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from auditor.data.inject import (
+from auditor.data.mux import encode_audio, encode_video
+from auditor.data.noise import (
     NOISE_TYPES,
     choose_label_noise,
     choose_mismatch,
@@ -39,7 +41,6 @@ from auditor.data.inject import (
     noise_rng,
     write_tables,
 )
-from auditor.data.mux import encode_audio, encode_video
 from auditor.errors import UserError
 
 CLASSES: list[str] = ["bouncing", "hammering", "clapping", "bell", "spinning", "sawing", "dripping", "typing"]
@@ -985,8 +986,6 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
             if progress:
                 progress(done, total)
     else:
-        import multiprocessing
-
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                           else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:

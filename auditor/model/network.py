@@ -45,7 +45,7 @@ class ResNet18Encoder(nn.Module):
 
     def __init__(self, in_channels: int, pretrained: bool = False) -> None:
         super().__init__()
-        from torchvision.models import resnet18
+        from torchvision.models import resnet18  # torchvision: only for this preset (a second to import)
 
         net = resnet18(weights=None)
         if pretrained and in_channels == 3:
@@ -61,7 +61,7 @@ class ResNet18Encoder(nn.Module):
 
 
 def _load_cached_imagenet_weights(net: nn.Module) -> bool:
-    from torchvision.models import ResNet18_Weights
+    from torchvision.models import ResNet18_Weights  # as above
 
     url = ResNet18_Weights.IMAGENET1K_V1.url
     path = torch.hub.get_dir() + "/checkpoints/" + url.rsplit("/", 1)[-1]

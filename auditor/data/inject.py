@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from auditor.data.mux import swap_audio
+from auditor.data.mux import clear_destination, swap_audio
 from auditor.data.noise import (
     NOISE_TYPES,
     TRUTH_COLUMNS,
@@ -70,9 +70,7 @@ def _read_truth(data_dir: Path, clips: pd.Series) -> pd.DataFrame | None:
 
 
 def _link_or_copy(src: Path, dst: Path) -> str:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
+    clear_destination(dst)
     try:
         os.link(src, dst)
         return "linked"

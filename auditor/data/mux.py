@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,9 +42,7 @@ def encode_audio(stream: av.AudioStream, samples: np.ndarray, rate: int) -> list
             part = np.ascontiguousarray(part.T).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(part, format="flt" if fmt == "flt" else "fltp", layout=layout)
         frame.sample_rate = rate
-        frame.pts = start
-        frame.time_base = Fraction(1, rate)
-        packets.extend(stream.encode(frame))
+        packets.extend(stream.encode(_at(frame, start, rate)))
     packets.extend(stream.encode(None))
     return packets
 
@@ -53,11 +53,37 @@ def encode_video(stream: av.VideoStream, frames: np.ndarray, fps: int) -> list[a
     packets: list[av.Packet] = []
     for i, img in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        frame.pts = i
-        frame.time_base = Fraction(1, fps)
-        packets.extend(stream.encode(frame))
+        packets.extend(stream.encode(_at(frame, i, fps)))
     packets.extend(stream.encode(None))
     return packets
+
+
+def _at(frame, pts: int, rate: int):
+    """``frame`` stamped at ``pts`` in units of 1 / ``rate`` seconds."""
+    frame.pts = pts
+    frame.time_base = Fraction(1, rate)
+    return frame
+
+
+@contextlib.contextmanager
+def _output(dst: Path) -> Iterator[av.container.OutputContainer]:
+    """A bit-exact output container for ``dst``, written under a temporary name and renamed to ``dst`` when the
+    block ends without an error (a failed write leaves no partial file)."""
+    tmp = dst.with_name(dst.name + ".part" + dst.suffix)
+    try:
+        with av.open(str(tmp), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
+            yield out
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def clear_destination(dst: Path) -> None:
+    """Make ``dst``'s folder and remove what is at ``dst`` (a file or a link), so a new file can take its place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
 
 
 def _valid_packets(container, stream) -> list:
@@ -89,16 +115,10 @@ def _remux_copy(video_src: Path, audio_src: Path, dst: Path) -> None:
         end = _video_end(vpackets, vin_stream)
         apackets = [p for p in _valid_packets(ain, ain_stream)
                     if float((p.pts if p.pts is not None else p.dts) * ain_stream.time_base) < end]
-        tmp = dst.with_name(dst.name + ".part" + dst.suffix)
-        try:
-            with av.open(str(tmp), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
-                ov = out.add_stream_from_template(vin_stream)
-                oa = out.add_stream_from_template(ain_stream)
-                _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
-            os.replace(tmp, dst)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with _output(dst) as out:
+            ov = out.add_stream_from_template(vin_stream)
+            oa = out.add_stream_from_template(ain_stream)
+            _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
 
 
 def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
@@ -125,25 +145,19 @@ def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
         channels = 1 if layout == "mono" else 2
         samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
         samples = np.ascontiguousarray(samples[:, : int(round(end * rate))], dtype=np.float32)
-        tmp = dst.with_name(dst.name + ".part" + dst.suffix)
-        try:
-            with av.open(str(tmp), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
-                ov = out.add_stream_from_template(vin_stream)
-                oa = out.add_stream("aac", rate=rate, layout=layout)
-                oa.codec_context.thread_count = 1
-                apackets = encode_audio(oa, samples, rate)
-                _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
-            os.replace(tmp, dst)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with _output(dst) as out:
+            ov = out.add_stream_from_template(vin_stream)
+            oa = out.add_stream("aac", rate=rate, layout=layout)
+            oa.codec_context.thread_count = 1
+            apackets = encode_audio(oa, samples, rate)
+            _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
 
 
 def _remux_video_only(video_src: Path, dst: Path) -> None:
     with av.open(str(video_src)) as vin:
         vin_stream = vin.streams.video[0]
         vpackets = _valid_packets(vin, vin_stream)
-        with av.open(str(dst), "w", format=container_format(dst), options={"fflags": "+bitexact"}) as out:
+        with _output(dst) as out:
             ov = out.add_stream_from_template(vin_stream)
             _mux_sorted(out, [(p, ov) for p in vpackets])
 
@@ -168,9 +182,7 @@ def swap_audio(video_src: str | os.PathLike[str], audio_src: str | os.PathLike[s
     how it was done: ``"remuxed"``, ``"reencoded"`` or ``"no_audio"``.
     """
     video_src, audio_src, dst = Path(video_src), Path(audio_src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink():
-        dst.unlink()
+    clear_destination(dst)
     try:
         _remux_copy(video_src, audio_src, dst)
         return "remuxed"

@@ -15,7 +15,7 @@ from auditor.model.correction import (
 )
 from auditor.model.losses import sce_constants
 from auditor.model.noise_estimation import (
-    ASHMAN_D_MIN,
+    MIN_EVIDENCE_GAP,
     TIE_BREAK,
     class_normalise,
     clean_posterior,
@@ -105,7 +105,7 @@ def test_two_populations_are_found_and_reported():
     rng = np.random.default_rng(4)
     losses = np.concatenate([rng.normal(0.3, 0.1, 900), rng.normal(2.5, 0.4, 100)])
     fit = mixture_posterior(losses)
-    assert fit.two_populations and fit.ashman_d > ASHMAN_D_MIN and 0.85 < fit.clean_share < 0.95
+    assert fit.two_populations and fit.evidence_gap > MIN_EVIDENCE_GAP and 0.85 < fit.clean_share < 0.95
     assert (fit.clean[900:] < 0.5).mean() > 0.95 and (fit.clean[:900] > 0.5).mean() > 0.98
 
 

@@ -198,3 +198,41 @@ def swap_audio(video_src: str | os.PathLike[str], audio_src: str | os.PathLike[s
         except _NoAudio:
             _remux_video_only(video_src, dst)
             return "no_audio"
+
+
+def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, video_codec: str = "libx264",
+              audio_codec: str = "aac", sample_rate: int | None = None, stereo: bool | None = None,
+              pix_fmt: str = "yuv420p") -> Path:
+    """Decode every frame and sample of ``src`` and encode them into ``dst`` (container from its suffix) with
+    ``video_codec`` / ``audio_codec``, the sound resampled to ``sample_rate`` and ``stereo`` (None: as in ``src``).
+    A clip without sound gets none. Written under a temporary name; returns ``dst``."""
+    src, dst = Path(src), Path(dst)
+    clear_destination(dst)
+    with av.open(str(src)) as inp:
+        vin = inp.streams.video[0]
+        fps = vin.average_rate or vin.guessed_rate or 25
+        frames = [f.to_ndarray(format="rgb24") for f in inp.decode(vin)]
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+    samples, rate = None, 0
+    if ain is not None:
+        with av.open(str(src)) as inp:
+            a = inp.streams.audio[0]
+            rate = sample_rate or a.sample_rate
+            layout = ("stereo" if stereo else "mono") if stereo is not None else ("mono" if a.channels == 1 else "stereo")
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+            chunks = [f.to_ndarray() for frame in inp.decode(a) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray() for f in resampler.resample(None)]
+            samples = np.concatenate(chunks, axis=1) if chunks else None
+    with _output(dst) as out:
+        vs = out.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
+        vs.width, vs.height = frames[0].shape[1] // 2 * 2, frames[0].shape[0] // 2 * 2
+        vs.pix_fmt = pix_fmt
+        vs.codec_context.thread_count = 1
+        stream_packets = [(p, vs) for p in encode_video(vs, np.stack([f[: vs.height, : vs.width] for f in frames]),
+                                                          int(round(float(fps))))]
+        if samples is not None:
+            aus = out.add_stream(audio_codec, rate=rate, layout="mono" if samples.shape[0] == 1 else "stereo")
+            aus.codec_context.thread_count = 1
+            stream_packets += [(p, aus) for p in encode_audio(aus, samples, rate)]
+        _mux_sorted(out, stream_packets)
+    return dst

@@ -25,6 +25,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from auditor.flags import FLAG_THRESHOLD
 
 SCORES = (("label", "label_is_noisy", "label_noise_score"), ("mismatch", "is_mismatched", "mismatch_score"))
+FLAG_RATES = ("f1", "precision", "recall", "false_alarm", "flagged", "class_false_alarm_max")  # of the flag alone
 
 
 def _ranking_metrics(truth: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:

@@ -32,14 +32,14 @@ from auditor.bench.settings import METHOD_SPECS, BenchConfig
 from auditor.bench.training import derived_dir, train_config, train_run
 from auditor.data.cache import ClipArrays, prepare_data
 from auditor.data.manifest import load_manifest
-from auditor.flags import FLAGS_COLUMNS
+from auditor.flags import FLAGS_COLUMNS, RANK_COLUMNS, add_missing_ranks
 from auditor.metrics import FLAG_RATES, accuracy, class_recall, flag_metrics
 from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
 from auditor.model.estimate import evaluate
 from auditor.model.presets import preprocess_params
-from auditor.scoring import percentile_rank, predict_labels
+from auditor.scoring import predict_labels
 
 SCORE_COLUMNS = ("suggested_confidence", "label_noise_score", "mismatch_score", "label_noise_rank", "mismatch_rank")
 
@@ -226,27 +226,14 @@ def _replace(flags: pd.DataFrame, clips: list[str], columns: dict) -> pd.DataFra
 
 
 def write_flags(run_dir: Path, flags: pd.DataFrame) -> pd.DataFrame:
-    """Writes run_dir/flags.csv: FLAGS_COLUMNS (+ extra columns after them) with the ranks recomputed from the
-    scores (auditor.flags: the mismatch rank among clips with usable sound, 0 for the others), scores rounded."""
-    flags = flags.copy()
-    sound = flags["problem"].astype(object).fillna("").eq("").to_numpy()
-    flags["label_noise_rank"] = _rank(flags["label_noise_score"].to_numpy(float), np.ones(len(flags), bool))
-    flags["mismatch_rank"] = _rank(flags["mismatch_score"].to_numpy(float), sound)
+    """Writes run_dir/flags.csv: FLAGS_COLUMNS (+ extra columns after them), the ranks derived again from the
+    scores (auditor.flags.add_missing_ranks), scores rounded as scoring rounds them."""
+    flags = add_missing_ranks(flags.drop(columns=list(RANK_COLUMNS), errors="ignore"))
     for col in SCORE_COLUMNS:
         flags[col] = flags[col].astype(float).clip(0.0, 1.0).round(6)
     flags = flags[FLAGS_COLUMNS + [c for c in flags.columns if c not in FLAGS_COLUMNS]]
     atomic_write_text(run_dir / "flags.csv", flags.to_csv(index=False))
     return flags
-
-
-def _rank(score: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """percentile_rank of ``score`` among the rows ``among`` with a score, 0 for the other rows with one, NaN
-    where the score is."""
-    out = np.where(np.isnan(score), np.nan, 0.0)
-    ok = among & ~np.isnan(score)
-    if ok.any():
-        out[ok] = percentile_rank(score[ok])
-    return out
 
 
 def _true_label_dir(data_dir: Path, truth: pd.DataFrame, out_dir: Path) -> Path:

@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from auditor.data.inject import NOISE_TYPES
+from auditor.data.noise import NOISE_TYPES
 from auditor.errors import UserError
 from auditor.model.config import TrainConfig
 

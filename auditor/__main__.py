@@ -90,7 +90,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     add_export_arguments(p)
 
 
-@command("bench", "benchmark ntl against ce, cleanlab, cosine and ablations on data with known noise",
+@command("bench", "benchmark ntl against its baselines (ce, cleanlab, small-loss, kNN, cosine, InfoNCE loss) "
+         "and ablations on data with known noise, mean ± std over seeds",
          "auditor.cli_bench:run_bench")
 def _bench_args(p: argparse.ArgumentParser) -> None:
     add_bench_arguments(p)

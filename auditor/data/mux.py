@@ -202,9 +202,10 @@ def swap_audio(video_src: str | os.PathLike[str], audio_src: str | os.PathLike[s
 
 def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, video_codec: str = "libx264",
               audio_codec: str = "aac", sample_rate: int | None = None, stereo: bool | None = None,
-              pix_fmt: str = "yuv420p") -> Path:
+              pix_fmt: str = "yuv420p", audio_bit_rate: int = 128_000) -> Path:
     """Decode every frame and sample of ``src`` and encode them into ``dst`` (container from its suffix) with
-    ``video_codec`` / ``audio_codec``, the sound resampled to ``sample_rate`` and ``stereo`` (None: as in ``src``).
+    ``video_codec`` / ``audio_codec`` (lossy audio at ``audio_bit_rate`` bits/s, what uploads commonly carry),
+    the sound resampled to ``sample_rate`` and ``stereo`` (None: as in ``src``).
     A clip without sound gets none. Written under a temporary name; returns ``dst``."""
     src, dst = Path(src), Path(dst)
     clear_destination(dst)
@@ -232,6 +233,7 @@ def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, video
                                                           int(round(float(fps))))]
         if samples is not None:
             aus = out.add_stream(audio_codec, rate=rate, layout="mono" if samples.shape[0] == 1 else "stereo")
+            aus.bit_rate = audio_bit_rate
             aus.codec_context.thread_count = 1
             stream_packets += [(p, aus) for p in encode_audio(aus, samples, rate)]
         _mux_sorted(out, stream_packets)

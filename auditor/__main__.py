@@ -16,6 +16,8 @@ from auditor.cli_bench import add_bench_arguments
 from auditor.cli_model import add_train_arguments
 from auditor.cli_review import add_export_arguments
 from auditor.data.noise import NOISE_TYPES
+from auditor.data.synth import CLASSES as SAMPLE_CLASSES
+from auditor.data.synth import MAX_CLASSES
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
@@ -44,6 +46,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-clips", type=int, default=0, help="clips in a clean DIR/test split")
     p.add_argument("--imbalance", type=float, default=1.0,
                    help="largest : smallest class size, sizes falling geometrically (1 = balanced; e.g. 10)")
+    p.add_argument("--classes", type=int, default=len(SAMPLE_CLASSES),
+                   help=f"number of classes, 1-{MAX_CLASSES}: beyond {len(SAMPLE_CLASSES)}, pictures combined with "
+                        "other classes' sounds")
     p.add_argument("--muted", type=float, default=0.0,
                    help="fraction of clips whose sound track is present but silent (truth.csv: is_muted)")
     p.add_argument("--workers", type=int, default=None)

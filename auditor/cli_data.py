@@ -19,6 +19,7 @@ def run_sample(args: argparse.Namespace) -> int:
     summary = generate_dataset(args.out, clips=args.clips, label_noise=args.label_noise,
                                noise_type=args.noise_type, mismatch=args.mismatch, seed=args.seed,
                                test_clips=args.test_clips, imbalance=args.imbalance, muted=args.muted,
+                               num_classes=args.classes,
                                workers=args.workers)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0

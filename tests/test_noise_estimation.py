@@ -142,3 +142,13 @@ def test_sce_constants_follow_the_number_of_classes():
     assert sce_constants(100) == pytest.approx((6.0, 0.1))
     a32, b32 = sce_constants(32)
     assert 0.1 < a32 < 6.0 and 0.1 < b32 < 1.0
+
+
+def test_the_wide_component_does_not_claim_the_low_tail():
+    # a narrow clean component and a wide noisy one: at the far left the wide one's density wins, which must not
+    # make the cleanest clips (and, by monotonicity, every clip) noisy
+    rng = np.random.default_rng(6)
+    losses = np.concatenate([rng.normal(3.0, 0.9, 460), rng.normal(7.0, 3.0, 120), [0.0, 0.1]])
+    fit = mixture_posterior(losses)
+    assert fit.two_populations
+    assert fit.clean[-2:].min() > 0.99 and (fit.clean < 0.5).mean() < 0.3

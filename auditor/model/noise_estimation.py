@@ -97,9 +97,9 @@ def mixture_posterior(evidence: np.ndarray, mask: np.ndarray | None = None, seed
     """Clean posterior per clip from a two-population test and a 2-component GMM (see the module docstring).
 
     ``mask`` (N,) bool selects the clips the mixture is fitted on (e.g. clips that have a sound track); clips
-    outside it still get a posterior. ``labels`` (N,) given labels: normalise per class first. The posterior is
-    monotone in the (normalised) evidence — a clip with more evidence is never judged cleaner — and ties are broken
-    by the evidence (TIE_BREAK). Without two populations every clip gets 1 - TIE_BREAK * x_i (x = min-max evidence)."""
+    outside it still get a posterior. ``labels`` (N,) given labels: normalise per class first. The posterior is 1
+    below the clean component's mean and monotone in the (normalised) evidence — a clip with more evidence is never
+    judged cleaner — and ties are broken by the evidence (TIE_BREAK). Without two populations every clip gets 1 - TIE_BREAK * x_i (x = min-max evidence)."""
     e = np.asarray(evidence, dtype=np.float64)
     e = class_normalise(e, labels, mask) if labels is not None else e
     x = min_max(e)
@@ -118,6 +118,9 @@ def mixture_posterior(evidence: np.ndarray, mask: np.ndarray | None = None, seed
     bic_gain = float((gmm1.bic(col) - gmm.bic(col)) / col.shape[0])
     share = float(gmm.weights_[clean])
     noisy_post = 1.0 - gmm.predict_proba(x.reshape(-1, 1))[:, clean]
+    # Below the clean component's mean a clip is cleaner than the typical clean clip, whatever the wider noisy
+    # component's far tail says there (it out-weighs the narrow clean one at both extremes).
+    noisy_post[x <= gmm.means_.ravel()[clean]] = 0.0
     order = np.argsort(x, kind="stable")
     noisy_post[order] = np.maximum.accumulate(noisy_post[order])
     called = (noisy_post >= 0.5) & fit_mask

@@ -39,7 +39,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name.replace("_", "-"), **kwargs)
     p.add_argument("--no-cat", action="store_true", help="ablation: without the category-level contrastive loss")
     p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")
-    p.add_argument("--pretrained", action="store_true", help="use cached ImageNet weights (resnet18 preset)")
+    p.add_argument("--pretrained", action="store_true", help="use cached torchvision weights: ImageNet (resnet18 preset), Kinetics-400 "
+                        "(r2plus1d preset); never downloaded")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="discard a run already in --run and start again")
     p.add_argument("--workers", type=int, default=None, help="decoding processes for ingest (default: all cores)")

@@ -42,3 +42,25 @@ def test_init_from_refuses_another_preset_and_a_missing_run(tmp_path):
         init_from_run(AudioVisualNet(get_preset("resnet18"), 4), tmp_path, "resnet18")
     with pytest.raises(UserError, match="no checkpoint"):
         init_from_run(AudioVisualNet(get_preset("cpu"), 4), tmp_path / "nope", "cpu")
+
+
+def test_video_backbone_uses_cached_weights_and_trains_from_scratch_without(tmp_path, monkeypatch, capsys):
+    from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
+
+    from auditor.model.network import VideoR2Plus1DEncoder
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch" / "hub"))
+    fresh = VideoR2Plus1DEncoder(pretrained=True)
+    assert "no cached Kinetics-400 weights" in capsys.readouterr().err
+    torch.manual_seed(7)
+    cached = r2plus1d_18(weights=None).state_dict()
+    path = tmp_path / "torch" / "hub" / "checkpoints" / R2Plus1D_18_Weights.KINETICS400_V1.url.rsplit("/", 1)[-1]
+    path.parent.mkdir(parents=True)
+    torch.save(cached, path)
+    loaded = VideoR2Plus1DEncoder(pretrained=True)
+    name = "stem.0.weight"
+    assert torch.equal(loaded.net.state_dict()[name], cached[name])
+    assert not torch.equal(fresh.net.state_dict()[name], cached[name])
+    model = AudioVisualNet(get_preset("r2plus1d"), 3)
+    out = model(torch.randn(2, 8, 3, 32, 32), torch.randn(2, 1, 64, 40))
+    assert out.logits_av.shape == (2, 3) and out.z_v.shape == (2, 128)

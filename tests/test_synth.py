@@ -200,4 +200,4 @@ def test_more_classes_combine_pictures_with_other_sounds(tmp_path):
     assert summary["classes"] == 32 and set(truth["true_label"]) <= set(vocab)
     sound = {c: a for c, (_, a) in vocab.items()}
     mism = truth[truth["is_mismatched"] == 1]
-    assert len(mism) == 8 and all(sound[a] != sound[t] for a, t in zip(mism["audio_label"], mism["true_label"]))
+    assert len(mism) == 8 and all(sound[a] != sound[t] for a, t in zip(mism["audio_label"], mism["true_label"], strict=True))

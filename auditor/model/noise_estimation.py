@@ -7,8 +7,9 @@ N clips. Given per-clip evidence e (N,) — a loss in nats, higher = more suspic
    GaussianMixture (reg_covar 5e-4, as in NCR) must beat one component by BIC, the low (clean) component must hold
    at least MIN_CLEAN_SHARE of the clips, and the clips it calls noisy must carry at least MIN_EVIDENCE_GAP nats
    more evidence on average than the others (in the evidence's own units: class centring shifts, never scales);
-3. returns the posterior of the low component when there are two populations, and 1 (clean) for every clip when
-   there are not — a clean data set gets no invented noisy component.
+3. returns the posterior of the low component when there are two populations — below the flag threshold for a clip
+   whose evidence is less than MIN_CLIP_EVIDENCE above the clean clips' mean — and 1 (clean) for every clip when
+   there are not: a clean data set gets no invented noisy component.
 Used for
 * w_i = posterior over the cross-modal InfoNCE l_i: probability that sound and picture of clip i belong together;
 * r_i = posterior over the label evidence: probability that the given label of clip i is right.
@@ -33,6 +34,13 @@ GMM_TOL = 1e-3
 # clips), noise is several nats (8-17 for labels, 3-8 for sound on noisy sets): see BENCHMARKS.md. Scale-free
 # separation measures (Ashman's D) could not tell these apart: D was 1.6-1.9 on both.
 MIN_EVIDENCE_GAP = 2 * math.log(2)
+# A clip is flagged (noisy posterior >= 0.5) only when its own evidence is at least log 16 nats above the mean of
+# the clips called clean: the model finds its label (or its sound) 16 times less likely than a typical clean clip.
+# Below that its noisy posterior is capped at BELOW_FLAG, so the mixture's wide noisy component cannot pull in
+# the clean component's tail (measured on a long-tailed development set: sound flags fell from 12% to 7% of clips,
+# 5% truly mismatched, recall unchanged; label flags unchanged).
+MIN_CLIP_EVIDENCE = math.log(16)
+BELOW_FLAG = 0.49
 # The 2-component mixture must lower BIC by at least this much per clip fitted (a margin against a noisy fit
 # that wins by a hair on a large data set).
 BIC_GAIN_MIN = 0.0
@@ -129,6 +137,8 @@ def mixture_posterior(evidence: np.ndarray, mask: np.ndarray | None = None, seed
     if bic_gain <= BIC_GAIN_MIN or share < MIN_CLEAN_SHARE or gap < MIN_EVIDENCE_GAP:
         one.evidence_gap, one.bic_gain, one.clean_share = gap, bic_gain, share
         return one
+    clean_mean = e[fit_mask & ~called].mean()
+    noisy_post = np.where(e < clean_mean + MIN_CLIP_EVIDENCE, np.minimum(noisy_post, BELOW_FLAG), noisy_post)
     clean_post = 1.0 - ((1.0 - TIE_BREAK) * noisy_post + TIE_BREAK * x)
     return MixtureFit(clean=clean_post, two_populations=True, evidence_gap=gap, bic_gain=bic_gain, clean_share=share)
 

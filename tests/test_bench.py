@@ -106,8 +106,7 @@ def test_settings_the_generator_cannot_make_are_refused_naming_the_option(tmp_pa
     check_generator(TABLE)  # long-tailed and muted: the generator has them
     with pytest.raises(UserError, match="dur10-30 needs long clips .* no clip_seconds= option"):
         check_generator(parse_settings("sym0.4+dur10-30"))
-    with pytest.raises(UserError, match="cls32 needs .*classes.* no num_classes= option"):
-        BenchConfig(out=tmp_path, settings=parse_settings("cls32")).validate()
+    BenchConfig(out=tmp_path, settings=parse_settings("sym0.3+cls32")).validate()  # the generator has num_classes
 
 
 def test_parse_methods_orders_and_rejects_unknown():

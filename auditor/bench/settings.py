@@ -125,7 +125,7 @@ GENERATOR_OPTIONS: dict[str, tuple[str, str]] = {
     "muted": ("muted", "clips with a present but silent sound track"),
     "seconds": ("clip_seconds", "long clips with a short sound event at a random place (its clips are 2-5 s, "
                                 "the sound spanning the clip)"),
-    "classes": ("num_classes", "a chosen number of classes (it has 8: synth.CLASSES)"),
+    "classes": ("num_classes", "a chosen number of classes (up to synth.MAX_CLASSES)"),
 }
 
 # The table: no noise at all (false alarms), low noise, long-tailed ~8:1 with 4% muted sound tracks,

@@ -10,7 +10,7 @@ from auditor.model.presets import PRESETS
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
-                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence")
+                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "loader_workers")
 
 
 # The valid values of a flag, taken from where they are defined.

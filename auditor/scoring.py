@@ -76,7 +76,8 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
     if not known.any():
         raise UserError(f"{result.manifest.root}: none of the data set's labels is among the model's classes "
                         f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})")
-    arrays = _subset(arrays, np.flatnonzero(known))
+    if not known.all():
+        arrays = arrays.take(np.flatnonzero(known))
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
     s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device))
     names = np.asarray(classes, dtype=object)
@@ -115,14 +116,6 @@ def _audio_problems(result: IngestResult, arrays: ClipArrays) -> np.ndarray:
     status = dict(zip(result.clips["clip"], result.clips["audio"], strict=True))
     return np.array([{"none": "no_audio", "silent": "silent_audio"}.get(status.get(c, "present"), "")
                      for c in arrays.clips], dtype=object)
-
-
-def _subset(arrays: ClipArrays, idx: np.ndarray) -> ClipArrays:
-    if len(idx) == len(arrays.clips):
-        return arrays
-    return ClipArrays(clips=[arrays.clips[i] for i in idx], labels=[arrays.labels[i] for i in idx],
-                      frames=arrays.frames[idx], mel=arrays.mel[idx], mel_lengths=arrays.mel_lengths[idx],
-                      has_audio=arrays.has_audio[idx])
 
 
 def _problem_rows(result: IngestResult, classes: list[str]) -> pd.DataFrame:

@@ -210,6 +210,9 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
+    if cfg.method == "ce":  # no loss term reads z: frozen heads, so DDP does not wait for gradients that never come
+        for head in (model.g_v, model.g_a):
+            head.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs_total * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, steps_per_epoch))

@@ -151,6 +151,26 @@ def test_kill_9_while_writing_the_store_leaves_nothing_trusted(tmp_path, point, 
     assert size == _manifest(result)["rows"] * 4 * 32 * 32 * 3, "bytes of the killed write are cut off"
 
 
+def test_a_long_ingest_packs_as_it_goes_and_a_kill_loses_only_the_clip_being_decoded(tmp_path):
+    _clips(tmp_path, {f"c{i}": 0.6 for i in range(7)})
+    code = ("import os, sys\nfrom auditor.data import cache\nfrom auditor.data.params import PreprocessParams\n"
+            "cache.PACK_EVERY = 2\ndecode, calls = cache.decode_to_cache, []\n"
+            "def fifth_dies(*args):\n    calls.append(1)\n    if len(calls) == 5:\n        os.kill(os.getpid(), 9)\n"
+            "    return decode(*args)\ncache.decode_to_cache = fifth_dies\n"
+            "cache.ingest(sys.argv[1], PreprocessParams(num_frames=4, frame_size=32), workers=1)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    store = open_store(next((tmp_path / ".auditor" / "cache" / PARAMS.digest() / "stores").iterdir()))
+    assert store.rows == 4 and store.manifest["commit"] == 2
+    result = ingest(tmp_path, PARAMS, workers=1)
+    assert result.decoded_now == 3
+    fresh = load_arrays(ingest(tmp_path, PARAMS, workers=1, cache_root=tmp_path / "fresh"))
+    arrays = load_arrays(result)
+    picks = np.zeros((7, 4), int) + np.arange(4)
+    assert np.array_equal(arrays.read_frames(np.arange(7), picks), fresh.read_frames(np.arange(7), picks))
+    assert all(np.array_equal(arrays.read_mel(i), fresh.read_mel(i)) for i in range(7))
+
+
 def test_arrays_pickle_by_reference_to_the_store(tmp_path):
     _clips(tmp_path, {"c0": 1.0, "c1": 0.6})
     arrays = load_arrays(ingest(tmp_path, PARAMS, workers=1))

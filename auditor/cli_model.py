@@ -13,6 +13,9 @@ _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_ep
                 "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "loader_workers")
 
 
+# What a flag's default means, where the value alone does not say it.
+_NOTES = {"loader_workers": " (automatic: 0 on the CPU, up to 8 processes per GPU)"}
+
 # The valid values of a flag, taken from where they are defined.
 _CHOICES = {"preset": PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 
@@ -26,7 +29,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     for name in _FLAG_FIELDS:
         default = fields[name].default
         auto = {"epochs_phase1": 0, "epochs_phase2": -1, "warmup_epochs": -1, "batch_size": 0}
-        note = " (automatic for the data size / preset)" if auto.get(name) == default else ""
+        note = " (automatic for the data size / preset)" if auto.get(name) == default else _NOTES.get(name, "")
         kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}{note}"}
         if name in _CHOICES:
             kwargs["choices"] = list(_CHOICES[name])

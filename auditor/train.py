@@ -32,7 +32,7 @@ from auditor.model import distributed as dist
 from auditor.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import autocast, estimate_noise, evaluate
-from auditor.model.loader import EpochPlan, training_batches
+from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
 from auditor.model.presets import get_preset, preprocess_params
@@ -230,7 +230,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     ddp_model = dist.wrap(model, ctx)
     plan = EpochPlan(arrays, seed=cfg.seed, batch_size=batch_size, local_batch=local_batch, rank=ctx.rank,
                      steps=steps_per_epoch, num_frames=preset.num_frames, audio_frames=preset.audio_frames)
-    batches = training_batches(arrays, plan, cfg.loader_workers, pin_memory=device.type == "cuda")
+    batches = training_batches(arrays, plan, loader_workers(cfg.loader_workers, device, ctx.world),
+                               pin_memory=device.type == "cuda")
     if ctx.rank == 0:
         append_progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
                                   "clips": n, "classes": k, "device": str(device), "world_size": ctx.world,

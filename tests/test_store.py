@@ -19,7 +19,7 @@ from auditor.data.features import SILENCE, log_mel
 from auditor.data.params import PreprocessParams
 from auditor.data.store import open_store
 from auditor.model.inputs import batch_inputs
-from auditor.model.loader import EpochPlan, training_batches
+from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from tests.conftest import REPO
 from tests.media import write_clip
 
@@ -216,3 +216,9 @@ def test_dataloader_gives_the_in_process_batches_for_any_workers_and_ranks(array
                 want_k = torch.as_tensor(want[k])
                 assert torch.equal(one[k], want_k)
                 assert torch.equal(torch.cat([r[k] for r in ranks]), want_k)
+
+
+def test_automatic_loader_workers(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert loader_workers(-1, torch.device("cpu"), 1) == 0 and loader_workers(3, torch.device("cpu"), 1) == 3
+    assert loader_workers(-1, torch.device("cuda"), 1) == 8 and loader_workers(-1, torch.device("cuda", 1), 4) == 3

@@ -53,7 +53,9 @@ class TrainConfig:
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
-    loader_workers: int = 0  # processes that make training batches (model/loader.py); 0 = in the training process
+    # Processes that make the training batches (model/loader.py): 0 = in the training process, -1 = auto (0 on the
+    # CPU, where they would compete with the model for the cores; up to 8 per GPU).
+    loader_workers: int = -1
     seed: int = 0
     device: str = "auto"
 
@@ -66,8 +68,9 @@ class TrainConfig:
             raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UserError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
-        if self.loader_workers < 0:
-            raise UserError(f"--loader-workers must be >= 0 (0 = in the training process), got {self.loader_workers}")
+        if self.loader_workers < -1:
+            raise UserError(f"--loader-workers must be >= 0 (0 = in the training process) or -1 (auto), got "
+                            f"{self.loader_workers}")
         if self.epochs_phase1 < 0 or self.epochs_phase2 < -1:
             raise UserError("--epochs-phase1 must be >= 1 (0 = auto) and --epochs-phase2 >= 0 (-1 = auto)")
 

@@ -10,6 +10,8 @@ every rank maps the same files: the page cache holds one copy of the data set.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -19,6 +21,8 @@ from auditor.model.inputs import Draws, draw_batch, make_inputs
 
 # Batches each worker prepares ahead of the one being trained on.
 PREFETCH_BATCHES = 2
+# Automatic number of workers per GPU process (at most; fewer where the machine has fewer cores).
+GPU_WORKERS = 8
 
 
 class EpochPlan(Sampler):
@@ -58,6 +62,16 @@ class _Batches(Dataset):
     def __getitem__(self, plan: tuple[np.ndarray, Draws]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows, draws = plan
         return (torch.from_numpy(rows), *make_inputs(self.arrays, rows, draws, self.audio_frames))
+
+
+def loader_workers(requested: int, device: torch.device, ranks: int) -> int:
+    """``requested`` workers, or for -1 (auto): none on the CPU, else up to GPU_WORKERS per rank, leaving each rank
+    one of its share of the cores."""
+    if requested >= 0:
+        return requested
+    if device.type == "cpu":
+        return 0
+    return max(1, min(GPU_WORKERS, (os.cpu_count() or 2) // ranks - 1))
 
 
 def training_batches(arrays: ClipArrays, plan: EpochPlan, workers: int, pin_memory: bool) -> DataLoader:

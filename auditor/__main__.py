@@ -7,10 +7,18 @@ Each sub-command is a thin wrapper over a library function; errors in the user's
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from auditor.data.inject import NOISE_TYPES
+# The parser modules are light (no torch): the command's own module is imported only when it runs (main).
+from auditor.cli_bench import add_bench_arguments
+from auditor.cli_model import add_train_arguments
+from auditor.cli_review import add_export_arguments
+from auditor.data.noise import NOISE_TYPES
+from auditor.data.synth import CLASSES as SAMPLE_CLASSES
+from auditor.data.synth import MAX_CLASSES
+from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
 
@@ -38,6 +46,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-clips", type=int, default=0, help="clips in a clean DIR/test split")
     p.add_argument("--imbalance", type=float, default=1.0,
                    help="largest : smallest class size, sizes falling geometrically (1 = balanced; e.g. 10)")
+    p.add_argument("--classes", type=int, default=len(SAMPLE_CLASSES),
+                   help=f"number of classes, 1-{MAX_CLASSES}: beyond {len(SAMPLE_CLASSES)}, pictures combined with "
+                        "other classes' sounds")
     p.add_argument("--muted", type=float, default=0.0,
                    help="fraction of clips whose sound track is present but silent (truth.csv: is_muted)")
     p.add_argument("--workers", type=int, default=None)
@@ -65,8 +76,6 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 @command("train", "train the two-phase noise-tolerant model and write flags, embeddings and class report",
          "auditor.cli_model:run_train")
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from auditor.cli_model import add_train_arguments
-
     add_train_arguments(p)
 
 
@@ -83,16 +92,13 @@ def _score_args(p: argparse.ArgumentParser) -> None:
 @command("export", "write the reviewed labels.csv, the decision history and a summary",
          "auditor.cli_review:run_export")
 def _export_args(p: argparse.ArgumentParser) -> None:
-    from auditor.cli_review import add_export_arguments
-
     add_export_arguments(p)
 
 
-@command("bench", "benchmark ntl against ce, cleanlab, cosine and ablations on data with known noise",
+@command("bench", "benchmark ntl against its baselines (ce, cleanlab, small-loss, kNN, cosine, InfoNCE loss) "
+         "and ablations on data with known noise, mean ± std over seeds",
          "auditor.cli_bench:run_bench")
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    from auditor.cli_bench import add_bench_arguments
-
     add_bench_arguments(p)
 
 
@@ -107,10 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, func_name = COMMANDS[args.command][2].split(":")
-    import importlib
-
-    from auditor.errors import UserError
-
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(func(args) or 0)

@@ -19,11 +19,11 @@ if str(_HERE.parent) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from auditor import ui  # noqa: E402
+from auditor.ui import state, widgets  # noqa: E402
 
 st.set_page_config(page_title="AV Auditor", page_icon=":material/graphic_eq:", layout="wide")
-ui.init_session()
-page = st.navigation(ui.navigation_pages())
-ui.sidebar()
-ui.show_flash()
+state.init_session()
+page = st.navigation(state.navigation_pages())
+state.sidebar()
+widgets.show_flash()
 page.run()

@@ -11,12 +11,15 @@ import argparse
 from pathlib import Path
 
 from auditor.bench.settings import (
+    MAX_SEEDS,
     METHODS,
-    NOISE_SHORT,
     QUICK,
     QUICK_SETTING,
+    SPLITS,
+    TABLE,
     BenchConfig,
     describe_grid,
+    describe_settings,
     parse_methods,
     parse_settings,
     quick_config,
@@ -39,15 +42,25 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"one setting ({QUICK_SETTING.name}), {q['clips']} + {q['test_clips']} test clips, "
                         f"{q['epochs_phase1']}+{q['epochs_phase2']} epochs (warm-up {q['warmup_epochs']}), "
-                        f"batch {q['batch_size']}, no UMAP timing: a few minutes on 2 cores")
+                        f"batch {q['batch_size']}, one seed, no UMAP timing: a smoke test of minutes, not evidence")
     p.add_argument("--data", default=None, help="benchmark this data set (labels.csv + truth.csv; DIR/test with "
                                                 "truth.csv for the clean-test accuracy) instead of generating")
     p.add_argument("--settings", default=None,
-                   help=f"comma-separated noise settings: [{'|'.join(NOISE_SHORT.values())}]R[+mmM] or mmM "
-                        f"(R = label-noise rate in [0, 1), M = mismatch rate), 'grid' ({describe_grid()}) or "
-                        f"'quick'; e.g. sym0.4+mm0.2,asym0.2. Default: grid (--quick: {QUICK_SETTING.name})")
+                   help="comma-separated data settings, each 'clean' or parts joined by '+' in this order: symR | "
+                        "asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX (long-tailed class sizes, "
+                        "largest:smallest = X), muteF (share of clips with a silent sound track), durA-B (clips of "
+                        "A-B s with a short sound event) and clsK (K classes) - these two are refused until the "
+                        "generator has them; or a suite: 'table' (the default: "
+                        f"{describe_settings(TABLE)}), 'grid' ({describe_grid()}), 'quick' ({QUICK_SETTING.name}). "
+                        "E.g. sym0.4+mm0.2,asym0.2,sym0.2+lt8+mute0.04")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of: {','.join(METHODS)} (default: all)")
-    p.add_argument("--seeds", type=int, default=None, help="repeat every setting with seeds 0..K-1 (mean ± std)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"repeat every setting with K seeds of the split, data and training alike (mean ± std; "
+                        f"default {BenchConfig.seeds}, quick {q['seeds']}; at most {MAX_SEEDS})")
+    p.add_argument("--split", default=None, choices=list(SPLITS),
+                   help="which seeds: " + ", ".join(f"{k} from {v}" for k, v in SPLITS.items())
+                        + f" (default {BenchConfig.split}): choose defaults on dev, report numbers of report; the "
+                          "split is written into results.md")
     p.add_argument("--clips", type=int, default=None,
                    help=f"generated clips per setting (default {BenchConfig.clips}; quick {q['clips']})")
     p.add_argument("--test-clips", type=int, default=None,
@@ -62,7 +75,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"0 = the preset's (default; quick {q['batch_size']})")
     p.add_argument("--preset", default=None, choices=list(PRESETS))
-    p.add_argument("--folds", type=int, default=None, help="K folds for cleanlab's out-of-sample probabilities")
+    p.add_argument("--folds", type=int, default=None,
+                   help=f"K folds for cleanlab's out-of-sample probabilities (default {BenchConfig.folds})")
+    p.add_argument("--knn-k", type=int, default=None,
+                   help=f"neighbours of the knn baseline (default {BenchConfig.knn_k}, ntl's own)")
     p.add_argument("--no-speed", action="store_true", help="skip the speed table's measurements")
     p.add_argument("--umap-points", default=None,
                    help=f"comma-separated UMAP timing sizes (default {_sizes(BenchConfig.umap_points)}; "
@@ -83,7 +99,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     return with_overrides(
         base, data=Path(args.data) if args.data else None,
         settings=parse_settings(args.settings) if args.settings else None,
-        methods=parse_methods(args.methods) if args.methods else None, seeds=args.seeds, clips=args.clips,
+        methods=parse_methods(args.methods) if args.methods else None, seeds=args.seeds, split=args.split,
+        knn_k=args.knn_k, clips=args.clips,
         test_clips=args.test_clips, epochs_phase1=args.epochs_phase1, epochs_phase2=args.epochs_phase2,
         warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, preset=args.preset, folds=args.folds,
         speed=not args.no_speed, umap_points=umap_points, workers=args.workers, device=args.device)

@@ -6,26 +6,26 @@ import argparse
 import sys
 from pathlib import Path
 
+from auditor.data.inject import inject_dataset
+from auditor.data.synth import generate_dataset
 from auditor.errors import UserError
+from auditor.model.presets import preprocess_params
 
 # How many problems the terminal shows before summarising the rest as a count.
 SHOWN_PROBLEMS = 20
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from auditor.data.synth import generate_dataset
-
     summary = generate_dataset(args.out, clips=args.clips, label_noise=args.label_noise,
                                noise_type=args.noise_type, mismatch=args.mismatch, seed=args.seed,
                                test_clips=args.test_clips, imbalance=args.imbalance, muted=args.muted,
+                               num_classes=args.classes,
                                workers=args.workers)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
 
 
 def run_inject(args: argparse.Namespace) -> int:
-    from auditor.data.inject import inject_dataset
-
     summary = inject_dataset(args.data, args.out, label_noise=args.label_noise, noise_type=args.noise_type,
                              mismatch=args.mismatch, seed=args.seed)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
@@ -33,8 +33,7 @@ def run_inject(args: argparse.Namespace) -> int:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from auditor.data.cache import ingest, summary
-    from auditor.model.presets import preprocess_params
+    from auditor.data.cache import ingest, summary  # torch and torchaudio: not for `sample` or `inject`
 
     result = ingest(args.data, preprocess_params(args.preset), cache_root=args.cache, workers=args.workers,
                     show_bar=True)

@@ -7,15 +7,19 @@ import dataclasses
 
 from auditor.model.config import DEVICES, LABEL_EVIDENCE, METHODS, TrainConfig
 from auditor.model.presets import PRESETS
+from auditor.run_folder import CLASS_REPORT_FILE, EMBEDDINGS_FILE, FLAGS_FILE
+
+RUN_RESULTS = (FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
-                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "loader_workers")
+                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "init_from", "loader_workers")
 
 
-# What a flag's default means, where the value alone does not say it.
-_NOTES = {"loader_workers": " (automatic: 0 on the CPU, up to 8 processes per GPU)"}
-
+_HELP = {"init_from": "a run folder (same preset): start the encoders from its checkpoint, e.g. one trained on a "
+                      "large data set on a GPU (default: from scratch)",
+         "loader_workers": "processes that make the training batches (default -1: none on the CPU, where they "
+                           "would compete with the model for the cores; up to 8 per GPU)"}
 # The valid values of a flag, taken from where they are defined.
 _CHOICES = {"preset": PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 
@@ -29,14 +33,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     for name in _FLAG_FIELDS:
         default = fields[name].default
         auto = {"epochs_phase1": 0, "epochs_phase2": -1, "warmup_epochs": -1, "batch_size": 0}
-        note = " (automatic for the data size / preset)" if auto.get(name) == default else _NOTES.get(name, "")
-        kwargs: dict = {"type": type(default), "default": default, "help": f"default: {default}{note}"}
+        note = " (automatic for the data size / preset)" if auto.get(name) == default else ""
+        kwargs: dict = {"type": type(default), "default": default,
+                        "help": _HELP.get(name, f"default: {default}{note}")}
         if name in _CHOICES:
             kwargs["choices"] = list(_CHOICES[name])
         p.add_argument("--" + name.replace("_", "-"), **kwargs)
     p.add_argument("--no-cat", action="store_true", help="ablation: without the category-level contrastive loss")
     p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")
-    p.add_argument("--pretrained", action="store_true", help="use cached ImageNet weights (resnet18 preset)")
+    p.add_argument("--pretrained", action="store_true", help="use cached torchvision weights: ImageNet (resnet18 preset), Kinetics-400 "
+                        "(r2plus1d preset); never downloaded")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="discard a run already in --run and start again")
     p.add_argument("--workers", type=int, default=None, help="decoding processes for ingest (default: all cores)")
@@ -53,13 +59,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     run_dir = train_and_score(args.data, args.run, config_from_args(args), resume=args.resume, overwrite=args.overwrite,
                     workers=args.workers, quiet=args.quiet)
-    print(f"wrote {run_dir / 'flags.csv'}, {run_dir / 'embeddings.parquet'}, {run_dir / 'class_report.csv'}")
+    print(f"wrote {', '.join(str(run_dir / name) for name in RUN_RESULTS)}")
     return 0
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from auditor.scoring import score_run
+    from auditor.scoring import score_run  # torch: imported only when the command runs
 
     out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers)
-    print(f"wrote {out / 'flags.csv'}, {out / 'embeddings.parquet'}, {out / 'class_report.csv'}")
+    print(f"wrote {', '.join(str(out / name) for name in RUN_RESULTS)}")
     return 0

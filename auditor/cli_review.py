@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from auditor.export import EXCLUDED_MODES, export_reviewed
+
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="the data set folder (with labels.csv or class folders)")
     p.add_argument("--out", required=True, help="folder to write labels.csv, decisions.csv/.jsonl, summary.csv")
     p.add_argument("--run", default=None, help="the run folder the review was based on (its id goes in the summary)")
-    p.add_argument("--excluded", choices=["drop", "column"], default="drop",
+    p.add_argument("--excluded", choices=EXCLUDED_MODES, default=EXCLUDED_MODES[0],
                    help="leave excluded clips out of labels.csv, or keep them with a column excluded=1")
     p.add_argument("--curator", action="append", default=None,
                    help="only count this curator's decisions (repeat for several; default: everyone)")
@@ -18,8 +20,6 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from auditor.export import export_reviewed
-
     s = export_reviewed(args.data, args.out, run_dir=args.run, excluded=args.excluded,
                         curator_filter=args.curator, overwrite=args.overwrite)
     print(f"exported {s['rows_written']} of {s['clips']} clips to {s['out_dir']}: {s['relabelled']} relabelled, "

@@ -14,7 +14,7 @@ from pathlib import Path
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
-from auditor.run_folder import CONFIG_FILE, RunLock, append_progress
+from auditor.run_folder import CONFIG_FILE, FLAGS_FILE, RunLock, append_progress
 from auditor.scoring import score_and_write
 from auditor.train import train
 
@@ -34,7 +34,7 @@ def train_and_score(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig,
                 model, ckpt = load_trained(run_dir, trained.device)
                 score_and_write(model, ckpt["config"], trained.ingest, trained.arrays, run_dir,
                                 classes=ckpt["classes"], device=trained.device, run_config=trained.config)
-                append_progress(run_dir, {"event": "done", "message": f"wrote {run_dir / 'flags.csv'}"})
+                append_progress(run_dir, {"event": "done", "message": f"wrote {run_dir / FLAGS_FILE}"})
         except BaseException as err:
             if is_main and (run_dir / CONFIG_FILE).exists():
                 event = "cancelled" if isinstance(err, KeyboardInterrupt) else "error"

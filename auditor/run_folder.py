@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,11 @@ from auditor.errors import UserError
 LOCK_FILE = "job.lock"
 PROGRESS_FILE = "progress.jsonl"
 CONFIG_FILE = "config.json"
-OUTPUT_FILES = ("flags.csv", "embeddings.parquet")
+CHECKPOINT_FILE = "checkpoint.pt"
+CLASS_REPORT_FILE = "class_report.csv"
+FLAGS_FILE = "flags.csv"
+EMBEDDINGS_FILE = "embeddings.parquet"
+OUTPUT_FILES = (FLAGS_FILE, EMBEDDINGS_FILE)
 # Final progress events and the state each one means.
 FINAL_EVENTS = {"done": "finished", "error": "failed", "cancelled": "cancelled"}
 # A status probe holds job.lock for microseconds; a job taking the lock retries this long before it believes
@@ -163,3 +168,15 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+# A run folder name, DIR/.auditor/runs/<name>: one path component, never hidden, never "." or "..".
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run folder name (it becomes DIR/.auditor/runs/<name>), or None if it can."""
+    if not RUN_NAME.fullmatch(name or ""):
+        return ("a run name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                f"(got {name!r})")
+    return None

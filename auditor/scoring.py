@@ -26,13 +26,20 @@ import torch
 from auditor.atomic import atomic_write, atomic_write_text
 from auditor.data.cache import ClipArrays, IngestResult, prepare_data
 from auditor.errors import UserError
-from auditor.flags import FLAGS_COLUMNS
+from auditor.flags import FLAGS_COLUMNS, percentile_rank
 from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
 from auditor.model.estimate import estimate_noise, evaluate
 from auditor.model.presets import preprocess_params
-from auditor.run_folder import RunLock, append_progress, write_config
+from auditor.run_folder import (
+    CLASS_REPORT_FILE,
+    EMBEDDINGS_FILE,
+    FLAGS_FILE,
+    RunLock,
+    append_progress,
+    write_config,
+)
 
 UMAP_NEIGHBOURS = 15
 # UMAP is fitted on at most this many points; the others are placed into the map by transform (umap_2d). A fit
@@ -69,10 +76,6 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
     return out
 
 
-def percentile_rank(scores: np.ndarray) -> np.ndarray:
-    """For each score, the share of ``scores`` that are lower or equal: (N,) in (0, 1], 1 for the highest."""
-    return pd.Series(scores).rank(method="max", pct=True).to_numpy()
-
 
 def score_and_write(model, train_config: dict, result: IngestResult, arrays: ClipArrays, out_dir: str | Path, *,
                     classes: list[str], device: torch.device | str = "cpu", run_config: dict | None = None,
@@ -98,7 +101,7 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
     flags = pd.concat([flags, _problem_rows(result, classes)], ignore_index=True)[FLAGS_COLUMNS]
     for col in ("suggested_confidence", "label_noise_score", "mismatch_score", "label_noise_rank", "mismatch_rank"):
         flags[col] = flags[col].astype(float).clip(0.0, 1.0).round(6)
-    atomic_write_text(out_dir / "flags.csv", flags.to_csv(index=False))
+    atomic_write_text(out_dir / FLAGS_FILE, flags.to_csv(index=False))
 
     emb = pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
                         "audio": list(s["z_a"].astype(np.float32)), "visual": list(s["z_v"].astype(np.float32)),
@@ -109,9 +112,9 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
     for name, xy in maps.items():
         emb[f"umap_{name}_x"], emb[f"umap_{name}_y"] = xy[:, 0], xy[:, 1]
     umap_seconds = time.time() - t0
-    atomic_write(out_dir / "embeddings.parquet", lambda fh: emb.to_parquet(fh, index=False))
+    atomic_write(out_dir / EMBEDDINGS_FILE, lambda fh: emb.to_parquet(fh, index=False))
     scored = flags[flags["label_noise_score"].notna()]
-    atomic_write_text(out_dir / "class_report.csv", class_report(scored, classes).to_csv(index=False))
+    atomic_write_text(out_dir / CLASS_REPORT_FILE, class_report(scored, classes).to_csv(index=False))
     atomic_write_text(out_dir / "confusion.csv", pd.crosstab(scored["given_label"], scored["suggested_label"]).to_csv())
     if run_config is not None:
         info = {"scored_clips": int(len(scored)), "umap_seconds": round(umap_seconds, 2),
@@ -246,5 +249,5 @@ def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path |
             append_progress(out, {"event": "cancelled" if isinstance(err, KeyboardInterrupt) else "error",
                                   "message": f"{type(err).__name__}: {err}"})
             raise
-        append_progress(out, {"event": "done", "kind": "score", "message": f"wrote {out / 'flags.csv'}"})
+        append_progress(out, {"event": "done", "kind": "score", "message": f"wrote {out / FLAGS_FILE}"})
     return out

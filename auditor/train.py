@@ -29,17 +29,27 @@ from auditor import __version__
 from auditor.data.cache import ClipArrays, IngestResult, prepare_data
 from auditor.errors import UserError
 from auditor.model import distributed as dist
-from auditor.model.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
 from auditor.model.presets import get_preset, preprocess_params
-from auditor.run_folder import CONFIG_FILE, append_progress, read_config, write_config
+from auditor.run_folder import (
+    CHECKPOINT_FILE,
+    CLASS_REPORT_FILE,
+    CONFIG_FILE,
+    EMBEDDINGS_FILE,
+    FLAGS_FILE,
+    PROGRESS_FILE,
+    append_progress,
+    read_config,
+    write_config,
+)
 
 # Files of an earlier run that a fresh (not resumed) run removes from its folder.
-RUN_OUTPUTS = (CHECKPOINT_FILE, "progress.jsonl", "flags.csv", "embeddings.parquet", "class_report.csv")
+RUN_OUTPUTS = (CHECKPOINT_FILE, PROGRESS_FILE, FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 # Keys that define the architecture or the schedule: a resumed run must have the same (as nanoGPT does).
 RESUME_KEYS = ("preset", "method", "embed_dim", "epochs_phase1", "epochs_phase2", "seed")
 PROGRESS_EVERY_STEPS = 5
@@ -208,6 +218,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
 
     torch.manual_seed(cfg.seed)
     model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained).to(device)
+    initialised = init_from_run(model, cfg.init_from, cfg.preset) if cfg.init_from else None
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     if cfg.method == "ce":  # no loss term reads z: frozen heads, so DDP does not wait for gradients that never come
@@ -235,7 +246,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     if ctx.rank == 0:
         append_progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
                                   "clips": n, "classes": k, "device": str(device), "world_size": ctx.world,
-                                  "resumed": bool(resume and start_epoch > 0)})
+                                  "resumed": bool(resume and start_epoch > 0),
+                                  "init_from": {"run": cfg.init_from, **initialised} if initialised else None})
     bar = None
     if ctx.rank == 0 and not quiet:
         bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, unit="step", desc="train",

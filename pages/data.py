@@ -3,21 +3,21 @@
 import pandas as pd
 import streamlit as st
 
-from auditor import ui
 from auditor.errors import UserError
-from auditor.explore import md_literal
+from auditor.text import format_seconds, md_literal
+from auditor.ui import figures, ingest, loaders, state, widgets
 
 st.title("Data")
-data = ui.require_data()
+data = state.require_data()
 st.caption(f"Data set folder {md_literal(data)}")
 
 try:
-    manifest = ui.manifest(data)
+    manifest = loaders.manifest(data)
 except UserError as err:
-    ui.show_error("This folder cannot be used as a data set.", err)
+    widgets.show_error("This folder cannot be used as a data set.", err)
     st.stop()
 
-ingested = ui.ingest_summary(data)
+ingested = ingest.ingest_summary(data)
 with st.container(horizontal=True, vertical_alignment="center"):
     start = st.button("Decode all clips" if ingested is None else "Check again", type="primary",
                       icon=":material/play_arrow:",
@@ -28,7 +28,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
     else:
         st.caption(f"Last checked: {ingested['decoded_now']} clips decoded, the rest from the cache.")
 if start:
-    ingested = ui.run_ingest(data)
+    ingested = ingest.run_ingest(data)
 
 st.subheader("Summary")
 labels = manifest.rows["label"]
@@ -36,28 +36,30 @@ per_class = ingested["clips_per_class"] if ingested else labels.value_counts().s
 cols = st.columns(6)
 cols[0].metric("Clips", f"{ingested['clips'] if ingested else len(manifest.rows):,}")
 cols[1].metric("Classes", f"{len(per_class):,}")
-cols[2].metric("Total duration", ui.format_seconds(ingested["total_duration_s"]) if ingested else "–")
+cols[2].metric("Total duration", format_seconds(ingested["total_duration_s"]) if ingested else "–")
 cols[3].metric("Undecodable clips", f"{ingested['decode_problems']:,}" if ingested else "–")
-cols[4].metric("Clips without sound", f"{ingested['clips_without_audio']:,}" if ingested else "–")
+silent = ingested.get("clips_with_silent_audio", 0) if ingested else 0
+cols[4].metric("Clips without sound", f"{ingested['clips_without_audio'] + silent:,}" if ingested else "–",
+               help="No sound track, or a silent one (muted, below -60 dBFS): never flagged as mismatched.")
 cols[5].metric("Label problems", f"{sum(p.kind == 'error' for p in manifest.problems):,}")
 
 st.subheader("Clips per class")
-st.plotly_chart(ui.class_histogram(per_class), config={"displayModeBar": False})
+st.plotly_chart(figures.class_histogram(per_class), config={"displayModeBar": False})
 
 left, right = st.columns(2)
 with left:
     st.subheader("Decode problems")
-    report = ui.decode_report(data) if ingested else None
+    report = ingest.decode_report(data) if ingested else None
     if report is None:
         st.caption("Decode the clips to see which files cannot be read.")
     elif report.empty:
         st.success("Every clip decoded.")
     else:
-        ui.show_table(report, column_config={"kept": st.column_config.CheckboxColumn("kept")})
+        widgets.show_table(report, column_config={"kept": st.column_config.CheckboxColumn("kept")})
 with right:
     st.subheader("Label problems")
     if not manifest.problems:
         st.success(f"No problems in {manifest.source}.")
     else:
-        ui.show_table(pd.DataFrame([{"where": p.where, "problem": p.message, "kind": p.kind}
-                                    for p in manifest.problems]))
+        widgets.show_table(pd.DataFrame([{"where": p.where, "problem": p.message, "kind": p.kind}
+                                         for p in manifest.problems]))

@@ -7,14 +7,15 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from auditor import explore, ui
+from auditor import explore_maps
+from auditor.ui import figures, loaders, selection, state, widgets
 
 st.title("Explore")
-data, run = ui.require_scored_run()
-table = ui.points(data, run)
+data, run = state.require_scored_run()
+table = loaders.points(data, run)
 
 c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
-colour_by = c1.segmented_control("Colour by", list(explore.COLOUR_BY), default="Flag kind",
+colour_by = c1.segmented_control("Colour by", list(explore_maps.COLOUR_BY), default="Flag kind",
                                  key="explore_colour") or "Flag kind"
 classes = sorted(table["given_label"].unique().tolist())
 chosen = c2.multiselect("Classes", classes, key="explore_classes", placeholder="All classes",
@@ -25,11 +26,11 @@ if table.empty:
     st.info("No scored clips to show.")
     st.stop()
 
-plan = ui.colour_plan(table, colour_by)
+plan = explore_maps.colour_plan(table, colour_by)
 clips = table["clip"].to_numpy()
-ui.remember_maps(plan, clips)
-customdata = explore.hover_customdata(table)
-selected = st.session_state.get(ui.EXPLORE_SELECTED_KEY) or []
+selection.remember_maps(plan, clips)
+customdata = explore_maps.hover_customdata(table)
+selected = selection.selected_clips()
 highlight = np.flatnonzero(np.isin(clips, selected)) if selected else None
 if plan.mode == "index":
     st.caption(f"{len(plan.names):,} colours: too many for a legend. Hover a point for its labels, or filter "
@@ -39,8 +40,8 @@ if plan.mode == "index":
 def draw(modality: str, title: str, height: int) -> None:
     st.markdown(f"**{title}**")
     key = f"map_{modality}"
-    st.plotly_chart(ui.map_figure(table, plan, modality, customdata, highlight, height=height), key=key,
-                    on_select=partial(ui.on_map_select, key), selection_mode=("box", "lasso", "points"),
+    st.plotly_chart(figures.map_figure(table, plan, modality, customdata, highlight, height=height), key=key,
+                    on_select=partial(selection.on_map_select, key), selection_mode=("box", "lasso", "points"),
                     config={"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]})
 
 
@@ -60,10 +61,10 @@ chosen_rows = table[table["clip"].isin(selected)]
 with st.container(horizontal=True, vertical_alignment="center"):
     st.markdown(f"**{len(chosen_rows):,} clips selected**")
     if st.button("Review these", type="primary", icon=":material/fact_check:"):
-        st.session_state[ui.REVIEW_CLIPS_KEY] = chosen_rows["clip"].tolist()
-        st.switch_page(ui.page_file("review"))
+        st.session_state[state.REVIEW_CLIPS_KEY] = chosen_rows["clip"].tolist()
+        st.switch_page(state.page_file("review"))
     if st.button("Clear selection", icon=":material/close:"):
-        st.session_state.pop(ui.EXPLORE_SELECTED_KEY, None)
+        selection.clear()
         st.rerun()
-ui.show_table(chosen_rows[ui.CLIP_TABLE], column_config=ui.TABLE_COLUMNS,
-              height=min(400, 38 + 35 * len(chosen_rows)))
+widgets.show_table(chosen_rows[widgets.CLIP_TABLE], column_config=widgets.TABLE_COLUMNS,
+                   height=min(400, 38 + 35 * len(chosen_rows)))

@@ -6,21 +6,30 @@ import io
 import pandas as pd
 import streamlit as st
 
-from auditor import ui
+from auditor.data.manifest import AUDITOR_DIR
 from auditor.errors import UserError
-from auditor.explore import md_literal
+from auditor.export import EXCLUDED_MODES, EXPORT_FILES
+from auditor.text import md_literal
+from auditor.ui import export, state, widgets
+
+MODE_TEXT = {"drop": "Leave them out of labels.csv", "column": "Keep them, with an excluded column"}
+DOWNLOADS = {  # export file key -> (button label, MIME type)
+    "labels_csv": ("labels.csv", "text/csv"),
+    "decisions_csv": ("Decisions (CSV)", "text/csv"),
+    "decisions_jsonl": ("Decisions (JSON lines)", "application/jsonl"),
+    "summary_csv": ("Summary", "text/csv"),
+}
 
 st.title("Export")
-data = ui.require_data()
-run = ui.run_dir()
+data = state.require_data()
+run = state.run_dir()
 
-mode = st.radio("Excluded clips", ["drop", "column"], horizontal=True, key="export_excluded",
-                format_func={"drop": "Leave them out of labels.csv",
-                             "column": "Keep them, with an excluded column"}.get)
+mode = st.radio("Excluded clips", list(EXCLUDED_MODES), horizontal=True, key="export_excluded",
+                format_func=MODE_TEXT.get)
 try:
-    files = ui.export_files(data, run, mode)
+    files = export.export_files(data, run, mode)
 except UserError as err:
-    ui.show_error("Nothing to export.", err)
+    widgets.show_error("Nothing to export.", err)
     st.stop()
 
 summary = pd.read_csv(io.BytesIO(files["summary_csv"]), dtype={"class": str}, keep_default_na=False)
@@ -30,22 +39,17 @@ if run is not None:
 
 st.subheader("Download")
 with st.container(horizontal=True):
-    st.download_button("labels.csv", files["labels_csv"], "labels.csv", "text/csv", icon=":material/download:",
-                       type="primary", on_click="ignore")
-    st.download_button("Decisions (CSV)", files["decisions_csv"], "decisions.csv", "text/csv",
-                       icon=":material/download:", on_click="ignore")
-    st.download_button("Decisions (JSON lines)", files["decisions_jsonl"], "decisions.jsonl",
-                       "application/jsonl", icon=":material/download:", on_click="ignore")
-    st.download_button("Summary", files["summary_csv"], "summary.csv", "text/csv", icon=":material/download:",
-                       on_click="ignore")
+    for key, (label, mime) in DOWNLOADS.items():
+        st.download_button(label, files[key], EXPORT_FILES[key], mime, icon=":material/download:",
+                           type="primary" if key == "labels_csv" else "secondary", on_click="ignore")
 
 st.subheader("Write to a folder")
-default_out = str(data / ".auditor" / "export")
+default_out = str(data / AUDITOR_DIR / "export")
 c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
 out_dir = c1.text_input("Output folder", value=default_out, key="export_dir",
                         help="labels.csv, decisions.csv, decisions.jsonl and summary.csv are written here.")
 if c2.button("Write files", icon=":material/save:", width="stretch"):
-    result = ui.write_export(data, run, out_dir.strip(), mode)
+    result = export.write_export(data, run, out_dir.strip(), mode)
     if result is not None:
         st.success(f"Wrote {result['rows_written']:,} labels and {result['history']:,} decisions to "
                    f"{md_literal(result['out_dir'])}.", icon=":material/check_circle:")
@@ -58,4 +62,4 @@ if total is not None:
     cols[1].metric("Decided", f"{int(total['clips']) - int(total.get('undecided', 0)):,}")
     cols[2].metric("Relabelled", f"{int(total.get('relabelled_away', 0)):,}")
     cols[3].metric("Excluded", f"{int(total.get('exclude', 0)):,}")
-ui.show_table(summary)
+widgets.show_table(summary)

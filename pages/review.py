@@ -4,53 +4,56 @@ a decision (with the curator's name and the run) and the next clip follows."""
 
 import streamlit as st
 
-from auditor import explore, ui
+from auditor import review_queue
 from auditor.errors import UserError
-from auditor.explore import md_literal
+from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
+from auditor.run_folder import read_config
+from auditor.text import md_literal
+from auditor.ui import figures, loaders, review, state, widgets
 
 st.title("Review")
-data, run = ui.require_scored_run()
-table = ui.scored_clips(data, run)
-run_id = ui.run_id(run)
+data, run = state.require_scored_run()
+table = loaders.scored_clips(data, run)
+run_id = loaders.run_id(run)
 ss = st.session_state
 
-explicit = ss.get(ui.REVIEW_CLIPS_KEY)
+explicit = ss.get(state.REVIEW_CLIPS_KEY)
 if explicit:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.info(f"Reviewing the {len(explicit):,} clips selected on the Explore page.", icon=":material/filter_alt:")
         if st.button("Back to all flagged clips"):
-            ss.pop(ui.REVIEW_CLIPS_KEY, None)
+            ss.pop(state.REVIEW_CLIPS_KEY, None)
             st.rerun()
 
 f1, f2 = st.columns([3, 2], vertical_alignment="bottom")
-kinds = f1.pills("Flag kind", ["wrong_label", "mismatch", "both", "clean"], selection_mode="multi",
-                 default=["wrong_label", "mismatch", "both"], format_func=explore.KIND_TEXT.get,
+kinds = f1.pills("Flag kind", [*FLAGGED_KINDS, "clean"], selection_mode="multi",
+                 default=list(FLAGGED_KINDS), format_func=review_queue.KIND_TEXT.get,
                  key="review_kinds", disabled=bool(explicit))
 classes = f2.multiselect("Class (given label)", sorted(table["given_label"].unique().tolist()),
                          key="review_classes", disabled=bool(explicit), placeholder="All classes")
 f3, f4, m1, m2 = st.columns([3, 2, 2, 2], vertical_alignment="center")
-threshold = f3.slider("Minimum score", 0.0, 1.0, float(explore.FLAG_THRESHOLD), 0.05, key="review_threshold",
+threshold = f3.slider("Minimum score", 0.0, 1.0, float(FLAG_THRESHOLD), 0.05, key="review_threshold",
                       disabled=bool(explicit), help="Show clips whose higher score is at least this.")
 unreviewed = f4.toggle("Not yet reviewed only", value=True, key="review_unreviewed",
                        help="Skipped clips stay in the queue, at its end.")
-queue = explore.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
-                             unreviewed_only=unreviewed, clips=explicit)
-flagged = table["flag_kind"].isin(["wrong_label", "mismatch", "both"])
-decided = ~table["review_status"].isin([explore.NOT_REVIEWED, explore.STATUS_TEXT["skip"]])
+queue = review_queue.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
+                                  unreviewed_only=unreviewed, clips=explicit)
+flagged = table["flag_kind"].isin(FLAGGED_KINDS)
+decided = ~table["review_status"].isin([review_queue.NOT_REVIEWED, review_queue.STATUS_TEXT["skip"]])
 m1.metric("Remaining in this queue", f"{len(queue):,}")
 m2.metric("Flagged clips reviewed", f"{int((flagged & decided).sum()):,} of {int(flagged.sum()):,}")
 
-conflict = ss.get(ui.REVIEW_CONFLICT_KEY)
+conflict = ss.get(review.REVIEW_CONFLICT_KEY)
 if queue.empty and not conflict:
     st.success("Nothing left to review with these filters.", icon=":material/task_alt:")
     st.stop()
 
 queue_clips = queue["clip"].tolist()
-current = conflict["row"]["clip"] if conflict else ss.get(ui.REVIEW_CURRENT_KEY)
+current = conflict["row"]["clip"] if conflict else ss.get(review.REVIEW_CURRENT_KEY)
 if current not in queue_clips and not conflict:
     current = queue_clips[0]
 row = table[table["clip"] == current].iloc[0].to_dict()
-latest = ui.show_clip(data, current, queue_clips)
+latest = review.show_clip(data, current, queue_clips)
 
 st.divider()
 st.markdown(f"### {md_literal(current)}")
@@ -68,31 +71,31 @@ if conflict:
                f"**{theirs.get('decision', '?')}**{final} at {md_literal(theirs.get('timestamp', '?'))}. "
                f"Your decision (**{conflict['decision']}**) was not recorded.", icon=":material/group:")
     with st.container(horizontal=True):
-        st.button("Keep theirs", on_click=ui.keep_theirs)
-        st.button("Record mine", type="primary", on_click=ui.record_mine, args=(data, run_id))
+        st.button("Keep theirs", on_click=review.keep_theirs)
+        st.button("Record mine", type="primary", on_click=review.record_mine, args=(data, run_id))
 
 media_col, info_col = st.columns([5, 4], gap="large")
 with media_col:
     try:
-        path = explore.clip_path(data, current)
+        path = review_queue.clip_path(data, current)
     except ValueError as err:
-        ui.show_error("The clip file cannot be shown.", err)
+        widgets.show_error("The clip file cannot be shown.", err)
         path = None
     if path is not None:
         st.video(str(path), width=480)
         try:
-            media = ui.clip_media(path)
+            media = loaders.clip_media(path)
         except Exception as err:  # a file the decoder rejects: show why, keep the review going
-            ui.show_error("The clip could not be decoded for the frame strip and spectrogram.", err)
+            widgets.show_error("The clip could not be decoded for the frame strip and spectrogram.", err)
             media = None
         if media is not None:
             st.caption("Sound alone")
             st.audio(media["wav"], format="audio/wav")
             st.caption("Spectrogram (log-mel)")
-            st.plotly_chart(ui.spectrogram_figure(media["mel"]), config={"displayModeBar": False},
+            st.plotly_chart(figures.spectrogram_figure(media["mel"]), config={"displayModeBar": False},
                             key="spectrogram")
             st.caption(f"{len(media['frames'])} frames, evenly spaced")
-            st.image(ui.frame_strip(media["frames"]), width="stretch")
+            st.image(figures.frame_strip(media["frames"]), width="stretch")
 
 with info_col:
     conf = row.get("suggested_confidence")
@@ -101,7 +104,7 @@ with info_col:
                 f"**Suggested label** {md_literal(row.get('suggested_label') or '–')}{conf_text}  \n"
                 f"**Sound alone says** {md_literal(row.get('audio_pred') or '–')}  \n"
                 f"**Picture alone says** {md_literal(row.get('visual_pred') or '–')}")
-    lines = explore.explain(row)
+    lines = review_queue.explain(row)
     noise, mism = row.get("label_noise_score"), row.get("mismatch_score")
     if noise == noise and noise is not None:
         st.progress(float(noise), text=f"Wrong-label score {noise:.2f}")
@@ -112,37 +115,38 @@ with info_col:
         st.markdown(lines["mismatch"])
 
     st.markdown("**Decision**")
-    curator = ss.get(ui.CURATOR_KEY, "").strip()
+    curator = ss.get(state.CURATOR_KEY, "").strip()
     off = not curator
     if off:
         st.warning("Enter your name as curator in the sidebar to record decisions.", icon=":material/badge:")
     args = (data, run_id, row)
     with st.container(horizontal=True):
-        st.button("Accept suggestion", type="primary", icon=":material/check:", on_click=ui.record_decision,
+        st.button("Accept suggestion", type="primary", icon=":material/check:", on_click=review.record_decision,
                   args=(*args, "accept"), disabled=off or not row.get("suggested_label"),
                   help="Take the suggested label")
-        st.button("Keep given label", icon=":material/undo:", on_click=ui.record_decision, args=(*args, "keep"),
+        st.button("Keep given label", icon=":material/undo:", on_click=review.record_decision, args=(*args, "keep"),
                   disabled=off)
-        st.button("Mismatched / exclude", icon=":material/block:", on_click=ui.record_decision,
+        st.button("Mismatched / exclude", icon=":material/block:", on_click=review.record_decision,
                   args=(*args, "exclude"), disabled=off, help="Leave this clip out of the data set")
-        st.button("Skip", icon=":material/skip_next:", on_click=ui.record_decision, args=(*args, "skip"),
+        st.button("Skip", icon=":material/skip_next:", on_click=review.record_decision, args=(*args, "skip"),
                   disabled=off, help="Decide later: the clip goes to the end of the queue")
-    all_classes = sorted(set(explore.read_config(run).get("classes") or table["given_label"].unique()))
+    all_classes = sorted(set((read_config(run) or {}).get("classes") or table["given_label"].unique()))
     r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
-    r1.selectbox("Relabel as", all_classes, index=None, key="relabel_to", placeholder="Choose a class…")
-    r2.button("Relabel", on_click=ui.record_decision, args=(*args, "relabel", "relabel_to"),
-              disabled=off or not ss.get("relabel_to"), width="stretch")
+    r1.selectbox("Relabel as", all_classes, index=None, key=review.RELABEL_KEY, placeholder="Choose a class…")
+    r2.button("Relabel", on_click=review.record_decision, args=(*args, "relabel", review.RELABEL_KEY),
+              disabled=off or not ss.get(review.RELABEL_KEY), width="stretch")
 
     st.markdown("**Nearest clips** (fused embedding)")
     try:
-        names, matrix = ui.embedding_matrix(run)
-        near = explore.nearest_neighbours(names, matrix, current, k=6)
+        names, matrix = loaders.embedding_matrix(run)
+        near = review_queue.nearest_neighbours(names, matrix, current, k=6)
     except (OSError, ValueError, UserError) as err:
-        ui.show_error("Neighbours unavailable.", err)
+        widgets.show_error("Neighbours unavailable.", err)
         near = None
     if near is not None and not near.empty:
         near = near.merge(table[["clip", "given_label", "suggested_label", "review_status"]], on="clip", how="left")
-        ui.show_table(near, column_config=ui.TABLE_COLUMNS)
+        widgets.show_table(near, column_config=widgets.TABLE_COLUMNS)
 
 with st.expander(f"Queue ({len(queue_clips):,} clips)"):
-    ui.show_table(queue[ui.CLIP_TABLE], column_config=ui.TABLE_COLUMNS, key="queue_table", on_select=ui.jump_to_queue_row, selection_mode="single-row", height=300)
+    widgets.show_table(queue[widgets.CLIP_TABLE], column_config=widgets.TABLE_COLUMNS, key=review.QUEUE_TABLE_KEY,
+                       on_select=review.jump_to_queue_row, selection_mode="single-row", height=300)

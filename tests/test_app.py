@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from auditor import jobs
 from auditor.reviews import ReviewStore
 from auditor.run_folder import RunLock
+from auditor.ui.jobs import STATE_BADGES
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
@@ -131,6 +132,10 @@ def test_explore_selection_goes_to_review(data_dir):
     assert at.title[0].value == "Review"
     assert at.session_state["review_clips"] == chosen
     assert at.session_state["review_current"] in chosen
+
+
+def test_job_badges_cover_every_job_state():
+    assert set(STATE_BADGES) == set(jobs.STATES)
 
 
 def test_model_page_refuses_a_second_job(data_dir):

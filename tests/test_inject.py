@@ -13,14 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditor.data import inject
-from auditor.data.inject import (
-    choose_label_noise,
-    choose_mismatch,
-    default_confusion_map,
-    inject_dataset,
-    swap_audio,
-)
+from auditor.data import mux, noise
+from auditor.data.inject import inject_dataset
+from auditor.data.mux import swap_audio
+from auditor.data.noise import choose_label_noise, choose_mismatch, default_confusion_map
 from auditor.data.synth import generate_dataset
 
 CLASSES = ["a", "b", "c", "d", "e"]
@@ -153,7 +149,7 @@ def test_inject_dataset_links_remuxes_and_writes_truth(clean_set, tmp_path):
     assert summary["remuxed"] == 4 and summary["linked"] + summary["copied"] == 4
     assert summary["noisy"] == truth["label_is_noisy"].sum()
 
-    donors = inject.choose_mismatch(list(original["true_label"]), 0.5, inject.mismatch_rng(4))
+    donors = noise.choose_mismatch(list(original["true_label"]), 0.5, noise.mismatch_rng(4))
     for i, row in truth.iterrows():
         src, dst = clean_set / row["clip"], out / row["clip"]
         if donors[i] is None:
@@ -223,7 +219,7 @@ def test_swap_audio_falls_back_to_reencoding(clean_set, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("remux refused")
 
-    monkeypatch.setattr(inject, "_remux_copy", broken)
+    monkeypatch.setattr(mux, "_remux_copy", broken)
     dst = tmp_path / "re.mp4"
     assert swap_audio(src, donor, dst) == "reencoded"
     assert _packets(dst, "video") == _packets(src, "video")

@@ -23,7 +23,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from auditor import explore
+from auditor import review_queue
 from auditor.reviews import ReviewStore
 from tests.conftest import REPO, run_cli
 from tests.fakerun import make_fake_run
@@ -36,7 +36,7 @@ HOSTILE = ("<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "[click]
            "<svg onload=alert(4)>", "<iframe src=javascript:alert(5)>")
 # Elements whose content the browser shows as text whatever it holds (cells of a grid, values of inputs).
 TEXT_ELEMENTS = {"dataframe", "text", "code", "text_input", "selectbox", "multiselect", "radio", "json"}
-# Markdown-rendering elements: user text is allowed there only inside a code span (explore.md_literal).
+# Markdown-rendering elements: user text is allowed there only inside a code span (text.md_literal).
 _CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.S)
 
 
@@ -234,13 +234,13 @@ def jail(tmp_path) -> tuple[Path, Path]:
 def test_clip_paths_outside_the_data_set_are_refused(jail, clip):
     data, outside = jail
     with pytest.raises(ValueError, match="outside the data set folder|null byte"):
-        explore.clip_path(data, clip.format(outside=outside))
+        review_queue.clip_path(data, clip.format(outside=outside))
 
 
 def test_clip_paths_inside_the_data_set_open(jail):
     data, _ = jail
-    assert explore.clip_path(data, "clips/ok.mp4") == (data / "clips" / "ok.mp4").resolve()
-    assert explore.clip_path(data, "clips/alias.mp4") == (data / "clips" / "ok.mp4").resolve()  # link inside
+    assert review_queue.clip_path(data, "clips/ok.mp4") == (data / "clips" / "ok.mp4").resolve()
+    assert review_queue.clip_path(data, "clips/alias.mp4") == (data / "clips" / "ok.mp4").resolve()  # link inside
 
 
 def test_review_page_refuses_a_flags_row_pointing_outside(tmp_path, monkeypatch):

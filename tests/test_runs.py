@@ -18,7 +18,14 @@ import pytest
 
 from auditor import jobs, run_folder
 from auditor.jobs import cancel_job, job_status, start_job
-from auditor.run_folder import JobRunningError, RunLock, list_runs, read_progress, run_outputs_ready
+from auditor.run_folder import (
+    JobRunningError,
+    RunLock,
+    list_runs,
+    read_progress,
+    run_name_problem,
+    run_outputs_ready,
+)
 
 HERE = Path(__file__).resolve().parent
 MODULE = Path(__file__).stem
@@ -181,6 +188,14 @@ def test_list_runs_newest_first_and_outputs_ready(tmp_path):
     assert not run_outputs_ready(run)
     (run / "embeddings.parquet").write_bytes(b"x")
     assert run_outputs_ready(run)
+
+
+def test_run_names_are_one_visible_path_component():
+    assert run_name_problem("default") is None and run_name_problem("exp-2.b_c") is None
+    assert run_name_problem("x" * 64) is None
+    for bad in ("", "../x", "a/b", ".hidden", "..", "x" * 65, "a b", "-x"):
+        problem = run_name_problem(bad)
+        assert problem and repr(bad) in problem  # the message names what was refused
 
 
 def _fake_job(run_dir: str, mode: str, seconds: str) -> int:

@@ -75,7 +75,8 @@ def test_changed_and_added_clips_are_appended_and_a_longer_one_rewrites(tmp_path
     assert appended["rows"] == 4 and appended["frames"] == first["frames"] and appended["commit"] == 2
     arrays = load_arrays(result)
     assert arrays.rows.tolist() == [2, 1, 3]  # the changed c0 is a new row; its old row is dead
-    assert arrays.mel_lengths[0] == log_mel(decode_clip(tmp_path / "clips/c0.mp4", num_frames=4, size=32).audio).shape[-1]
+    changed = decode_clip(tmp_path / "clips/c0.mp4", num_frames=4, size=32)
+    assert arrays.mel_lengths[0] == log_mel(changed.audio).shape[-1]
 
     _clips(tmp_path, {"c0": 0.8, "c1": 1.0, "c2": 0.6, "long": 2.0})
     rewritten = _manifest(longer := ingest(tmp_path, PARAMS, workers=1))

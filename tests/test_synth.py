@@ -185,3 +185,19 @@ def test_long_tailed_sizes_and_muted_tracks(tmp_path):
     loud_clip = truth.loc[(truth["is_muted"] == 0) & (truth["is_mismatched"] == 0), "clip"].iloc[0]
     assert is_silent(decode_clip(tmp_path / muted_clip).audio)
     assert not is_silent(decode_clip(tmp_path / loud_clip).audio)
+
+
+def test_more_classes_combine_pictures_with_other_sounds(tmp_path):
+    from auditor.data.synth import MAX_CLASSES, class_vocabulary
+
+    vocab = class_vocabulary(32)
+    assert list(vocab)[:8] == CLASSES and len(set(vocab.values())) == 32 and len(class_vocabulary(MAX_CLASSES)) == 64
+    assert all(name == f"{m}~{a}" for name, (m, a) in list(vocab.items())[8:])
+    with pytest.raises(ValueError, match="num_classes"):
+        class_vocabulary(65)
+    summary = generate_dataset(tmp_path, clips=40, num_classes=32, mismatch=0.2, label_noise=0.2, seed=3, workers=1)
+    truth = pd.read_csv(tmp_path / "truth.csv")
+    assert summary["classes"] == 32 and set(truth["true_label"]) <= set(vocab)
+    sound = {c: a for c, (_, a) in vocab.items()}
+    mism = truth[truth["is_mismatched"] == 1]
+    assert len(mism) == 8 and all(sound[a] != sound[t] for a, t in zip(mism["audio_label"], mism["true_label"], strict=True))

@@ -1,74 +1,89 @@
-"""The cleanlab baseline: cleanlab's label quality and ``find_label_issues`` on K-fold out-of-sample
-probabilities of ``ce`` (N clips, K folds; each fold trains ``ce`` on the other folds' clips, in its own run
-folder ``RUN/folds/f<k>/run``, and predicts its held-out clips)."""
+"""The baselines' per-clip scores, from a model's outputs or embeddings (no training here). N clips, K classes.
+
+Each ``*_scores`` function returns (N,) float in [0, 1], higher = more suspicious, as flags.csv wants them:
+
+  cleanlab_scores      1 - cleanlab's label quality (self-confidence) of out-of-sample probabilities, and its
+                       ``find_label_issues`` flags
+  small_loss_scores    per-clip CE of p^av against the given label, min-max scaled
+  infonce_loss_scores  per-clip cross-modal InfoNCE l_i (auditor.model.estimate.per_clip_infonce, clips of the
+                       same given label left out of the negatives as for ntl's w), min-max scaled over the clips
+                       with usable sound, 0 for the others (silence is not a mismatch)
+  knn_scores           share of the k nearest neighbours (cosine) whose given label differs, with their vote
+
+Min-max, not percentile ranks: a percentile puts half of any data set, a clean one too, at or above 0.5, so the
+0.5 flag would mean "the upper half" and its false alarms would be fixed by construction. Min-max keeps the
+ordering (AP and AUROC are the same either way) and flags the clips whose loss is above the middle of the range.
+"""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
+import torch.nn.functional as F
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
-from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from auditor.atomic import atomic_write_text
-from auditor.bench.settings import BenchConfig
-from auditor.bench.training import derived_dir, train_config, train_run
-from auditor.data.cache import prepare_data
-from auditor.flags import FLAGS_COLUMNS
-from auditor.model.checkpoint import load_trained
-from auditor.model.distributed import resolve_device
-from auditor.model.estimate import evaluate
-from auditor.model.presets import preprocess_params
+from auditor.model.estimate import per_clip_infonce
+
+KNN_CHUNK = 2048  # rows of the (chunk, N) similarity matrix at a time
 
 
-def run_cleanlab(cfg: BenchConfig, data_dir: Path, run_dir: Path, seed: int,
-                 cache_root: Path) -> tuple[pd.DataFrame, tuple[float, float], int]:
-    """Writes run_dir/flags.csv (label_noise_score = 1 - cleanlab's label quality, is_label_issue from
-    find_label_issues, suggestion = argmax of the out-of-sample p^av). Returns (flags, the folds' summed
-    (train, wall) seconds, their summed clips x epochs)."""
-    result, arrays = prepare_data(data_dir, preprocess_params(cfg.preset), workers=cfg.workers, show_bar=False,
-                                  cache_root=cache_root)
-    classes = result.classes
-    labels = np.array([classes.index(c) for c in arrays.labels])
-    n, k = len(labels), len(classes)
-    probs = np.zeros((n, k))
-    logits_a, logits_v = np.zeros((n, k)), np.zeros((n, k))
-    device = resolve_device(cfg.device)
-    tc = train_config("cleanlab", cfg, seed, n)
-    seconds, wall, clip_epochs = 0.0, 0.0, 0
-    for fold, (train_idx, held_idx) in enumerate(stratified_folds(labels, cfg.folds, seed)):
-        fold_dir = run_dir / "folds" / f"f{fold}"
-        table = pd.DataFrame({"clip": [arrays.clips[i] for i in train_idx],
-                              "label": [arrays.labels[i] for i in train_idx]})
-        fold_data = derived_dir(data_dir, fold_dir / "data", table)
-        fold_seconds, fold_wall = train_run(fold_data, fold_dir / "run", tc, cache_root, cfg.workers)
-        seconds, wall = seconds + fold_seconds, wall + fold_wall
-        clip_epochs += len(train_idx) * tc.epochs_total
-        model, ckpt = load_trained(fold_dir / "run", device)
-        ev = evaluate(model, arrays, held_idx, tc, device)
-        cols = np.array([classes.index(c) for c in ckpt["classes"]])  # a fold may lack a rare class
-        probs[np.ix_(held_idx, cols)] = torch.softmax(ev["logits_av"], 1).numpy()
-        logits_a[np.ix_(held_idx, cols)] = ev["logits_a"].numpy()
-        logits_v[np.ix_(held_idx, cols)] = ev["logits_v"].numpy()
-    probs /= probs.sum(1, keepdims=True)
+def minmax(x: np.ndarray) -> np.ndarray:
+    """(x - min) / (max - min), in [0, 1]; all 0 when x is constant or empty."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0 or np.ptp(x) == 0:
+        return np.zeros_like(x)
+    return (x - x.min()) / np.ptp(x)
+
+
+def cleanlab_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1 - label quality, find_label_issues as bool), both (N,), from out-of-sample ``probs`` (N, K)."""
     quality = get_label_quality_scores(labels, probs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "few examples in class k" on small benches
         issues = find_label_issues(labels, probs, n_jobs=1)
-    names = np.asarray(classes, dtype=object)
-    flags = pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
-                          "suggested_label": names[probs.argmax(1)], "suggested_confidence": probs.max(1).round(6),
-                          "label_noise_score": (1.0 - quality).clip(0, 1).round(6), "mismatch_score": np.nan,
-                          "audio_pred": names[logits_a.argmax(1)], "visual_pred": names[logits_v.argmax(1)],
-                          "problem": ""})[FLAGS_COLUMNS]
-    flags["is_label_issue"] = issues.astype(int)
-    atomic_write_text(run_dir / "flags.csv", flags.to_csv(index=False))
-    return flags, (seconds, wall), clip_epochs
+    return (1.0 - quality).clip(0, 1), np.asarray(issues, dtype=bool)
+
+
+def small_loss_scores(logits_av: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """minmax(CE(p^av_i, y~_i)), (N,)."""
+    return minmax(F.cross_entropy(logits_av.float(), labels, reduction="none").numpy())
+
+
+def infonce_loss_scores(z_v: torch.Tensor, z_a: torch.Tensor, labels: torch.Tensor, has_audio: np.ndarray,
+                        tau: float, seed: int) -> np.ndarray:
+    """minmax(l_i) over the clips with usable sound, 0 for the others, (N,). l_i is computed over all clips, as
+    ntl's estimate is."""
+    ell = per_clip_infonce(z_v.float(), z_a.float(), tau, seed, labels).numpy()
+    out = np.zeros(len(ell))
+    out[has_audio] = minmax(ell[has_audio])
+    return out
+
+
+def knn_scores(emb: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each clip, its k = min(k, N - 1) most cosine-similar other clips (fixed k, as a user's tool would use):
+    (share whose label differs (N,) in [0, 1], their most common label (N,) int, that label's share (N,)). A
+    tie in the vote goes to the clip's own label, then to the lowest label. N = 1: share 0, vote = own label."""
+    n = len(labels)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros(n), labels.copy(), np.ones(n)
+    x = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
+    nbr = np.empty((n, k), dtype=int)
+    for start in range(0, n, KNN_CHUNK):
+        sim = x[start:start + KNN_CHUNK] @ x.T  # (c, N)
+        rows = np.arange(sim.shape[0])
+        sim[rows, rows + start] = -np.inf  # never one's own neighbour
+        nbr[start:start + KNN_CHUNK] = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    nb_labels = labels[nbr]  # (N, k)
+    votes = np.zeros((n, int(labels.max()) + 1))
+    np.add.at(votes, (np.arange(n)[:, None], nb_labels), 1.0)
+    votes[np.arange(n), labels] += 0.5  # ties go to the given label
+    vote = votes.argmax(1)
+    return (nb_labels != labels[:, None]).mean(1), vote, (nb_labels == vote[:, None]).mean(1)
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -78,10 +93,3 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.nda
     splitter = (StratifiedKFold(k, shuffle=True, random_state=seed) if counts[counts > 0].min() >= k
                 else KFold(k, shuffle=True, random_state=seed))
     return list(splitter.split(np.zeros(len(labels)), labels))
-
-
-def issue_f1(flags: pd.DataFrame, truth: pd.DataFrame) -> float:
-    """F1 of flags' is_label_issue against truth's label_is_noisy; NaN when every or no clip is noisy."""
-    df = flags.merge(truth, on="clip")
-    y = df["label_is_noisy"].astype(bool).to_numpy()
-    return float(f1_score(y, df["is_label_issue"].astype(bool))) if y.any() and not y.all() else np.nan

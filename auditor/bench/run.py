@@ -1,10 +1,11 @@
 """The bench run: every (setting, seed, method) not yet done, then the speed table, targets and reports.
 
-Data: the sample generator at each of ``cfg.settings`` (generated into ``OUT/data/<data name>/`` unless there
-already), or ``cfg.data``. Per (setting, seed, method) the run folder ``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run
-folder holding both (with the same bench settings) is not recomputed, so a killed bench continues where it stopped.
-Outputs in OUT: results.csv (one row per method x setting x seed), speed.csv, targets.csv, results.md, and the
-plots label_ap.html / mismatch_ap.html (+ .png when kaleido is installed).
+Data: the sample generator at each of ``cfg.settings`` with each seed of the split (generated into
+``OUT/data/<data name>/`` unless there already), or ``cfg.data``. Per (setting, seed, method) the run folder
+``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run folder holding both (with the same bench
+settings and metric names) is not measured again, and a training is reused whenever its run folder holds a
+finished one of the same config, so a killed bench continues where it stopped. Outputs in OUT: results.csv (one
+row per method x setting x seed), speed.csv, targets.csv, results.md, and the plots (report.write_plots).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from auditor.atomic import atomic_write_text
 from auditor.bench.methods import run_method
 from auditor.bench.report import write_reports
 from auditor.bench.results import ID_COLUMNS, METRICS
-from auditor.bench.settings import DATA_NOISE_TYPE, BenchConfig, Setting
+from auditor.bench.settings import DATA_NOISE_TYPE, MAX_SEEDS, SPLITS, BenchConfig, Setting
 from auditor.bench.speed import speed_table
 from auditor.bench.targets import evaluate_targets
 from auditor.data.synth import generate_dataset
@@ -59,7 +60,7 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
         data = _setting_data(cfg, setting, seed, log)
         data_dirs.setdefault(setting.name, (setting, data[0]))
         info = {"setting": setting.name, "noise_type": setting.noise_type, "label_noise": setting.label_noise,
-                "mismatch": setting.mismatch, "seed": seed}
+                "mismatch": setting.mismatch, "imbalance": setting.imbalance, "muted": setting.muted, "seed": seed}
         for method in cfg.methods:
             done += 1
             step = f"[{done}/{total}] {setting.name} seed {seed} {method}"
@@ -69,7 +70,7 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
     results = pd.DataFrame(rows, columns=ID_COLUMNS + list(METRICS))
     speed = speed_table(cfg, results, data_dirs, log)
     targets = evaluate_targets(results)
-    files = write_reports(out, results, speed, targets, seeds=cfg.seeds)
+    files = write_reports(out, results, speed, targets, seeds=cfg.seeds, split=describe_split(cfg))
     log(f"bench done in {time.perf_counter() - started:.0f} s; wrote {out / 'results.md'}")
     return BenchResult(results=results, speed=speed, targets=targets, files=files)
 
@@ -86,7 +87,7 @@ def _method_metrics(cfg: BenchConfig, method: str, setting: Setting, seed: int,
     data_dir, truth, test_dir = data
     metrics = run_method(method, cfg, data_dir, truth, test_dir, run_dir, seed, Path(cfg.out) / "cache")
     stored = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
-    atomic_write_text(run_dir / "metrics.json", json.dumps({"key": cfg.key(), "metrics": stored}, indent=2))
+    atomic_write_text(run_dir / "metrics.json", json.dumps({"key": _key(cfg), "metrics": stored}, indent=2))
     log(f"{step}: {_summary(metrics)}")
     return metrics
 
@@ -107,13 +108,30 @@ def _summary(m: dict) -> str:
 
 def _plan(cfg: BenchConfig) -> list[tuple[Setting, int]]:
     """(setting, seed) pairs in order: a --data set's one setting (rates measured from truth.csv) or each of
-    cfg.settings, each with seeds 0..seeds-1."""
+    cfg.settings, each with the seeds of cfg's split."""
     if cfg.data is not None:
         truth = pd.read_csv(Path(cfg.data) / "truth.csv")
-        setting = Setting(DATA_NOISE_TYPE, round(float(truth["label_is_noisy"].mean()), 4),
-                          round(float(truth["is_mismatched"].mean()), 4))
-        return [(setting, seed) for seed in range(cfg.seeds)]
-    return [(s, seed) for s in cfg.settings for seed in range(cfg.seeds)]
+        rates = [round(float(truth[c].mean()), 4) if c in truth else 0.0
+                 for c in ("label_is_noisy", "is_mismatched", "is_muted")]
+        setting = Setting(DATA_NOISE_TYPE, rates[0], rates[1], muted=rates[2])
+        return [(setting, seed) for seed in cfg.seed_list()]
+    return [(s, seed) for s in cfg.settings for seed in cfg.seed_list()]
+
+
+def describe_split(cfg: BenchConfig) -> str:
+    """The split line of results.md: which seeds, and what they are for."""
+    seeds = cfg.seed_list()
+    use = {"dev": "development seeds: for choosing defaults (schedule, label evidence, thresholds, k); do not "
+                  "report these numbers as results",
+           "report": f"held-out report seeds, disjoint from the development seeds {SPLITS['dev']}–"
+                     f"{SPLITS['dev'] + MAX_SEEDS - 1}: nothing was chosen by looking at them"}[cfg.split]
+    return f"Split `{cfg.split}`: seeds {seeds[0]}–{seeds[-1]} ({use})."
+
+
+def _key(cfg: BenchConfig) -> dict:
+    """What a finished run folder's metrics.json must match to be reused: the bench settings and the metric
+    names (a bench with new metrics measures old runs again; their trainings are reused)."""
+    return cfg.key() | {"metrics": list(METRICS)}
 
 
 def _setting_data(cfg: BenchConfig, setting: Setting, seed: int,
@@ -124,8 +142,7 @@ def _setting_data(cfg: BenchConfig, setting: Setting, seed: int,
     else:
         data_dir = (Path(cfg.out) / "data" / cfg.data_name(setting, seed)).resolve()
         marker = data_dir / "bench_data.json"
-        args = {"clips": cfg.clips, "label_noise": setting.label_noise, "noise_type": setting.noise_type,
-                "mismatch": setting.mismatch, "seed": seed, "test_clips": cfg.test_clips}
+        args = {"clips": cfg.clips, **setting.generator_args(), "seed": seed, "test_clips": cfg.test_clips}
         if not marker.is_file() or json.loads(marker.read_text()) != args:
             log(f"generating {data_dir.name} ({cfg.clips} + {cfg.test_clips} test clips)")
             summary = generate_dataset(data_dir, workers=cfg.workers, **args)
@@ -145,6 +162,6 @@ def _finished(run_dir: Path, cfg: BenchConfig) -> dict | None:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if stored.get("key") != cfg.key():
+    if stored.get("key") != _key(cfg):
         return None
     return {k: (np.nan if v is None else v) for k, v in stored["metrics"].items()}

@@ -27,7 +27,7 @@ UMAP_DIM, UMAP_CENTRES = 128, 50  # the UMAP timing input: random unit vectors c
 UMAP_SPREAD = 0.5  # per-coordinate noise around a centre, in units of 1/sqrt(dim)
 UMAP_WARMUP_POINTS = 5000  # > umap's 4096-point exact-neighbours limit, so NNDescent is compiled too
 FFMPEG = "ffmpeg"
-# The run whose model the scoring timing uses: the first of these a setting's seed-0 runs trained.
+# The run whose model the scoring timing uses: the first of these a setting's first-seed runs trained.
 SCORING_MODELS = ("ntl", "ntl_no_cat", "ntl_no_w", "ntl_no_phase2", "cosine", "ce")
 
 
@@ -135,8 +135,9 @@ def _umap_speed(sizes: tuple[int, ...], log: Callable[[str], None]) -> list[dict
 
 
 def _scoring_speed(cfg: BenchConfig, setting: Setting, data_dir: Path, log: Callable[[str], None]) -> list[dict]:
-    """score_run of the setting's first SCORING_MODELS run of seed 0 (none trained: no row)."""
-    model_run = next((run for run in (cfg.run_dir(setting, 0, m) for m in SCORING_MODELS)
+    """score_run of the setting's first SCORING_MODELS run of the split's first seed (none trained: no row)."""
+    seed = cfg.seed_list()[0]
+    model_run = next((run for run in (cfg.run_dir(setting, seed, m) for m in SCORING_MODELS)
                       if (run / "checkpoint.pt").is_file()), None)
     if model_run is None:
         return []

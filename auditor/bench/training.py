@@ -2,7 +2,8 @@
 
 A run folder is trained (``auditor.pipeline.train_and_score``: train, then flags.csv) unless it holds a finished
 run of the same config and data; a run killed part-way continues from its checkpoint. Every method gets ntl's
-total number of epochs (:func:`train_config`).
+total number of epochs, but the warm-up baselines (ntl's warm-up epochs) and cleanlab's folds (at least as many
+gradient updates each as ntl makes on all clips): :func:`train_config`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,24 +19,46 @@ import numpy as np
 import pandas as pd
 
 from auditor.atomic import atomic_write_text
-from auditor.bench.settings import METHOD_TRAIN, BenchConfig
+from auditor.bench.settings import METHOD_SPECS, BenchConfig
 from auditor.model.config import TrainConfig, resolve_schedule
+from auditor.model.presets import get_preset
 from auditor.pipeline import train_and_score
 
 
-def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int) -> TrainConfig:
-    """The method's TrainConfig with ntl's schedule for ``n_clips`` clips; one-phase methods get its total:
-    epochs_phase1 + epochs_phase2 is the same for every method."""
+def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int,
+                 train_clips: int | None = None) -> TrainConfig:
+    """The method's TrainConfig for a data set of ``n_clips`` clips, its epochs from ntl's schedule there
+    (MethodSpec.schedule, see SCHEDULES); ``train_clips`` = the clips one training sees (a cleanlab fold's), by
+    default all."""
     ntl = resolve_schedule(TrainConfig(preset=cfg.preset, epochs_phase1=cfg.epochs_phase1,
                                        epochs_phase2=cfg.epochs_phase2, warmup_epochs=cfg.warmup_epochs,
                                        batch_size=cfg.batch_size), n_clips)
-    fields = METHOD_TRAIN[method]
-    if fields["method"] == "ntl" and method != "ntl_no_phase2":
-        e1, e2 = ntl.epochs_phase1, ntl.epochs_phase2
-    else:  # the same total budget in one phase
-        e1, e2 = ntl.epochs_total, 0
+    spec = METHOD_SPECS[method]
+    e1, e2 = SCHEDULES[spec.schedule](ntl, n_clips, n_clips if train_clips is None else train_clips)
     return TrainConfig(preset=cfg.preset, epochs_phase1=e1, epochs_phase2=e2, batch_size=cfg.batch_size,
-                       warmup_epochs=ntl.warmup_epochs, seed=seed, device=cfg.device, **fields)
+                       warmup_epochs=min(ntl.warmup_epochs, e1), seed=seed, device=cfg.device, **spec.train)
+
+
+def updates_per_epoch(tc: TrainConfig, n_clips: int) -> int:
+    """Gradient updates of one epoch on ``n_clips`` clips (the training drops the last partial batch)."""
+    return max(1, n_clips // (tc.batch_size or get_preset(tc.preset).batch_size))
+
+
+def _fold_epochs(ntl: TrainConfig, n_clips: int, train_clips: int) -> tuple[int, int]:
+    """At least ntl's epochs and at least as many gradient updates on ``train_clips`` clips as ntl makes on all
+    ``n_clips``: a fold with fewer clips per epoch gets more epochs."""
+    ntl_updates = ntl.epochs_total * updates_per_epoch(ntl, n_clips)
+    return max(ntl.epochs_total, math.ceil(ntl_updates / updates_per_epoch(ntl, train_clips))), 0
+
+
+# MethodSpec.schedule -> (ntl's resolved schedule, clips, clips one training sees) -> (E1, E2): ntl's two phases;
+# its total in one phase (so every full method trains as many epochs); its warm-up only; a cleanlab fold.
+SCHEDULES: dict[str, Callable[[TrainConfig, int, int], tuple[int, int]]] = {
+    "two_phase": lambda ntl, n, m: (ntl.epochs_phase1, ntl.epochs_phase2),
+    "total": lambda ntl, n, m: (ntl.epochs_total, 0),
+    "warmup": lambda ntl, n, m: (ntl.warmup_epochs, 0),
+    "folds": _fold_epochs,
+}
 
 
 def train_run(data_dir: Path, run_dir: Path, tc: TrainConfig, cache_root: Path,

@@ -8,9 +8,9 @@ path, file size, mtime in ns, preprocessing digest): a re-run decodes nothing, a
 decoded again. Every entry is written to a temporary name and renamed, so a killed ingest never leaves a
 half-written entry that a later run would trust. Every PACK_EVERY decoded clips and at the end, the entries are
 packed into the data set's memory-mapped store (data/store.py) and deleted: the store is what training and
-scoring read (:func:`load_arrays`). One ingest at a time holds a parameters' folder (``.ingest.lock``), so torchrun's ranks
-decode once. The cache root is ``DIR/.auditor/cache`` or, when DIR is read-only, ``~/.cache/av-auditor/<sha1 of
-DIR>``.
+scoring read (:func:`load_arrays`). One ingest at a time holds a parameters' folder (``.ingest.lock``), so
+torchrun's ranks decode once. The cache root is ``DIR/.auditor/cache`` or, when DIR is read-only,
+``~/.cache/av-auditor/<sha1 of DIR>`` (data/cache_location.py).
 """
 
 from __future__ import annotations
@@ -23,18 +23,20 @@ import json
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm import tqdm
 
 from auditor.atomic import atomic_write as _atomic_write
+from auditor.data.cache_location import default_cache_root
 from auditor.data.decode import DecodeError, decode_clip
 from auditor.data.features import SILENT_BELOW_DBFS, audio_level_dbfs, log_mel
-from auditor.data.manifest import AUDITOR_DIR, Manifest, Problem, load_manifest
+from auditor.data.manifest import Manifest, Problem, load_manifest
 from auditor.data.params import PreprocessParams
 from auditor.data.store import ClipArrays, Store, open_store, open_stores, pack, store_dir, stored_meta
 from auditor.errors import UserError
@@ -73,18 +75,6 @@ class IngestResult:
     @property
     def classes(self) -> list[str]:
         return sorted(self.clips["label"].unique().tolist())
-
-
-def default_cache_root(data_dir: Path) -> Path:
-    local = data_dir / AUDITOR_DIR / "cache"
-    try:
-        local.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=local, prefix=".probe-", delete=True)
-        probe.close()
-        return local
-    except OSError:
-        digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
-        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "av-auditor" / digest
 
 
 def entry_key(clip: str, path: Path, params: PreprocessParams) -> str:
@@ -149,8 +139,6 @@ def _read_entry_meta(cache: Path, key: str) -> dict | None:
 
 
 def _worker_init() -> None:
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -271,8 +259,6 @@ def _decode(manifest: Manifest, params: PreprocessParams, cache: Path, keys: lis
 
 
 def _progress_bar(total: int, initial: int):
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="clip", desc="ingest", file=sys.stderr)
 
 

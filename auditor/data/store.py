@@ -12,9 +12,10 @@ parameters' folder of the ingest cache; the id = 12 hex digits of sha1 of the da
 Raw files with their shapes in ``store.json`` rather than ``.npy``: appending writes past the end and touches no
 header. ``<c>`` is the commit that created a file. Between rewrites rows never move: clips new to the data set are
 appended (bytes past row M, left by a killed append, are cut off by the next one) and a clip that left the data
-set, or changed and so got a new key, leaves a dead row. The files are rewritten (a new commit) when a new clip is longer than L or dead
-rows outnumber live ones; the old files are deleted after the new ``store.json`` is in place (a process that has
-them mapped keeps reading them). Writers must hold the ingest lock (data/cache.py); readers take no lock.
+set, or changed and so got a new key, leaves a dead row. The files are rewritten (a new commit) when a new clip
+is longer than L or dead rows outnumber live ones; the old files are deleted after the new ``store.json`` is in
+place (a process that has them mapped keeps reading them). Writers must hold the ingest lock (data/cache.py);
+readers take no lock.
 """
 
 from __future__ import annotations

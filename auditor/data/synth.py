@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -30,16 +31,17 @@ from pathlib import Path
 import av
 import numpy as np
 
-from auditor.data.inject import (
+from auditor.data.mux import encode_audio, encode_video
+from auditor.data.noise import (
     NOISE_TYPES,
     choose_label_noise,
     choose_mismatch,
+    default_confusion_map,
     mismatch_rng,
     muted_rng,
     noise_rng,
     write_tables,
 )
-from auditor.data.mux import encode_audio, encode_video
 from auditor.errors import UserError
 
 CLASSES: list[str] = ["bouncing", "hammering", "clapping", "bell", "spinning", "sawing", "dripping", "typing"]
@@ -49,6 +51,10 @@ CONFUSABLE: dict[str, str] = {
     "bell": "spinning", "spinning": "bell",
     "sawing": "typing", "typing": "sawing",
 }
+
+# More classes than the 8 base classes: combinations of a picture (motion) with another class's sound family.
+MAX_CLASSES = len(CLASSES) ** 2
+_COMBINATION_STREAM = 0x0C1A
 
 FPS = 25
 SIZE = 128
@@ -882,12 +888,24 @@ def _render_task(task: tuple[str, int, int, str, str, bool]) -> float:
 # the data set
 
 
-def class_sizes(n: int, imbalance: float, rng: np.random.Generator) -> dict[str, int]:
-    """Clips per class for ``n`` clips: geometric sizes n_k proportional to imbalance^(-k / (K - 1)) over classes in
-    a random order (largest : smallest = ``imbalance``), rounded by largest remainder, at least 1 each when n >= K.
-    Sums to ``n``."""
-    k = len(CLASSES)
-    weights = imbalance ** (-np.arange(k) / (k - 1))
+def class_vocabulary(num_classes: int = len(CLASSES)) -> dict[str, tuple[str, str]]:
+    """Class name -> (picture class, sound class). Up to 8 classes: the base classes (a motion with its own
+    synchronised sound), in CLASSES order. Beyond: combinations "motion~sound" of a base class's picture with
+    another base class's sound (from its own, independent motion), in one fixed order whatever the data seed."""
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise UserError(f"num_classes must be in [1, {MAX_CLASSES}], got {num_classes!r}")
+    pairs = [(c, c) for c in CLASSES]
+    others = [(m, a) for m in CLASSES for a in CLASSES if a != m]
+    pairs += [others[i] for i in np.random.default_rng(_COMBINATION_STREAM).permutation(len(others))]
+    return {(m if m == a else f"{m}~{a}"): (m, a) for m, a in pairs[:num_classes]}
+
+
+def class_sizes(n: int, imbalance: float, rng: np.random.Generator, classes: list[str] = CLASSES) -> dict[str, int]:
+    """Clips per class for ``n`` clips: geometric sizes n_k proportional to imbalance^(-k / (K - 1)) over ``classes``
+    in a random order (largest : smallest = ``imbalance``), rounded by largest remainder, at least 1 each when
+    n >= K. Sums to ``n``."""
+    k = len(classes)
+    weights = imbalance ** (-np.arange(k) / max(k - 1, 1))
     exact = n * weights / weights.sum()
     sizes = np.floor(exact).astype(int)
     sizes[np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]] += 1
@@ -896,15 +914,15 @@ def class_sizes(n: int, imbalance: float, rng: np.random.Generator) -> dict[str,
             sizes[np.argmax(sizes)] -= 1
             sizes[np.flatnonzero(sizes == 0)[0]] += 1
     order = rng.permutation(k)
-    return {CLASSES[order[i]]: int(sizes[i]) for i in range(k)}
+    return {classes[order[i]]: int(sizes[i]) for i in range(k)}
 
 
-def _class_labels(n: int, rng: np.random.Generator, imbalance: float = 1.0) -> list[str]:
-    """``n`` labels in random order: round-robin over the classes (balanced), or :func:`class_sizes`."""
+def _class_labels(n: int, rng: np.random.Generator, imbalance: float = 1.0, classes: list[str] = CLASSES) -> list[str]:
+    """``n`` labels in random order: round-robin over ``classes`` (balanced), or :func:`class_sizes`."""
     if imbalance == 1.0:
-        labels = [CLASSES[i % len(CLASSES)] for i in range(n)]
+        labels = [classes[i % len(classes)] for i in range(n)]
     else:
-        labels = [c for c, size in class_sizes(n, imbalance, rng).items() for _ in range(size)]
+        labels = [c for c, size in class_sizes(n, imbalance, rng, classes).items() for _ in range(size)]
     order = rng.permutation(n)
     return [labels[i] for i in order]
 
@@ -925,7 +943,8 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 
 def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: float = 0.0,
                      noise_type: str = "symmetric", mismatch: float = 0.0, seed: int = 0,
-                     test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, workers: int | None = None,
+                     test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, num_classes: int = len(CLASSES),
+                     workers: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict:
     """Render the procedural audio-visual data set into ``out_dir``.
 
@@ -938,7 +957,10 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     (``true_label`` = the picture's class, ``audio_label`` = the sound's). ``imbalance`` >= 1: class sizes fall
     geometrically from the largest to the smallest class by this ratio (:func:`class_sizes`; 1 = balanced round-robin).
     ``muted`` in [0, 1): exactly round(muted * clips) clips that are not mismatched keep a sound track of digital
-    silence (truth.csv then gets an ``is_muted`` column). ``test_clips`` > 0 adds a clean split in
+    silence (truth.csv then gets an ``is_muted`` column). ``num_classes`` in [1, 64]: the first of
+    :func:`class_vocabulary` (beyond 8, pictures combined with other classes' sounds; asymmetric noise then maps
+    each class to the next in sorted order, and a mismatched clip gets a sound of another sound class). ``test_clips``
+    > 0 adds a clean split in
     ``out_dir/test/`` (clips/, labels.csv, truth.csv). Same arguments -> byte-identical files, whatever
     ``workers`` (processes; default ``os.cpu_count()``). ``progress(done, total)`` is called after each clip.
 
@@ -959,22 +981,25 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         raise UserError(f"unknown noise type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
     out_dir = Path(out_dir)
 
-    true_labels = _class_labels(clips, np.random.default_rng([seed, *_ORDER_STREAM]), float(imbalance))
-    given = choose_label_noise(true_labels, CLASSES, label_noise, noise_type, noise_rng(seed), CONFUSABLE)
-    donors = choose_mismatch(true_labels, mismatch, mismatch_rng(seed))
+    vocabulary = class_vocabulary(_check_int("num_classes", num_classes, 1))
+    classes = list(vocabulary)
+    confusable = CONFUSABLE if classes == CLASSES else default_confusion_map(classes)
+    true_labels = _class_labels(clips, np.random.default_rng([seed, *_ORDER_STREAM]), float(imbalance), classes)
+    given = choose_label_noise(true_labels, classes, label_noise, noise_type, noise_rng(seed), confusable)
+    donors = choose_mismatch([vocabulary[c][1] for c in true_labels], mismatch, mismatch_rng(seed))
     audio_labels = [true_labels[i] if d is None else true_labels[d] for i, d in enumerate(donors)]
     muted_clips = choose_muted(donors, muted, muted_rng(seed))
     names = [f"clips/clip_{i:05d}.mp4" for i in range(clips)]
 
-    test_labels = _class_labels(test_clips, np.random.default_rng([seed, *_TEST_ORDER_STREAM]))
+    test_labels = _class_labels(test_clips, np.random.default_rng([seed, *_TEST_ORDER_STREAM]), 1.0, classes)
     test_names = [f"clips/clip_{j:05d}.mp4" for j in range(test_clips)]
 
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     if test_clips:
         (out_dir / "test" / "clips").mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out_dir / name), seed, i, v, a, m)
+    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m)
              for i, (name, v, a, m) in enumerate(zip(names, true_labels, audio_labels, muted_clips, strict=True))]
-    tasks += [(str(out_dir / "test" / name), seed, clips + j, v, v, False)
+    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False)
               for j, (name, v) in enumerate(zip(test_names, test_labels, strict=True))]
 
     total = len(tasks)
@@ -985,8 +1010,6 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
             if progress:
                 progress(done, total)
     else:
-        import multiprocessing
-
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                           else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -1000,7 +1023,7 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels)
     return {
         "clips": clips,
-        "classes": len(CLASSES),
+        "classes": len(classes),
         "noisy": int(sum(g != t for g, t in zip(given, true_labels, strict=True))),
         "mismatched": int(sum(d is not None for d in donors)),
         "muted": int(sum(muted_clips)),

@@ -17,9 +17,9 @@ from auditor.errors import UserError
 from auditor.model.config import TrainConfig
 from auditor.model.network import AudioVisualNet
 from auditor.model.presets import get_preset
+from auditor.run_folder import CHECKPOINT_FILE
 
 CHECKPOINT_FORMAT = 1
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_checkpoint(path: Path, model, opt, sched, state: dict[str, torch.Tensor], epoch: int, elapsed: float,
@@ -48,6 +48,21 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(f"{path}: not an AV Auditor checkpoint of format {CHECKPOINT_FORMAT} "
                         f"(found {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")
     return ckpt
+
+
+def init_from_run(model: AudioVisualNet, run_dir: str | Path, preset: str) -> dict[str, int]:
+    """Start ``model`` from the weights of an earlier run (e.g. encoders trained on a large set on a GPU): every
+    tensor of RUNDIR/checkpoint.pt whose name and shape match is copied (encoders and projection heads; the
+    classifier heads too when the classes have the same count), the rest keeps its fresh initialisation.
+    Returns {"copied": n, "kept": m}. Raises UserError when the run has no checkpoint or another preset."""
+    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
+    if ckpt["config"].get("preset") != preset:
+        raise UserError(f"{run_dir}: --init-from needs a run of the same preset ({preset}); it was trained with "
+                        f"{ckpt['config'].get('preset')!r}")
+    own = model.state_dict()
+    matching = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return {"copied": len(matching), "kept": len(own) - len(matching)}
 
 
 def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[AudioVisualNet, dict]:

@@ -53,6 +53,7 @@ class TrainConfig:
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
+    init_from: str = ""  # a run folder whose checkpoint's matching weights start the model (checkpoint.init_from_run)
     # Processes that make the training batches (model/loader.py): 0 = in the training process, -1 = auto (0 on the
     # CPU, where they would compete with the model for the cores; up to 8 per GPU).
     loader_workers: int = -1

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as td
 from torch import nn
+from torch.distributed.nn.functional import all_gather
 
 from auditor.errors import UserError
 
@@ -87,8 +88,6 @@ def gather_with_grad(t: torch.Tensor) -> tuple[torch.Tensor, int]:
     (B_local * K, ...) tensor and the offset of this rank's rows in it."""
     if not _active():
         return t, 0
-    from torch.distributed.nn.functional import all_gather
-
     return torch.cat(all_gather(t), dim=0), td.get_rank() * t.shape[0]
 
 

@@ -26,6 +26,9 @@ Q_FLOOR = 1e-6
 # Clips per chunk when l_i is computed in evaluation mode: every clip of a chunk sees the same negatives.
 EVAL_NEGATIVES_CHUNK = 4096
 EVAL_BATCH = 128
+# The feature-distance evidence needs neighbours of the clip's own class: with fewer other clips of its class than
+# this, a clip has no class to be near and is judged by the classifier alone.
+MIN_CLASS_NEIGHBOURS = 2
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -82,7 +85,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
       on clips with sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0
       (they are reported as not mismatched by the scoring);
     * CE_i = label_evidence_ce (gated by w); with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
-      q from (u, r0), then the evidence is CE_i - log q_i[y~_i];
+      q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
+      MIN_CLASS_NEIGHBOURS other clips of its class);
     * r_i = mixture posterior over the evidence; q, y^ from (u, r).
     Each mixture returns all-clean posteriors when its evidence shows no second population."""
     group = labels.numpy() if cfg.class_normalise else None
@@ -96,7 +100,9 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     evidence = ce
     if cfg.label_evidence == "classifier+features":
         q, _ = corrected_labels(u, labels, torch.from_numpy(r_fit.clean).float(), num_classes, cfg.tau_p, cfg.knn_k)
-        evidence = ce - torch.log(q[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
+        others = torch.bincount(labels, minlength=num_classes)[labels] - 1  # other clips of the clip's class
+        feature_evidence = -torch.log(q[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
+        evidence = ce + torch.where(others >= MIN_CLASS_NEIGHBOURS, feature_evidence, torch.zeros_like(ce))
         r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = corrected_labels(u, labels, r, num_classes, cfg.tau_p, cfg.knn_k)

@@ -6,7 +6,9 @@ z^v, z^a (B, d) unit vectors, and logits of c_v(h^v), c_a(h^a), c_av([h^v; h^a])
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +47,7 @@ class ResNet18Encoder(nn.Module):
 
     def __init__(self, in_channels: int, pretrained: bool = False) -> None:
         super().__init__()
-        from torchvision.models import resnet18
+        from torchvision.models import resnet18  # torchvision: only for this preset (a second to import)
 
         net = resnet18(weights=None)
         if pretrained and in_channels == 3:
@@ -61,17 +63,43 @@ class ResNet18Encoder(nn.Module):
 
 
 def _load_cached_imagenet_weights(net: nn.Module) -> bool:
-    from torchvision.models import ResNet18_Weights
+    from torchvision.models import ResNet18_Weights  # as above
 
-    url = ResNet18_Weights.IMAGENET1K_V1.url
-    path = torch.hub.get_dir() + "/checkpoints/" + url.rsplit("/", 1)[-1]
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        print(f"note: no cached ImageNet weights at {path}; training the visual encoder from scratch")
+    return load_cached_weights(net, ResNet18_Weights.IMAGENET1K_V1.url, "ImageNet")
+
+
+def load_cached_weights(net: nn.Module, url: str, what: str) -> bool:
+    """Load torchvision weights for ``net`` from the local torch hub cache (never downloaded): True when they were
+    there; otherwise one line says where they were looked for and the encoder trains from scratch."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        print(f"note: no cached {what} weights at {path}; training the visual encoder from scratch "
+              f"(to use them, put {url.rsplit('/', 1)[-1]} there)", file=sys.stderr)
         return False
-    net.load_state_dict(state)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
     return True
+
+
+class VideoR2Plus1DEncoder(nn.Module):
+    """torchvision R(2+1)D-18 (Tran et al., CVPR 2018) over the T frames of a clip -> (B, 512): a video backbone
+    whose Kinetics-400 weights are used when they are in the local torch hub cache (never downloaded)."""
+
+    temporal = True  # takes (B, T, 3, S, S) whole, not frame by frame
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__()
+        from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18  # only for this preset
+
+        net = r2plus1d_18(weights=None)
+        if pretrained:
+            load_cached_weights(net, R2Plus1D_18_Weights.KINETICS400_V1.url, "Kinetics-400")
+        net.fc = nn.Identity()
+        self.net = net
+        self.out_dim = 512
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames.transpose(1, 2))  # (B, T, 3, S, S) -> (B, 3, T, S, S) -> (B, 512)
 
 
 @dataclass
@@ -90,6 +118,8 @@ class AudioVisualNet(nn.Module):
         super().__init__()
         if preset.encoder == "resnet18":
             self.f_v, self.f_a = ResNet18Encoder(3, pretrained), ResNet18Encoder(1)
+        elif preset.encoder == "r2plus1d_18":
+            self.f_v, self.f_a = VideoR2Plus1DEncoder(pretrained), ResNet18Encoder(1)
         else:
             self.f_v, self.f_a = SmallCNN(3, preset.width), SmallCNN(1, preset.width)
         c = self.f_v.out_dim
@@ -101,7 +131,10 @@ class AudioVisualNet(nn.Module):
 
     def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> Outputs:
         b, t = frames.shape[:2]
-        h_v = self.f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)  # shared over time, mean-pooled: (B, C)
+        if getattr(self.f_v, "temporal", False):
+            h_v = self.f_v(frames)  # a video backbone sees the T frames together: (B, C)
+        else:
+            h_v = self.f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)  # shared over time, mean-pooled: (B, C)
         h_a = self.f_a(mel)  # (B, C)
         z_v = F.normalize(self.g_v(h_v), dim=-1)
         z_a = F.normalize(self.g_a(h_a), dim=-1)

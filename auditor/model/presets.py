@@ -2,6 +2,7 @@
 
 ``cpu`` is the default: small CNN encoders on 64x64 frames, fast enough for a 2-core machine.
 ``resnet18`` follows method.md's full-size setting (torchvision ResNet-18 encoders, 112x112 frames).
+``r2plus1d`` uses torchvision's R(2+1)D-18 video backbone over 8 frames (Kinetics-400 weights when cached).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from auditor.errors import UserError
 @dataclass(frozen=True)
 class Preset:
     name: str
-    encoder: str  # "small_cnn" | "resnet18"
+    encoder: str  # "small_cnn" | "resnet18" | "r2plus1d_18"
     frame_size: int  # S
     cached_frames: int  # frames decoded per clip into the cache
     num_frames: int  # T frames fed to the visual encoder
@@ -29,6 +30,9 @@ PRESETS: dict[str, Preset] = {
                   batch_size=64),
     "resnet18": Preset("resnet18", "resnet18", frame_size=112, cached_frames=8, num_frames=4, audio_frames=400,
                        width=64, batch_size=32),
+    # A video backbone (torchvision R(2+1)D-18) for GPUs; Kinetics-400 weights with --pretrained when cached.
+    "r2plus1d": Preset("r2plus1d", "r2plus1d_18", frame_size=112, cached_frames=8, num_frames=8, audio_frames=400,
+                       width=64, batch_size=16),
 }
 
 

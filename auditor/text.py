@@ -1,0 +1,41 @@
+"""User text made safe for the place the app shows it, and durations in words (pure; no Streamlit).
+
+User data (labels, file names, error messages that name them) is never rendered as HTML: in Markdown it goes
+through :func:`md_literal`, in Plotly hover labels and legends through :func:`escape_hover`; elsewhere the app
+shows it with ``st.text`` / ``st.dataframe``, which render text as text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pandas as pd
+
+
+def md_literal(text: object) -> str:
+    """User text as a Markdown inline-code span: shown literally (no HTML, emphasis, links, emoji or maths)."""
+    s = re.sub(r"[\r\n]+", " ", str(text))
+    if not s:
+        return "` `"
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") or s.startswith(" ") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def escape_hover(text: object) -> str:
+    """User text for a Plotly hover label or legend: Plotly interprets a subset of HTML tags there, so ``&``,
+    ``<`` and ``>`` become entities (shown literally)."""
+    return html.escape(str(text), quote=False)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """85 -> "1 min 25 s"; None or NaN -> "–"."""
+    if seconds is None or pd.isna(seconds):
+        return "–"
+    s = int(round(float(seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"

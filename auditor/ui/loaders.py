@@ -1,0 +1,138 @@
+"""Cached readers: a data set's manifest, a run's outputs (flags, UMAP points, the fused embedding), the review
+store, and a clip's decoded frames and sound for the Review page.
+
+Each cached reader is keyed by its file's modification time, so a new flags.csv or labels.csv is read again on
+the next rerun. ``st.cache_resource`` results are shared by every session: never mutate them. Decoding a clip
+needs PyAV and torch (seconds to import): :func:`clip_media` imports them when first called, not when a page
+loads.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from auditor import explore_maps, review_queue, run_folder
+from auditor.data.manifest import LABELS_FILE, Manifest, load_manifest
+from auditor.flags import FLAG_THRESHOLD
+from auditor.reviews import ReviewStore
+
+REVIEW_FRAMES = 8  # frames in the Review page's strip
+REVIEW_FRAME_SIZE = 128
+
+
+def _mtime(path: Path) -> int:
+    """Modification time of ``path`` in ns (0 when it is missing): the cache key of what was read from it."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+# ------------------------------------------------------------------------------------------------ data set
+@st.cache_data(show_spinner=False, max_entries=4, ttl=300)
+def _manifest(path: str, mtime: int) -> Manifest:
+    return load_manifest(path)
+
+
+def manifest(data: Path) -> Manifest:
+    """The data set's validated manifest (auditor.data.manifest.load_manifest), cached per labels.csv version.
+    Raises ManifestError (a UserError) for an unusable folder."""
+    return _manifest(str(data), _mtime(data / LABELS_FILE) or _mtime(data))
+
+
+# ---------------------------------------------------------------------------------------------- run outputs
+@st.cache_data(show_spinner=False, max_entries=8)
+def _flags(path: str, mtime: int, threshold: float) -> pd.DataFrame:
+    return review_queue.read_flags(path, threshold)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _umap(path: str, mtime: int) -> pd.DataFrame:
+    return explore_maps.read_umap(path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _embedding_matrix(path: str, mtime: int) -> tuple[list[str], np.ndarray]:
+    return review_queue.read_embedding_matrix(path, "fused")  # shared across sessions: never mutate
+
+
+def flags(run: Path) -> pd.DataFrame:
+    """The run's flags.csv, annotated (review_queue.read_flags)."""
+    path = run / run_folder.FLAGS_FILE
+    return _flags(str(path), _mtime(path), FLAG_THRESHOLD)
+
+
+def umap(run: Path) -> pd.DataFrame:
+    """The run's UMAP coordinates (explore_maps.read_umap)."""
+    path = run / run_folder.EMBEDDINGS_FILE
+    return _umap(str(path), _mtime(path))
+
+
+def embedding_matrix(run: Path) -> tuple[list[str], np.ndarray]:
+    """(clips, unit-length fused embeddings) of the run (review_queue.read_embedding_matrix); shared: read only."""
+    path = run / run_folder.EMBEDDINGS_FILE
+    return _embedding_matrix(str(path), _mtime(path))
+
+
+def run_id(run: Path) -> str:
+    """The run id in the run's config.json (the folder name when it has none): what decisions are stamped with."""
+    return str((run_folder.read_config(run) or {}).get("run_id", run.name))
+
+
+# -------------------------------------------------------------------------------------------------- reviews
+def review_store(data: Path) -> ReviewStore:
+    """The data set's ReviewStore; use as a context manager (``with loaders.review_store(data) as store``)."""
+    return ReviewStore(data)
+
+
+def latest_reviews(data: Path) -> pd.DataFrame:
+    with review_store(data) as store:
+        return store.latest()
+
+
+def scored_clips(data: Path, run: Path) -> pd.DataFrame:
+    """flags + current review status, one row per clip of flags.csv."""
+    table = flags(run)
+    table["review_status"] = review_queue.review_status(table["clip"], latest_reviews(data)).to_numpy()
+    return table
+
+
+def points(data: Path, run: Path) -> pd.DataFrame:
+    """Scored clips with UMAP coordinates and review status (explore_maps.points_table)."""
+    return explore_maps.points_table(flags(run), umap(run), latest_reviews(data))
+
+
+# ----------------------------------------------------------------------------------------------- clip media
+@st.cache_data(show_spinner=False, max_entries=16)
+def _clip_media(path: str, mtime: int) -> dict:
+    # PyAV and torch: seconds to import, and only the Review page's media need them.
+    from auditor.data.decode import SAMPLE_RATE, decode_clip
+    from auditor.data.features import log_mel
+
+    clip = decode_clip(path, num_frames=REVIEW_FRAMES, size=REVIEW_FRAME_SIZE)
+    return {"frames": clip.frames, "wav": _wav_bytes(clip.audio, SAMPLE_RATE), "mel": log_mel(clip.audio),
+            "duration": clip.duration, "has_audio": clip.has_audio}
+
+
+def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """Mono float audio in [-1, 1] -> 16-bit PCM WAV bytes, at the level the model heard (not normalised)."""
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
+def clip_media(path: Path) -> dict:
+    """Decoded frames (T, S, S, 3), the sound as WAV bytes, log-mel (64, L) of a clip file (already checked to be
+    inside the data set with review_queue.clip_path)."""
+    return _clip_media(str(path), _mtime(path))

@@ -1,0 +1,242 @@
+"""Session state of one browser tab: its defaults, the recent data set folders, the chosen data set and run, the
+page registry, and the shared sidebar that sets them.
+
+Session-state keys read by several pages are named here (``*_KEY``). ``st.session_state`` dies with the tab;
+the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk (DIR/.auditor/runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from auditor import jobs, run_folder
+from auditor.data.manifest import AUDITOR_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES_DIR = REPO / "pages"
+SAMPLE_DATA = REPO / "sample_data"
+SHIPPED_MODEL = REPO / "models" / "sample"
+# model.checkpoint.CHECKPOINT_FILE in it (that module imports torch, which the pages do not load)
+SHIPPED_CHECKPOINT = SHIPPED_MODEL / run_folder.CHECKPOINT_FILE
+RUNS_SUBDIR = Path(AUDITOR_DIR) / "runs"
+DEFAULT_RUN = "default"
+SHIPPED_RUN = "shipped"
+MAX_RECENT = 8
+
+PAGES = {  # name -> (file, title, icon)
+    "data": ("data.py", "Data", ":material/folder_open:"),
+    "model": ("model.py", "Model", ":material/model_training:"),
+    "explore": ("explore.py", "Explore", ":material/scatter_plot:"),
+    "review": ("review.py", "Review", ":material/fact_check:"),
+    "export": ("export.py", "Export", ":material/download:"),
+}
+
+# Session-state keys shared by several pages.
+DATA_KEY = "data_dir"  # the sidebar's data set text input
+RUN_KEY = "run_name"  # the sidebar's run selectbox
+CURATOR_KEY = "curator"
+PENDING_RUN_KEY = "_pending_run"  # a run to select on the next rerun (the selectbox is already drawn)
+REVIEW_CLIPS_KEY = "review_clips"  # clips sent from Explore to Review, or absent
+_RECENT_KEY = "_recent_pick"  # the sidebar's recent-folders selectbox
+
+
+def page_file(name: str) -> str:
+    """Absolute path of a page script (what ``st.Page`` and ``st.switch_page`` take)."""
+    return str(PAGES_DIR / PAGES[name][0])
+
+
+def navigation_pages() -> list:
+    """Every page, registered explicitly (st.navigation turns the automatic pages/ discovery off)."""
+    return [st.Page(page_file(name), title=title, icon=icon, default=(name == "data"), url_path=name)
+            for name, (_, title, icon) in PAGES.items()]
+
+
+# ----------------------------------------------------------------------------------------- session, recent
+def startup_data_dir(argv: list[str] | None = None, environ: dict | None = None) -> str | None:
+    """``--data DIR`` (or ``--data=DIR``) after ``--`` on the ``streamlit run`` line, else $AUDITOR_DATA."""
+    argv = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg == "--data" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--data="):
+            return arg.split("=", 1)[1]
+    return (os.environ if environ is None else environ).get("AUDITOR_DATA") or None
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "av-auditor"
+
+
+def recent_data_dirs() -> list[str]:
+    """Recently used data set folders, newest first (from ~/.config/av-auditor/recent.json)."""
+    try:
+        items = json.loads((config_dir() / "recent.json").read_text()).get("recent", [])
+        return [str(p) for p in items if isinstance(p, str)][:MAX_RECENT]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def remember_data_dir(path: str) -> None:
+    """Put ``path`` first in the recent list; a read-only home only loses the list, never the app."""
+    items = [path] + [p for p in recent_data_dirs() if p != path]
+    target = config_dir() / "recent.json"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"recent": items[:MAX_RECENT]}, indent=1))
+        tmp.replace(target)
+    except OSError:
+        pass
+
+
+def init_session() -> None:
+    """Defaults for a new tab: the data set from the command line / $AUDITOR_DATA / the recent list."""
+    ss = st.session_state
+    if DATA_KEY not in ss:
+        start = startup_data_dir()
+        if not start:
+            start = next((p for p in recent_data_dirs() if Path(p).is_dir()), "")
+        ss[DATA_KEY] = str(Path(start).expanduser().resolve()) if start else ""
+        if start and Path(start).is_dir():
+            remember_data_dir(ss[DATA_KEY])
+    ss.setdefault(CURATOR_KEY, "")
+
+
+def select_run(name: str) -> None:
+    """Select run ``name`` in the sidebar from the next rerun on (its selectbox is already drawn)."""
+    st.session_state[PENDING_RUN_KEY] = name
+
+
+# ------------------------------------------------------------------------------------------ data and runs
+def data_dir() -> Path | None:
+    """The chosen data set folder (resolved), or None when none is chosen or it is not a folder."""
+    value = st.session_state.get(DATA_KEY, "")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def runs_root(data: Path) -> Path:
+    return data / RUNS_SUBDIR
+
+
+def _run_order(names: set[str] | list[str]) -> list[str]:
+    """The default run first, then by name."""
+    return sorted(names, key=lambda n: (n != DEFAULT_RUN, n))
+
+
+def run_names(data: Path) -> list[str]:
+    """Run folders under DIR/.auditor/runs (default first, then by name)."""
+    root = runs_root(data)
+    names = {Path(p).name for p in run_folder.list_runs(root)}
+    if root.is_dir():  # a job still ingesting has written no config.json yet: it is a run too
+        names |= {p.name for p in root.iterdir() if (p / jobs.JOB_FILE).is_file()}
+    return _run_order(names)
+
+
+def run_dir() -> Path | None:
+    """The selected run folder, or None."""
+    data, name = data_dir(), st.session_state.get(RUN_KEY)
+    if data is None or not name:
+        return None
+    path = runs_root(data) / name
+    return path if path.is_dir() else None
+
+
+def outputs_ready(run: Path | None) -> bool:
+    return run is not None and run_folder.run_outputs_ready(run)
+
+
+def require_data() -> Path:
+    """The data set folder, or stop the page with a hint."""
+    data = data_dir()
+    if data is None:
+        st.info("Choose a data set folder in the sidebar (or use the bundled sample) to begin.")
+        st.stop()
+    return data
+
+
+def require_scored_run() -> tuple[Path, Path]:
+    """(data folder, run folder with flags + embeddings), or stop the page with a hint."""
+    data = require_data()
+    run = run_dir()
+    if not outputs_ready(run):
+        st.info("No scored run yet for this data set. Train a model or score it with the shipped model on "
+                "the **Model** page; the results appear here when the job finishes.")
+        st.page_link(page_file("model"), label="Go to Model", icon=":material/model_training:")
+        st.stop()
+    return data, run
+
+
+# --------------------------------------------------------------------------------------------- the sidebar
+def _use_sample() -> None:
+    st.session_state[DATA_KEY] = str(SAMPLE_DATA)
+    _data_changed()
+
+
+def _use_recent() -> None:
+    pick = st.session_state.get(_RECENT_KEY)
+    if pick:
+        st.session_state[DATA_KEY] = pick
+        _data_changed()
+    st.session_state[_RECENT_KEY] = None
+
+
+def _data_changed() -> None:
+    value = st.session_state.get(DATA_KEY, "").strip()
+    if value and Path(value).expanduser().is_dir():
+        st.session_state[DATA_KEY] = str(Path(value).expanduser().resolve())
+        remember_data_dir(st.session_state[DATA_KEY])
+    st.session_state.pop(RUN_KEY, None)
+    st.session_state.pop(REVIEW_CLIPS_KEY, None)
+
+
+def _default_run(data: Path, names: list[str]) -> str | None:
+    """A running job's run if there is one, else 'default', else the first run with outputs, else the first."""
+    for name in names:
+        if jobs.job_status(runs_root(data) / name).state == "running":
+            return name
+    ready = [n for n in names if run_folder.run_outputs_ready(runs_root(data) / n)]
+    if DEFAULT_RUN in ready:
+        return DEFAULT_RUN
+    return (ready or names or [None])[0]
+
+
+def sidebar() -> None:
+    """Data set folder (+ recent list, bundled sample), run selector, curator name."""
+    ss = st.session_state
+    with st.sidebar:
+        st.text_input("Data set folder", key=DATA_KEY, on_change=_data_changed,
+                      placeholder="/path/to/videos (labels.csv or class folders)",
+                      help="A folder with labels.csv (clip,label) or one sub-folder per class.")
+        recent = [p for p in recent_data_dirs() if p != ss.get(DATA_KEY)]
+        if recent:
+            st.selectbox("Recent", recent, index=None, key=_RECENT_KEY, on_change=_use_recent,
+                         placeholder="Recently used…", label_visibility="collapsed")
+        st.button("Use the bundled sample", on_click=_use_sample, icon=":material/library_music:",
+                  disabled=not (SAMPLE_DATA / "labels.csv").is_file(), width="stretch",
+                  help="The sample data set that ships with AV Auditor (sample_data/)")
+        value = ss.get(DATA_KEY, "")
+        data = data_dir()
+        if value and data is None:
+            st.error("That folder does not exist.")
+        if data is not None:
+            names = run_names(data)
+            if PENDING_RUN_KEY in ss:
+                pending = ss.pop(PENDING_RUN_KEY)
+                names = _run_order(set(names) | {pending})
+                ss[RUN_KEY] = pending
+            if ss.get(RUN_KEY) not in names:
+                ss[RUN_KEY] = _default_run(data, names)
+            if names:
+                st.selectbox("Run", names, key=RUN_KEY, help="Model runs of this data set (DIR/.auditor/runs)")
+            else:
+                st.caption("No runs yet: start one on the Model page.")
+        st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",
+                      help="Stored with every review decision.")

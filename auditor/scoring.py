@@ -12,7 +12,9 @@ p^av; ``cosine`` gives mismatch_score = (1 - cos(z^v, z^a)) / 2; ``ce`` has no m
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
+import multiprocessing as mp
 import os
 import time
 from pathlib import Path
@@ -40,6 +42,12 @@ from auditor.run_folder import (
 )
 
 UMAP_NEIGHBOURS = 15
+# UMAP is fitted on at most this many points; the others are placed into the map by transform (umap_2d). A fit
+# costs about 0.5 s per 1,000 points on one core, a transform about 0.25 s (2-core machine, 128-d).
+UMAP_FIT_MAX = 50_000
+# From this many points on the three maps are computed in parallel processes (umap_maps): below it, starting the
+# processes costs more than it saves.
+UMAP_PARALLEL_MIN = 10_000
 
 
 def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes: list[str],
@@ -79,7 +87,8 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
     if not known.any():
         raise UserError(f"{result.manifest.root}: none of the data set's labels is among the model's classes "
                         f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})")
-    arrays = _subset(arrays, np.flatnonzero(known))
+    if not known.all():
+        arrays = arrays.take(np.flatnonzero(known))
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
     s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device))
     names = np.asarray(classes, dtype=object)
@@ -98,8 +107,9 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
                         "audio": list(s["z_a"].astype(np.float32)), "visual": list(s["z_v"].astype(np.float32)),
                         "fused": list(s["u"].astype(np.float32))})
     t0 = time.time()
-    for name, key in (("audio", "z_a"), ("visual", "z_v"), ("fused", "u")):
-        xy = umap_2d(s[key], seed=cfg.seed) if umap else np.zeros((len(emb), 2), np.float32)
+    maps = {"audio": s["z_a"], "visual": s["z_v"], "fused": s["u"]}
+    maps = umap_maps(maps, seed=cfg.seed) if umap else {k: np.zeros((len(emb), 2), np.float32) for k in maps}
+    for name, xy in maps.items():
         emb[f"umap_{name}_x"], emb[f"umap_{name}_y"] = xy[:, 0], xy[:, 1]
     umap_seconds = time.time() - t0
     atomic_write(out_dir / EMBEDDINGS_FILE, lambda fh: emb.to_parquet(fh, index=False))
@@ -118,14 +128,6 @@ def _audio_problems(result: IngestResult, arrays: ClipArrays) -> np.ndarray:
     status = dict(zip(result.clips["clip"], result.clips["audio"], strict=True))
     return np.array([{"none": "no_audio", "silent": "silent_audio"}.get(status.get(c, "present"), "")
                      for c in arrays.clips], dtype=object)
-
-
-def _subset(arrays: ClipArrays, idx: np.ndarray) -> ClipArrays:
-    if len(idx) == len(arrays.clips):
-        return arrays
-    return ClipArrays(clips=[arrays.clips[i] for i in idx], labels=[arrays.labels[i] for i in idx],
-                      frames=arrays.frames[idx], mel=arrays.mel[idx], mel_lengths=arrays.mel_lengths[idx],
-                      has_audio=arrays.has_audio[idx])
 
 
 def _problem_rows(result: IngestResult, classes: list[str]) -> pd.DataFrame:
@@ -158,8 +160,26 @@ def class_report(flags: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
                                        "estimated_mismatch_rate"])
 
 
+def umap_maps(vectors: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """umap_2d of each named (N, D) array. From UMAP_PARALLEL_MIN points on, the maps are computed at the same time
+    in one process each (at most one per core): each map is seeded and so single-threaded (umap_2d), and this is
+    how they use the cores there are while staying reproducible."""
+    n = min(len(x) for x in vectors.values())
+    workers = min(len(vectors), os.cpu_count() or 1)
+    if workers < 2 or n < UMAP_PARALLEL_MIN:
+        return {name: umap_2d(x, seed) for name, x in vectors.items()}
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {name: pool.submit(umap_2d, x, seed) for name, x in vectors.items()}
+        return {name: fut.result() for name, fut in futures.items()}
+
+
 def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(N, D) -> (N, 2) UMAP coordinates (cosine metric); tiny inputs fall back to the first two PCA axes."""
+    """(N, D) -> (N, 2) UMAP coordinates (cosine metric); tiny inputs fall back to the first two PCA axes.
+
+    Reproducible: ``random_state=seed``, which makes umap-learn (0.5.x) run single-threaded (it overrides n_jobs
+    to 1 and optimises the layout serially; unseeded, its parallel layout differs from run to run). Above
+    UMAP_FIT_MAX points, UMAP is fitted on a seeded random sample of UMAP_FIT_MAX and the other points are placed
+    by ``transform`` into that map."""
     n = x.shape[0]
     if n < 2 * UMAP_NEIGHBOURS // 3 + 2:
         return _pca_2d(x)
@@ -168,7 +188,14 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
     reducer = umap.UMAP(n_neighbors=min(UMAP_NEIGHBOURS, n - 1), min_dist=0.1, metric="cosine",
                         random_state=seed, n_jobs=1)
-    return reducer.fit_transform(x).astype(np.float32)
+    if n <= UMAP_FIT_MAX:
+        return reducer.fit_transform(x).astype(np.float32)
+    fit = np.zeros(n, dtype=bool)
+    fit[np.random.default_rng(seed).choice(n, UMAP_FIT_MAX, replace=False)] = True
+    out = np.empty((n, 2), np.float32)
+    out[fit] = reducer.fit_transform(x[fit])
+    out[~fit] = reducer.transform(x[~fit])
+    return out
 
 
 def _pca_2d(x: np.ndarray) -> np.ndarray:

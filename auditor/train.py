@@ -21,7 +21,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -33,7 +32,7 @@ from auditor.model import distributed as dist
 from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import autocast, estimate_noise, evaluate
-from auditor.model.inputs import batch_inputs
+from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
 from auditor.model.presets import get_preset, preprocess_params
@@ -222,6 +221,9 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     initialised = init_from_run(model, cfg.init_from, cfg.preset) if cfg.init_from else None
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
+    if cfg.method == "ce":  # no loss term reads z: frozen heads, so DDP does not wait for gradients that never come
+        for head in (model.g_v, model.g_a):
+            head.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs_total * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, steps_per_epoch))
@@ -237,6 +239,10 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         state = NoiseState.from_checkpoint(ckpt["state"], has_audio)
         start_epoch, elapsed0 = int(ckpt["epoch"]), float(ckpt["elapsed_s"])
     ddp_model = dist.wrap(model, ctx)
+    plan = EpochPlan(arrays, seed=cfg.seed, batch_size=batch_size, local_batch=local_batch, rank=ctx.rank,
+                     steps=steps_per_epoch, num_frames=preset.num_frames, audio_frames=preset.audio_frames)
+    batches = training_batches(arrays, plan, loader_workers(cfg.loader_workers, device, ctx.world),
+                               pin_memory=device.type == "cuda")
     if ctx.rank == 0:
         append_progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
                                   "clips": n, "classes": k, "device": str(device), "world_size": ctx.world,
@@ -253,24 +259,17 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         target = labels if phase == 1 else torch.where(kept, labels, state.y_hat)
         target_weight = state.r if phase == 1 else torch.where(kept, state.r, (1 - state.r) * state.q.max(1).values)
         w_train = state.w if (cfg.use_w and cfg.method == "ntl") else has_audio.float()
-        # Deterministic per (seed, epoch): a resumed run draws exactly what the uninterrupted one drew.
-        rng = np.random.default_rng([cfg.seed, epoch])
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+        # Order and augmentation per (seed, epoch), drawn for the whole global batch on every rank so that they do
+        # not depend on K; each rank's loader makes its own rows (model/loader.py).
+        plan.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + ctx.rank)  # dropout
         sums: dict[str, float] = {}
-        for step in range(steps_per_epoch):
-            # The whole global batch's inputs are drawn on every rank (cheap next to the network) so that the
-            # augmentation does not depend on K; each rank then keeps its own rows.
-            rows = perm[step * batch_size:(step + 1) * batch_size]
-            mine = slice(ctx.rank * local_batch, (ctx.rank + 1) * local_batch)
-            frames, mel = batch_inputs(arrays, rows, preset.num_frames, preset.audio_frames, rng)
-            idx = torch.from_numpy(rows[mine])
+        for step, (idx, frames, mel) in enumerate(batches):
             batch = Batch(idx=idx, given=labels[idx].to(device), target=target[idx].to(device),
                           w=w_train[idx].to(device), r=state.r[idx].to(device),
                           target_weight=target_weight[idx].to(device))
             opt.zero_grad(set_to_none=True)
-            out, terms, loss = forward_backward(ddp_model, frames[mine], mel[mine], batch, state, phase, cfg,
-                                                objective)
+            out, terms, loss = forward_backward(ddp_model, frames, mel, batch, state, phase, cfg, objective)
             opt.step()
             sched.step()
             if cfg.method == "ntl":

@@ -305,7 +305,7 @@ def test_read_only_data_folder_is_ingested_into_the_user_cache(tmp_path, mount_p
     home_cache = tmp_path / "xdg"
     proc = run_cli("ingest", "--data", str(data), "--workers", "1", env={"XDG_CACHE_HOME": str(home_cache)})
     assert proc.stdout.startswith("2 clips usable")
-    assert list((home_cache / "av-auditor").rglob("*.npz")) and not (source / ".auditor").exists()
+    assert list((home_cache / "av-auditor").rglob("store.json")) and not (source / ".auditor").exists()
 
 
 def _read_only_copy(mount_point, tmp_path: Path, files: dict[str, bytes]) -> Path:

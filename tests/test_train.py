@@ -118,20 +118,36 @@ def test_kill_and_resume_equals_uninterrupted(small_dataset, trained_run, tmp_pa
     assert '"resumed": true' in events
 
 
+def _torchrun(data: Path, run: Path, *args: str) -> subprocess.CompletedProcess:
+    """``train`` under torchrun with 2 CPU processes."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "auditor",
+           "train", "--data", str(data), "--run-dir", str(run), *args, "--device", "cpu"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu_writes_a_complete_run(small_dataset, trained_run, tmp_path):
     """The whole command under torchrun (gradient equality of DDP itself: tests/test_ddp.py)."""
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "auditor",
-           "train", "--data", str(small_dataset), "--run-dir", str(run), *FAST, "--device", "cpu"]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    proc = _torchrun(small_dataset, run, *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = pd.read_csv(trained_run / "flags.csv")
     ddp = pd.read_csv(run / "flags.csv")
     assert list(ddp.columns) == FLAGS_COLUMNS and sorted(ddp["clip"]) == sorted(single["clip"])
     events = [e["event"] for e in map(__import__("json").loads, (run / "progress.jsonl").read_text().splitlines())]
     assert events[0] == "start" and events[-1] == "done" and events.count("epoch") == 3
+
+
+@pytest.mark.slow
+def test_torchrun_trains_the_ce_baseline_whose_projection_heads_are_unused(small_dataset, tmp_path):
+    run = tmp_path / "ce"
+    proc = _torchrun(small_dataset, run, "--method", "ce", "--epochs-phase1", "2", "--epochs-phase2", "0",
+                     "--batch-size", "16", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flags = pd.read_csv(run / "flags.csv")
+    assert list(flags.columns) == FLAGS_COLUMNS and flags["label_noise_score"].notna().any()
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
 
 
 def test_checkpoint_with_pickled_payload_is_refused(tmp_path):

@@ -78,12 +78,22 @@ def log_mel(audio: np.ndarray, sample_rate: int = 16_000) -> np.ndarray:
 
 def crop_or_pad_time(mel: np.ndarray, length: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """(n_mels, L) -> (n_mels, length): a random window if ``rng`` is given, else the centre; pads with SILENCE."""
+    return window_at(mel, length, window_offset(mel.shape[-1], length, rng))
+
+
+def window_offset(n: int, length: int, rng: np.random.Generator | None = None) -> int:
+    """Where the ``length``-frame window of an ``n``-frame spectrogram goes: its start in the spectrogram when
+    n >= length, else the spectrogram's start in the window. Random (one draw of ``rng``) or centred."""
+    span = abs(n - length)
+    return int(rng.integers(0, span + 1)) if rng is not None else span // 2
+
+
+def window_at(mel: np.ndarray, length: int, offset: int) -> np.ndarray:
+    """(n_mels, n) -> (n_mels, length) at a :func:`window_offset`, padded with SILENCE."""
     n = mel.shape[-1]
     if n >= length:
-        start = int(rng.integers(0, n - length + 1)) if rng is not None else (n - length) // 2
-        return mel[..., start:start + length]
+        return mel[..., offset:offset + length]
     out = np.full(mel.shape[:-1] + (length,), SILENCE, dtype=mel.dtype)
-    offset = int(rng.integers(0, length - n + 1)) if rng is not None else (length - n) // 2
     out[..., offset:offset + n] = mel
     return out
 

@@ -54,6 +54,9 @@ class TrainConfig:
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
     init_from: str = ""  # a run folder whose checkpoint's matching weights start the model (checkpoint.init_from_run)
+    # Processes that make the training batches (model/loader.py): 0 = in the training process, -1 = auto (0 on the
+    # CPU, where they would compete with the model for the cores; up to 8 per GPU).
+    loader_workers: int = -1
     seed: int = 0
     device: str = "auto"
 
@@ -66,6 +69,9 @@ class TrainConfig:
             raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UserError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.loader_workers < -1:
+            raise UserError(f"--loader-workers must be >= 0 (0 = in the training process) or -1 (auto), got "
+                            f"{self.loader_workers}")
         if self.epochs_phase1 < 0 or self.epochs_phase2 < -1:
             raise UserError("--epochs-phase1 must be >= 1 (0 = auto) and --epochs-phase2 >= 0 (-1 = auto)")
 

@@ -4,52 +4,97 @@ Frames: T of the cached frames (one per segment, jittered in training), random h
 shift of up to S/8 pixels (reflect-padded) in training, ImageNet normalisation -> (B, T, 3, S, S) float32.
 Sound: a window of ``audio_frames`` log-mel frames (random in training, centred otherwise) -> (B, 1, 64, L),
 standardised with a fixed offset/scale so values are O(1).
+A batch is made in two steps: :func:`draw_batch` draws every random choice (cheap, in order, from one generator),
+:func:`make_inputs` reads the clips and applies them (the work a DataLoader worker does, model/loader.py).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from auditor.data.cache import ClipArrays
-from auditor.data.features import crop_or_pad_time, frame_indices
+from auditor.data.features import frame_indices, window_at, window_offset
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 1, 3, 1, 1)
 # log-mel values span about [-14, 5]; this affine map brings them to roughly zero mean, unit scale.
 MEL_OFFSET = -6.0
 MEL_SCALE = 4.0
+# Loudness jitter: a gain of +-6 dB is a shift of +-1.4 in natural-log power.
+GAIN_LOG_POWER = 1.4
+
+
+@dataclass
+class Draws:
+    """The random choices for a batch of B clips: frame picks (B, T), mel window offsets (B,)
+    (features.window_offset), and in training a horizontal flip (B,) bool, a shift (2, B) (dy, dx) in [0, 2 pad]
+    and a gain (B,) float32 in log power; None in evaluation."""
+
+    picks: np.ndarray
+    offsets: np.ndarray
+    flip: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    gain: np.ndarray | None = None
+
+    def __getitem__(self, rows: slice) -> Draws:
+        """The choices of the clips ``rows`` of the batch (a rank's part)."""
+        if self.flip is None:
+            return Draws(self.picks[rows], self.offsets[rows])
+        return Draws(self.picks[rows], self.offsets[rows], self.flip[rows], self.shift[:, rows], self.gain[rows])
 
 
 def batch_inputs(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
                  rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(frames (B, T, 3, S, S) float32, mel (B, 1, 64, L) float32) for clips ``idx``; ``rng`` None = evaluation."""
-    cached = arrays.frames.shape[1]
+    return make_inputs(arrays, idx, draw_batch(arrays, idx, num_frames, audio_frames, rng), audio_frames)
+
+
+def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
+               rng: np.random.Generator | None) -> Draws:
+    """Every random choice of the batch ``idx``, drawn from ``rng`` in a fixed order (frame picks clip by clip,
+    flips, shifts, mel windows clip by clip, gains); reads only the clips' mel lengths."""
+    cached, size = arrays.frames.shape[1], arrays.frames.shape[2]
     picks = np.stack([frame_indices(cached, num_frames, rng) for _ in idx])  # (B, T)
-    frames = torch.from_numpy(arrays.frames[idx[:, None], picks])  # (B, T, S, S, 3) uint8
-    frames = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, 3, S, S)
+    flip = shift = gain = None
     if rng is not None:
-        frames = _augment_frames(frames, rng)
+        flip = rng.random(len(idx)) < 0.5
+        shift = rng.integers(0, 2 * _shift_pad(size) + 1, size=(2, len(idx)))
+    offsets = np.array([window_offset(max(1, int(arrays.mel_lengths[i])), audio_frames, rng) for i in idx], np.int64)
+    if rng is not None:
+        gain = rng.uniform(-GAIN_LOG_POWER, GAIN_LOG_POWER, size=len(idx)).astype(np.float32)
+    return Draws(picks, offsets, flip, shift, gain)
+
+
+def make_inputs(arrays: ClipArrays, idx: np.ndarray, draws: Draws, audio_frames: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read clips ``idx`` and apply ``draws``: (frames (B, T, 3, S, S) float32, mel (B, 1, 64, L) float32)."""
+    frames = torch.from_numpy(arrays.read_frames(idx, draws.picks))  # (B, T, S, S, 3) uint8
+    frames = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, 3, S, S)
+    if draws.flip is not None:
+        frames = _augment_frames(frames, draws.flip, draws.shift)
     frames = (frames - IMAGENET_MEAN) / IMAGENET_STD
 
-    mels = []
-    for i in idx:
-        valid = arrays.mel[i, :, : max(1, int(arrays.mel_lengths[i]))]
-        mels.append(crop_or_pad_time(valid, audio_frames, rng))
+    mels = [window_at(arrays.read_mel(i), audio_frames, off) for i, off in zip(idx, draws.offsets, strict=True)]
     mel = torch.from_numpy(np.stack(mels).astype(np.float32))[:, None]  # (B, 1, 64, L)
-    if rng is not None:  # loudness jitter: a gain of +-6 dB is a shift of +-1.4 in natural-log power
-        mel = mel + torch.from_numpy(rng.uniform(-1.4, 1.4, size=(len(idx), 1, 1, 1)).astype(np.float32))
+    if draws.gain is not None:
+        mel = mel + torch.from_numpy(draws.gain).view(-1, 1, 1, 1)
     return frames.contiguous(), ((mel - MEL_OFFSET) / MEL_SCALE).contiguous()
 
 
-def _augment_frames(frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _shift_pad(size: int) -> int:
+    return max(1, size // 8)
+
+
+def _augment_frames(frames: torch.Tensor, flip: np.ndarray, shift: np.ndarray) -> torch.Tensor:
     """Per-clip horizontal flip and a shift of up to S/8 px (same for all T frames of a clip)."""
     b, t, c, s, _ = frames.shape
-    flip = torch.from_numpy(rng.random(b) < 0.5)
-    frames = torch.where(flip.view(b, 1, 1, 1, 1), frames.flip(-1), frames)
-    pad = max(1, s // 8)
+    frames = torch.where(torch.from_numpy(flip).view(b, 1, 1, 1, 1), frames.flip(-1), frames)
+    pad = _shift_pad(s)
     padded = F.pad(frames.reshape(b, t * c, s, s), (pad, pad, pad, pad), mode="reflect")
-    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, b))
+    dy, dx = shift
     out = torch.stack([padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s] for i in range(b)])
     return out.reshape(b, t, c, s, s)

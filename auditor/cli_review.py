@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from auditor.export import EXCLUDED_MODES, export_reviewed
+from auditor.workspace import add_workdir_argument
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,6 +18,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
                    help="only count this curator's decisions (repeat for several; default: everyone)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to be the data set folder itself (replaces its labels.csv)")
+    add_workdir_argument(p)
 
 
 def run_export(args: argparse.Namespace) -> int:

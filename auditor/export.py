@@ -23,7 +23,7 @@ import pandas as pd
 from auditor.atomic import atomic_write_bytes
 from auditor.data.manifest import LABELS_FILE, load_manifest
 from auditor.errors import UserError
-from auditor.reviews import COLUMNS, DECISIONS, ReviewStore, store_path
+from auditor.reviews import DECISIONS, read_decisions
 
 # How excluded clips appear in the exported labels.csv.
 EXCLUDED_MODES = ("drop", "column")
@@ -97,7 +97,7 @@ def _build(data_dir, *, run_dir, excluded: str, curator_filter) -> tuple[dict[st
         raise ValueError(f"excluded {excluded!r} is not one of {', '.join(EXCLUDED_MODES)}")
     run_id = _run_id(run_dir) if run_dir is not None else ""
     manifest = load_manifest(data_dir)
-    history, latest = _decisions(data_dir, curator_filter)
+    history, latest = read_decisions(data_dir, curators=curator_filter)
     table = final_labels(manifest.rows, latest)
     files = {
         "labels_csv": _labels_csv(manifest.rows, table, excluded),
@@ -109,15 +109,6 @@ def _build(data_dir, *, run_dir, excluded: str, curator_filter) -> tuple[dict[st
     summary.update(history=len(history), not_in_data=int((~latest["clip"].isin(table["clip"])).sum()),
                    run_id=run_id)
     return files, summary
-
-
-def _decisions(data_dir, curator_filter) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(history, latest) of the data set's review store; empty frames when nobody reviewed yet."""
-    if not store_path(data_dir).is_file():
-        empty = pd.DataFrame(columns=list(COLUMNS))
-        return empty, empty
-    with ReviewStore(data_dir) as store:
-        return store.history(curators=curator_filter), store.latest(curators=curator_filter)
 
 
 def _run_id(run_dir) -> str:

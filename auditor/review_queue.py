@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditor.flags import FLAG_THRESHOLD, FLAGS_COLUMNS, RANK_COLUMNS, add_missing_ranks, flag_kind
+from auditor.flags import (
+    FLAG_THRESHOLD,
+    FLAGGED_KINDS,
+    FLAGS_COLUMNS,
+    RANK_COLUMNS,
+    add_missing_ranks,
+    flag_kind,
+)
+from auditor.reviews import FINAL_DECISIONS
 from auditor.text import md_literal
 
 SCORE_COLUMNS = ["suggested_confidence", "label_noise_score", "mismatch_score"]
@@ -28,6 +36,8 @@ KIND_TEXT = {"clean": "looks fine", UNSCORED: "not scored", "mismatch": "sound m
 STATUS_TEXT = {"accept": "accepted suggestion", "keep": "kept given label", "relabel": "relabelled",
                "exclude": "excluded", "skip": "skipped"}
 NOT_REVIEWED = "not reviewed"
+# The statuses of a decided clip (auditor.reviews.FINAL_DECISIONS): "skipped" is not decided.
+DECIDED_STATUSES = frozenset(STATUS_TEXT[d] for d in FINAL_DECISIONS)
 
 
 # ----------------------------------------------------------------------------------------------- flags.csv
@@ -67,6 +77,32 @@ def review_status(clips: pd.Series, latest: pd.DataFrame | None) -> pd.Series:
         return pd.Series(NOT_REVIEWED, index=clips.index, name="review_status")
     by_clip = latest.set_index("clip")["decision"].map(STATUS_TEXT)
     return clips.map(by_clip).fillna(NOT_REVIEWED).rename("review_status")
+
+
+def is_decided(status: pd.Series) -> pd.Series:
+    """(N,) bool: the clip has a decision that settles it (accept, keep, relabel, exclude). The one definition
+    of "decided" every count uses: a skipped clip is not decided."""
+    return status.isin(DECIDED_STATUSES)
+
+
+def flag_counts(points: pd.DataFrame) -> dict[str, int]:
+    """Clips per flag kind of an annotated flags table: ``clips`` (rows), ``flagged`` (any of FLAGGED_KINDS),
+    and one count per flag kind (clean, wrong_label, mismatch, both, unscored); ``flagged`` = wrong_label +
+    mismatch + both."""
+    counts = points["flag_kind"].value_counts()
+    out = {"clips": len(points), "flagged": int(points["flag_kind"].isin(FLAGGED_KINDS).sum())}
+    out.update({k: int(counts.get(k, 0)) for k in KIND_TEXT})
+    return out
+
+
+def flag_summary(points: pd.DataFrame) -> str:
+    """One line: "73 of 240 clips flagged: 58 wrong label, 12 sound mismatch, 3 both" (kinds with no clip left
+    out; unscored clips named at the end)."""
+    c = flag_counts(points)
+    parts = [f"{c[k]:,} {name}" for k, name in (("wrong_label", "wrong label"), ("mismatch", "sound mismatch"),
+                                                  ("both", "both")) if c[k]]
+    text = f"{c['flagged']:,} of {c['clips']:,} clips flagged" + (": " + ", ".join(parts) if parts else "")
+    return text + (f"; {c[UNSCORED]:,} could not be scored" if c[UNSCORED] else "")
 
 
 # -------------------------------------------------------------------------------------------- review queue

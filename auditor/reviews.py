@@ -1,4 +1,5 @@
-"""The review store: every curator decision on a clip, one SQLite file per data set at DIR/.auditor/reviews.sqlite.
+"""The review store: every curator decision on a clip, one SQLite file per data set, ``reviews.sqlite`` in its work
+folder (DIR/.auditor, or one under the work directory: :mod:`auditor.workspace`).
 
 Table ``decisions`` is append-only (rows are never updated or deleted): a clip's *current* decision is its latest
 row (highest ``id``), its history is all its rows in ``id`` order. Decisions (``DECISIONS``):
@@ -30,10 +31,12 @@ from types import EllipsisType
 
 import pandas as pd
 
-from auditor.data.manifest import AUDITOR_DIR
 from auditor.errors import UserError
+from auditor.workspace import work_folder
 
 DECISIONS = ("accept", "keep", "relabel", "exclude", "skip")
+# Decisions that settle a clip ("decided"); a skip leaves it undecided.
+FINAL_DECISIONS = ("accept", "keep", "relabel", "exclude")
 # Decisions that change nothing about the clip's label: no final label is stored.
 NO_LABEL_DECISIONS = ("exclude", "skip")
 STORE_FILE = "reviews.sqlite"
@@ -84,8 +87,19 @@ class ReviewStoreVersionError(UserError):
 
 
 def store_path(data_dir: str | os.PathLike[str]) -> Path:
-    """Where the review store of data set ``data_dir`` lives: DIR/.auditor/reviews.sqlite."""
-    return Path(data_dir) / AUDITOR_DIR / STORE_FILE
+    """Where the review store of data set ``data_dir`` lives: reviews.sqlite in its work folder."""
+    return work_folder(data_dir) / STORE_FILE
+
+
+def read_decisions(data_dir: str | os.PathLike[str], *,
+                   curators: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, latest) of the data set's decisions (:meth:`ReviewStore.history`, :meth:`ReviewStore.latest`);
+    two empty frames with ``COLUMNS`` when nobody decided anything yet (and no store file is created)."""
+    if not store_path(data_dir).is_file():
+        empty = pd.DataFrame(columns=list(COLUMNS))
+        return empty, empty.copy()
+    with ReviewStore(data_dir) as store:
+        return store.history(curators=curators), store.latest(curators=curators)
 
 
 class ReviewStore:

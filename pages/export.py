@@ -6,11 +6,11 @@ import io
 import pandas as pd
 import streamlit as st
 
-from auditor.data.manifest import AUDITOR_DIR
 from auditor.errors import UserError
 from auditor.export import EXCLUDED_MODES, EXPORT_FILES
 from auditor.text import md_literal
 from auditor.ui import export, state, widgets
+from auditor.workspace import work_folder
 
 MODE_TEXT = {"drop": "Leave them out of labels.csv", "column": "Keep them, with an excluded column"}
 DOWNLOADS = {  # export file key -> (button label, MIME type)
@@ -44,7 +44,7 @@ with st.container(horizontal=True):
                            type="primary" if key == "labels_csv" else "secondary", on_click="ignore")
 
 st.subheader("Write to a folder")
-default_out = str(data / AUDITOR_DIR / "export")
+default_out = str(work_folder(data) / "export")
 c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
 out_dir = c1.text_input("Output folder", value=default_out, key="export_dir",
                         help="labels.csv, decisions.csv, decisions.jsonl and summary.csv are written here.")

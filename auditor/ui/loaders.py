@@ -20,7 +20,7 @@ import streamlit as st
 from auditor import explore_maps, review_queue, run_folder
 from auditor.data.manifest import LABELS_FILE, Manifest, load_manifest
 from auditor.flags import FLAG_THRESHOLD
-from auditor.reviews import ReviewStore
+from auditor.reviews import COLUMNS, ReviewStore, store_path
 
 REVIEW_FRAMES = 8  # frames in the Review page's strip
 REVIEW_FRAME_SIZE = 128
@@ -87,13 +87,25 @@ def run_id(run: Path) -> str:
 
 # -------------------------------------------------------------------------------------------------- reviews
 def review_store(data: Path) -> ReviewStore:
-    """The data set's ReviewStore; use as a context manager (``with loaders.review_store(data) as store``)."""
+    """The data set's ReviewStore (created on first use); use as a context manager
+    (``with loaders.review_store(data) as store``)."""
     return ReviewStore(data)
 
 
 def latest_reviews(data: Path) -> pd.DataFrame:
+    """Every clip's current decision (an empty frame, and no store file, before the first decision)."""
+    if not store_path(data).is_file():
+        return pd.DataFrame(columns=list(COLUMNS))
     with review_store(data) as store:
         return store.latest()
+
+
+def latest_decision(data: Path, clip: str) -> dict | None:
+    """The clip's current decision, or None (no store file is created to find out)."""
+    if not store_path(data).is_file():
+        return None
+    with review_store(data) as store:
+        return store.latest_for(clip)
 
 
 def scored_clips(data: Path, run: Path) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from auditor.errors import UserError
 from auditor.review_queue import STATUS_TEXT
 from auditor.reviews import ReviewConflict
 from auditor.text import md_literal
-from auditor.ui.loaders import review_store
+from auditor.ui.loaders import latest_decision, review_store
 from auditor.ui.state import CURATOR_KEY
 from auditor.ui.widgets import flash
 
@@ -35,8 +35,7 @@ def show_clip(data: Path, clip: str, queue: list[str]) -> dict | None:
     ss = st.session_state
     ss[REVIEW_CURRENT_KEY] = clip
     ss[_REVIEW_QUEUE_KEY] = queue
-    with review_store(data) as store:
-        latest = store.latest_for(clip)
+    latest = latest_decision(data, clip)
     shown = ss.get(_REVIEW_SHOWN_KEY)
     if not shown or shown["clip"] != clip:
         ss[_REVIEW_SHOWN_KEY] = {"clip": clip, "id": latest["id"] if latest else None}

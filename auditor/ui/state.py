@@ -2,7 +2,8 @@
 page registry, and the shared sidebar that sets them.
 
 Session-state keys read by several pages are named here (``*_KEY``). ``st.session_state`` dies with the tab;
-the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk (DIR/.auditor/runs).
+the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk, in the data set's work folder
+(:mod:`auditor.workspace`: DIR/.auditor, or under ``--workdir``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from auditor import jobs, run_folder
-from auditor.data.manifest import AUDITOR_DIR
+from auditor import jobs, run_folder, workspace
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES_DIR = REPO / "pages"
-SAMPLE_DATA = REPO / "sample_data"
+SAMPLE_DATA = workspace.BUNDLED_SAMPLE
 SHIPPED_MODEL = REPO / "models" / "sample"
 # model.checkpoint.CHECKPOINT_FILE in it (that module imports torch, which the pages do not load)
 SHIPPED_CHECKPOINT = SHIPPED_MODEL / run_folder.CHECKPOINT_FILE
-RUNS_SUBDIR = Path(AUDITOR_DIR) / "runs"
-DEFAULT_RUN = "default"
 SHIPPED_RUN = "shipped"
 MAX_RECENT = 8
 
@@ -57,15 +55,21 @@ def navigation_pages() -> list:
 
 
 # ----------------------------------------------------------------------------------------- session, recent
+def startup_option(name: str, argv: list[str] | None = None) -> str | None:
+    """``--<name> VALUE`` (or ``--<name>=VALUE``) after ``--`` on the ``streamlit run`` line, or None."""
+    argv = sys.argv[1:] if argv is None else argv
+    flag = f"--{name}"
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def startup_data_dir(argv: list[str] | None = None, environ: dict | None = None) -> str | None:
     """``--data DIR`` (or ``--data=DIR``) after ``--`` on the ``streamlit run`` line, else $AUDITOR_DATA."""
-    argv = sys.argv[1:] if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg == "--data" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--data="):
-            return arg.split("=", 1)[1]
-    return (os.environ if environ is None else environ).get("AUDITOR_DATA") or None
+    return startup_option("data", argv) or (os.environ if environ is None else environ).get("AUDITOR_DATA") or None
 
 
 def config_dir() -> Path:
@@ -95,7 +99,9 @@ def remember_data_dir(path: str) -> None:
 
 
 def init_session() -> None:
-    """Defaults for a new tab: the data set from the command line / $AUDITOR_DATA / the recent list."""
+    """Defaults for a new tab: the data set from the command line / $AUDITOR_DATA / the recent list; the work
+    directory from ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
+    workspace.set_workdir(startup_option("workdir"))
     ss = st.session_state
     if DATA_KEY not in ss:
         start = startup_data_dir()
@@ -123,21 +129,29 @@ def data_dir() -> Path | None:
 
 
 def runs_root(data: Path) -> Path:
-    return data / RUNS_SUBDIR
-
-
-def _run_order(names: set[str] | list[str]) -> list[str]:
-    """The default run first, then by name."""
-    return sorted(names, key=lambda n: (n != DEFAULT_RUN, n))
+    """The folder of the data set's runs (auditor.workspace.runs_root)."""
+    return workspace.runs_root(data)
 
 
 def run_names(data: Path) -> list[str]:
-    """Run folders under DIR/.auditor/runs (default first, then by name)."""
+    """The data set's run folders, newest first (a job still ingesting has no config.json yet: it is listed
+    by its job.json)."""
     root = runs_root(data)
-    names = {Path(p).name for p in run_folder.list_runs(root)}
-    if root.is_dir():  # a job still ingesting has written no config.json yet: it is a run too
-        names |= {p.name for p in root.iterdir() if (p / jobs.JOB_FILE).is_file()}
-    return _run_order(names)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / run_folder.CONFIG_FILE).is_file() or (p / jobs.JOB_FILE).is_file()]
+    return [p.name for p in sorted(runs, key=lambda p: (_started(p), p.name), reverse=True)]
+
+
+def _started(run: Path) -> float:
+    """When the run was made: its config.json or job.json, whichever is older (0 when unreadable)."""
+    times = []
+    for name in (run_folder.CONFIG_FILE, jobs.JOB_FILE):
+        try:
+            times.append((run / name).stat().st_mtime)
+        except OSError:
+            pass
+    return min(times, default=0.0)
 
 
 def run_dir() -> Path | None:
@@ -147,6 +161,14 @@ def run_dir() -> Path | None:
         return None
     path = runs_root(data) / name
     return path if path.is_dir() else None
+
+
+def run_label(data: Path, name: str) -> str:
+    """A run as the sidebar lists it: its name, and "running" or "no results yet" when it cannot be reviewed."""
+    run = runs_root(data) / name
+    if run_folder.run_outputs_ready(run):
+        return name
+    return f"{name} · {'running' if jobs.job_status(run).state == 'running' else 'no results yet'}"
 
 
 def outputs_ready(run: Path | None) -> bool:
@@ -198,13 +220,8 @@ def _data_changed() -> None:
 
 
 def _default_run(data: Path, names: list[str]) -> str | None:
-    """A running job's run if there is one, else 'default', else the first run with outputs, else the first."""
-    for name in names:
-        if jobs.job_status(runs_root(data) / name).state == "running":
-            return name
+    """The newest run with results (what Explore and Review can show), else the newest run."""
     ready = [n for n in names if run_folder.run_outputs_ready(runs_root(data) / n)]
-    if DEFAULT_RUN in ready:
-        return DEFAULT_RUN
     return (ready or names or [None])[0]
 
 
@@ -230,12 +247,13 @@ def sidebar() -> None:
             names = run_names(data)
             if PENDING_RUN_KEY in ss:
                 pending = ss.pop(PENDING_RUN_KEY)
-                names = _run_order(set(names) | {pending})
+                names = names if pending in names else [pending, *names]
                 ss[RUN_KEY] = pending
             if ss.get(RUN_KEY) not in names:
                 ss[RUN_KEY] = _default_run(data, names)
             if names:
-                st.selectbox("Run", names, key=RUN_KEY, help="Model runs of this data set (DIR/.auditor/runs)")
+                st.selectbox("Run", names, key=RUN_KEY, format_func=lambda n: run_label(data, n),
+                             help="The model run whose results Explore, Review and Export use (newest first).")
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",

@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from auditor.errors import UserError
-from auditor.export import EXCLUDED_MODES, EXPORT_FILES
+from auditor.export import EXCLUDED_MODES, EXPORT_FILES, TOTAL_ROW
+from auditor.reviews import FINAL_DECISIONS
 from auditor.text import md_literal
 from auditor.ui import export, state, widgets
 from auditor.workspace import work_folder
@@ -55,11 +56,16 @@ if c2.button("Write files", icon=":material/save:", width="stretch"):
                    f"{md_literal(result['out_dir'])}.", icon=":material/check_circle:")
 
 st.subheader("Decisions by class")
-total = summary[summary["class"] == summary["class"].iloc[-1]].iloc[0] if len(summary) else None
+total = summary[summary["class"] == TOTAL_ROW].iloc[0] if len(summary) else None
 if total is not None:
-    cols = st.columns(4)
-    cols[0].metric("Clips", f"{int(total['clips']):,}")
-    cols[1].metric("Decided", f"{int(total['clips']) - int(total.get('undecided', 0)):,}")
-    cols[2].metric("Relabelled", f"{int(total.get('relabelled_away', 0)):,}")
-    cols[3].metric("Excluded", f"{int(total.get('exclude', 0)):,}")
+    with st.container(horizontal=True, gap="medium"):
+        for label, value, tip in (
+                ("Clips", int(total["clips"]), None),
+                ("Decided", sum(int(total[d]) for d in FINAL_DECISIONS),
+                 "Accepted, kept, relabelled or excluded; a skipped clip is not decided."),
+                ("Skipped", int(total["skip"]), "Looked at, decision postponed: exported with the given label."),
+                ("Relabelled", int(total["relabelled_away"]), None),
+                ("Excluded", int(total["exclude"]), None),
+                ("Sound mismatch", int(total["mismatch"]), "Decisions that mark the sound as not belonging.")):
+            st.metric(label, f"{value:,}", help=tip, width="content")
 widgets.show_table(summary)

@@ -4,6 +4,7 @@ clips; Review records decisions (and handles a conflicting one); Export writes t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -80,7 +81,7 @@ def test_data_page_decodes_the_clips(data_dir):
     button(at, "Decode all clips").click().run()
     no_errors(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Clips"] == "12" and metrics["Classes"] == "4" and metrics["Undecodable clips"] == "0"
+    assert metrics["Clips"] == "12" and metrics["Classes"] == "4" and metrics["Undecodable"] == "0"
 
 
 def test_review_accept_records_a_decision_and_moves_on(data_dir):
@@ -300,6 +301,83 @@ def test_the_bundled_sample_is_never_written(tmp_path, monkeypatch):
         goto(at, page)
         no_errors(at)
     assert _files(sample) == before
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def test_a_flagged_sound_is_explained_without_contradicting_itself(data_dir):
+    """Bug 5: "Sound may not belong to the picture (score 0.92): audio says spinning, picture says spinning"."""
+    path = data_dir / ".auditor" / "runs" / "default" / "flags.csv"
+    flags = pd.read_csv(path, dtype=str, keep_default_na=False)
+    flags.loc[0, ["mismatch_score", "audio_pred", "visual_pred"]] = ["0.92", "class_002", "class_002"]
+    flags.to_csv(path, index=False)
+    at = goto(app(curator="me"), "review")
+    no_errors(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "far from the sounds of clips whose picture looks like this one" in text
+    assert "says `class_002`, picture says `class_002`" not in text
+
+
+def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
+    """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
+    at = goto(app(curator="me"), "review")
+    clip = at.session_state["review_current"]
+    with ReviewStore(data_dir) as store:  # the other tab accepts the same suggestion first
+        store.record(clip, "accept", given_label=HOSTILE_LABELS[0], suggested_label=HOSTILE_LABELS[1],
+                     curator="other", expected_last_id=None)
+    button(at, "Accept suggestion").click().run()
+    no_errors(at)
+    assert not at.warning and at.session_state["review_current"] != clip
+    with ReviewStore(data_dir) as store:
+        assert store.history(clip)[["decision", "curator"]].values.tolist() == [["accept", "other"],
+                                                                                 ["accept", "me"]]
+
+
+def test_review_and_export_count_decided_clips_the_same_way(data_dir):
+    """Bug 8: Export's "Decided" counted a skip, Review did not; "Remaining" counted decided clips."""
+    at = goto(app(curator="me"), "review")
+    button(at, "Accept suggestion").click().run()
+    button(at, "Skip").click().run()
+    no_errors(at)
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    flagged = int(((flags["label_noise_score"] >= 0.5) | (flags["mismatch_score"] >= 0.5)).sum())
+    assert f"flagged clips decided: **1 of {flagged}**" in captions(at)
+    at.toggle(key="review_unreviewed").set_value(False).run()
+    assert f"**{flagged - 1:,}** left to decide in this queue of {flagged}" in captions(at)
+    goto(at, "export")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Decided"] == "1" and metrics["Skipped"] == "1"
+
+
+def test_export_errors_are_in_words_and_files_are_readable_by_the_team(data_dir, tmp_path):
+    """Bug 10: raw "[Errno 17] File exists" and "pass overwrite=True / --overwrite" in the UI; files 0600."""
+    at = goto(app(curator="me"), "export")
+    at.text_input(key="export_dir").set_value(str(data_dir)).run()
+    button(at, "Write files").click().run()
+    assert at.error and not any("overwrite" in e.value for e in at.error)
+    (tmp_path / "afile").write_text("x")
+    at.text_input(key="export_dir").set_value(str(tmp_path / "afile" / "out")).run()
+    button(at, "Write files").click().run()
+    assert at.error and not any("Errno" in e.value for e in at.error)
+    assert any("not a directory" in e.value for e in at.error)
+    old = os.umask(0o022)
+    try:
+        at.text_input(key="export_dir").set_value(str(tmp_path / "out")).run()
+        button(at, "Write files").click().run()
+    finally:
+        os.umask(old)
+    assert {oct((tmp_path / "out" / n).stat().st_mode & 0o777) for n in ("labels.csv", "summary.csv")} == {"0o644"}
+
+
+def test_the_data_page_caption_describes_the_check_just_made(data_dir):
+    """Bug 10: "Last checked" lagged one rerun behind the button."""
+    at = goto(app(), "data")
+    button(at, "Decode all clips").click().run()
+    assert "Last checked: 12 clips decoded" in captions(at)
+    button(at, "Check again").click().run()
+    assert "Last checked: 0 clips decoded" in captions(at)
 
 
 def test_job_badges_cover_every_job_state():

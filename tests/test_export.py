@@ -56,10 +56,24 @@ def test_final_labels_applies_the_latest_decision():
     latest = pd.DataFrame({"clip": ["a", "b", "c"], "decision": ["relabel", "exclude", "skip"],
                            "final_label": ["z", None, None]})
     out = final_labels(manifest, latest)
-    assert out.columns.tolist() == ["clip", "given_label", "final_label", "decision", "excluded"]
+    assert out.columns.tolist() == ["clip", "given_label", "final_label", "decision", "excluded", "mismatch"]
     assert out["final_label"].tolist() == ["z", "x", "y", "y"]
     assert out["decision"].tolist() == ["relabel", "exclude", "skip", ""]
     assert out["excluded"].tolist() == [False, True, False, False]
+    assert out["mismatch"].tolist() == ["", "", "", ""]
+
+
+def test_both_problems_of_a_clip_and_an_undo_reach_the_export(data, tmp_path):
+    with ReviewStore(data) as store:
+        store.record("clips/f.mp4", "relabel", given_label="bird", final_label="cat", curator="ann",
+                     mismatch="dubbed_or_music", note="cat video, music on top")
+        undone = store.record("clips/d.mp4", "exclude", given_label="cat", curator="ann", mismatch="swapped")
+        store.undo(undone, curator="ann")  # d goes back to its keep
+    summary = export_reviewed(data, tmp_path / "out")
+    labels = read_labels(tmp_path / "out" / "labels.csv").set_index("clip")
+    assert labels.loc["clips/f.mp4", ["label", "mismatch"]].tolist() == ["cat", "dubbed_or_music"]
+    assert labels.loc["clips/d.mp4", ["label", "mismatch"]].tolist() == ["cat", ""]
+    assert summary["mismatch"] == 1 and summary["relabel"] == 2 and summary["exclude"] == 1
 
 
 def test_export_drop_applies_decisions_and_keeps_extra_columns(data, tmp_path):
@@ -76,8 +90,8 @@ def test_export_drop_applies_decisions_and_keeps_extra_columns(data, tmp_path):
     }  # clips/b.mp4 excluded: dropped
     assert labels.set_index("clip").loc["clips/f.mp4", "source"] == "z"
     assert summary | {"out_dir": ""} == {
-        "clips": 6, "decided": 5, "accept": 1, "keep": 1, "relabel": 1, "exclude": 1, "skip": 1,
-        "relabelled": 2, "excluded": 1, "unchanged": 3, "rows_written": 5, "history": 6, "not_in_data": 0,
+        "clips": 6, "decided": 4, "accept": 1, "keep": 1, "relabel": 1, "exclude": 1, "skip": 1,  # skip: undecided
+        "mismatch": 0, "relabelled": 2, "excluded": 1, "unchanged": 3, "rows_written": 5, "history": 6, "not_in_data": 0,
         "run_id": "",
         "out_dir": ""}
     assert sorted(p.name for p in out.iterdir()) == sorted(EXPORT_FILES.values())

@@ -11,7 +11,7 @@ import pytest
 
 from auditor import review_queue
 from auditor.flags import FLAG_KINDS
-from auditor.reviews import DECISIONS
+from auditor.reviews import DECISIONS, FINAL_DECISIONS
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 
@@ -23,6 +23,7 @@ def run(tmp_path_factory):
 
 def test_vocabularies_cover_their_sources():
     assert set(review_queue.STATUS_TEXT) == set(DECISIONS)
+    assert review_queue.DECIDED_STATUSES == {review_queue.STATUS_TEXT[d] for d in FINAL_DECISIONS}
     assert set(review_queue.KIND_TEXT) == {*FLAG_KINDS, review_queue.UNSCORED}
 
 
@@ -147,9 +148,21 @@ def test_explain_names_both_modalities_and_the_suggestion():
            "label_noise_score": 0.9, "mismatch_score": 0.7, "audio_pred": "hammering", "visual_pred": "bouncing"}
     text = review_queue.explain(row)
     assert "Likely wrong label" in text["label"] and "`hammering`" in text["label"] and "80%" in text["label"]
-    assert "audio says `hammering`, picture says `bouncing`" in text["mismatch"]
+    assert "suggests `hammering`; the picture alone suggests `bouncing`" in text["mismatch"]
     calm = review_queue.explain(row | {"label_noise_score": 0.1, "mismatch_score": 0.1, "audio_pred": "bouncing"})
-    assert "looks right" in calm["label"] and "both say" in calm["mismatch"]
+    assert "probably right" in calm["label"] and "both suggest `bouncing`" in calm["mismatch"]
+    agreed = review_queue.explain(row | {"label_noise_score": 0.1, "suggested_label": "bouncing"})
+    assert "looks right" in agreed["label"]
+
+
+def test_a_flagged_sound_whose_modalities_agree_is_explained_without_a_contradiction():
+    """Issue 13 bug 5: "Sound may not belong to the picture: audio says spinning, picture says spinning"."""
+    row = {"given_label": "spinning", "suggested_label": "spinning", "suggested_confidence": 0.9,
+           "label_noise_score": 0.1, "mismatch_score": 0.92, "audio_pred": "spinning", "visual_pred": "spinning"}
+    text = review_queue.explain(row)["mismatch"]
+    assert "far from the sounds of clips whose picture looks like this one" in text
+    assert "the class fits, this pairing does not" in text
+    assert "says `spinning`, picture says `spinning`" not in text
     unscored = review_queue.explain({"given_label": "x", "label_noise_score": np.nan, "mismatch_score": np.nan,
                                      "problem": "corrupt"})
     assert "Not scored" in unscored["label"] and unscored["mismatch"] == ""

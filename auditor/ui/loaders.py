@@ -9,8 +9,10 @@ loads.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +21,14 @@ import streamlit as st
 
 from auditor import explore_maps, review_queue, run_folder
 from auditor.data.manifest import LABELS_FILE, Manifest, load_manifest
+from auditor.errors import UserError
 from auditor.flags import FLAG_THRESHOLD
 from auditor.reviews import COLUMNS, ReviewStore, store_path
 
 REVIEW_FRAMES = 8  # frames in the Review page's strip
 REVIEW_FRAME_SIZE = 128
+# Converts the next clips of the queue for playback while the curator looks at this one (never calls st.*).
+_PLAYBACK_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playback")
 
 
 def _mtime(path: Path) -> int:
@@ -148,3 +153,22 @@ def clip_media(path: Path) -> dict:
     """Decoded frames (T, S, S, 3), the sound as WAV bytes, log-mel (64, L) of a clip file (already checked to be
     inside the data set with review_queue.clip_path)."""
     return _clip_media(str(path), _mtime(path))
+
+
+def playable_video(data: Path, path: Path) -> tuple[Path, str]:
+    """(file, MIME type) the browser plays for clip file ``path``: the clip, or its converted copy
+    (auditor.playback.playback_file; raises its PlaybackError, a UserError)."""
+    from auditor.playback import playback_file  # PyAV: only when a clip is shown
+
+    return playback_file(data, path)
+
+
+def prefetch_playback(data: Path, paths: list[Path]) -> None:
+    """Convert ``paths`` for playback in the background (those that need it), so the next clip plays at once."""
+    for path in paths:
+        _PLAYBACK_PREFETCH.submit(_prefetch_one, data, path)
+
+
+def _prefetch_one(data: Path, path: Path) -> None:
+    with contextlib.suppress(UserError, OSError):  # the page shows the error when the clip comes up
+        playable_video(data, path)

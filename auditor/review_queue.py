@@ -157,6 +157,32 @@ def review_queue(points: pd.DataFrame, *, kinds: list[str] | None = None, classe
     return order.drop(columns=["_skipped", "_score", "_rank"])
 
 
+# What a batch action does to each clip it applies to -> how the confirmation names it.
+BATCH_ACTIONS = {"accept": "accept the suggested label", "keep": "mark as checked (keep the given label)",
+                 "exclude": "exclude"}
+
+
+def batch_rows(points: pd.DataFrame, decision: str) -> pd.DataFrame:
+    """The rows of ``points`` a batch ``decision`` (a key of BATCH_ACTIONS) applies to: scored clips; for
+    "accept" only those whose suggested label differs from the given one (accepting the others would only keep
+    their label). Raises ValueError for an unknown decision."""
+    if decision not in BATCH_ACTIONS:
+        raise ValueError(f"batch decision {decision!r} is not one of {', '.join(BATCH_ACTIONS)}")
+    rows = points[points["flag_kind"] != UNSCORED]
+    if decision == "accept":
+        sugg = rows["suggested_label"].fillna("").astype(str)
+        rows = rows[(sugg != "") & (sugg != rows["given_label"].astype(str))]
+    return rows
+
+
+def batch_decisions(rows: pd.DataFrame, decision: str, *, curator: str, run_id: str, note: str = "") -> list[dict]:
+    """One ReviewStore.record_many item per row of ``rows`` (batch_rows), in row order."""
+    return [{"clip": r["clip"], "decision": decision, "given_label": r["given_label"],
+             "suggested_label": r.get("suggested_label") or None, "curator": curator, "run_id": run_id,
+             "label_noise_score": r.get("label_noise_score"), "mismatch_score": r.get("mismatch_score"),
+             "note": note} for r in rows.to_dict("records")]
+
+
 # ---------------------------------------------------------------------------------------------- neighbours
 def read_embedding_matrix(path: str | Path, column: str = "fused") -> tuple[list[str], np.ndarray]:
     """embeddings.parquet -> (clips, (N, d) float32 with unit-length rows) of one embedding column."""

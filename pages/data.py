@@ -5,11 +5,12 @@ import streamlit as st
 
 from auditor.errors import UserError
 from auditor.text import format_seconds, md_literal
-from auditor.ui import figures, ingest, loaders, state, widgets
+from auditor.ui import figures, ingest, jobs, loaders, state, widgets
 
 st.title("Data")
 data = state.require_data()
 st.caption(f"Data set folder {md_literal(data)}")
+jobs.results_banner(data, state.run_dir())
 
 try:
     manifest = loaders.manifest(data)

@@ -33,6 +33,14 @@ if explicit:
             ss.pop(state.REVIEW_CLIPS_KEY, None)
             st.rerun()
 
+classes_all = sorted(table["given_label"].unique().tolist())
+state.bind_to_url(SORT_KEY, "sort", "suspicious", parse=state.one_of(review_queue.SORTS))
+state.bind_to_url("review_search", "q", "")
+state.bind_to_url("review_kinds", "kind", list(FLAGGED_KINDS),
+                  parse=lambda v: [k for k in v if k in review_queue.KIND_TEXT])
+state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v if c in classes_all])
+state.bind_to_url("review_threshold", "min", float(FLAG_THRESHOLD), parse=lambda v: min(1.0, max(0.0, float(v))))
+state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "False")
 f1, f2, f3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 sort = f1.selectbox("Order", list(review_queue.SORTS), key=SORT_KEY,
                     format_func=lambda k: review_queue.SORTS[k][0])
@@ -40,14 +48,14 @@ search = f2.text_input("Search", key="review_search", placeholder="clip or label
                        help="Clips whose name, given or suggested label contains this text.")
 with f3.popover("Filters", icon=":material/tune:", width="stretch"):
     kinds = st.pills("Flag kind", [*FLAGGED_KINDS, "clean"], selection_mode="multi",
-                     default=list(FLAGGED_KINDS), format_func=review_queue.KIND_TEXT.get,
-                     key="review_kinds", disabled=bool(explicit))
-    classes = st.multiselect("Class (given label)", sorted(table["given_label"].unique().tolist()),
-                             key="review_classes", disabled=bool(explicit), placeholder="All classes")
-    threshold = st.slider("Minimum score", 0.0, 1.0, float(FLAG_THRESHOLD), 0.05, key="review_threshold",
-                          disabled=bool(explicit), help="Show clips whose higher score is at least this.")
-    unreviewed = st.toggle("Not yet decided only", value=True, key="review_unreviewed",
+                     format_func=review_queue.KIND_TEXT.get, key="review_kinds", disabled=bool(explicit))
+    classes = st.multiselect("Class (given label)", classes_all, key="review_classes", disabled=bool(explicit),
+                             placeholder="All classes")
+    threshold = st.slider("Minimum score", 0.0, 1.0, step=0.05, key="review_threshold", disabled=bool(explicit),
+                          help="Show clips whose higher score is at least this.")
+    unreviewed = st.toggle("Not yet decided only", key="review_undecided",
                            help="Skipped clips stay in the queue, at its end.")
+state.write_url()
 queue = review_queue.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
                                   unreviewed_only=unreviewed, clips=explicit, sort=sort, search=search)
 flagged = table["flag_kind"].isin(FLAGGED_KINDS)
@@ -189,6 +197,7 @@ if mine:
             c2.button("Undo", key=f"undo_{entry['id']}", on_click=review.undo, args=(data, run_id, entry["id"]),
                       disabled=off)
 
-with st.expander(f"Queue ({len(queue_clips):,} clips)"):
+with st.expander(f"Queue ({len(queue_clips):,} clips) and batch actions"):
+    review.batch_buttons(data, run_id, queue, "in this queue", "queue_batch")
     widgets.show_table(queue[widgets.CLIP_TABLE], column_config=widgets.TABLE_COLUMNS, key=review.QUEUE_TABLE_KEY,
                        on_select=review.jump_to_queue_row, selection_mode="single-row", height=300)

@@ -141,14 +141,16 @@ def replace_box(at: AppTest):
 
 @pytest.fixture()
 def started(monkeypatch) -> list:
-    """jobs.start_job recorded instead of run: (run folder, args); the folder gets a job.json of a dead job."""
+    """jobs.start_job recorded instead of run: (run folder, args); the folder gets a job.json of a job that
+    runs as long as this test (its pid is pytest's own)."""
     calls = []
 
     def fake_start(run_dir, args):
         calls.append((Path(run_dir), list(args)))
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 777, "args": args, "started": 1.0}))
-        return {"pid": 1}
+        record = {"pid": os.getpid(), "module": "pytest", "args": args, "started": 1.0}
+        (Path(run_dir) / "job.json").write_text(json.dumps(record))
+        return record
 
     monkeypatch.setattr(jobs, "start_job", fake_start)
     return calls
@@ -288,7 +290,7 @@ def test_a_work_directory_keeps_the_data_folder_untouched(tmp_path, monkeypatch)
     assert list(work.rglob("ingest.json"))
 
 
-def test_the_bundled_sample_is_never_written(tmp_path, monkeypatch):
+def test_the_bundled_sample_is_never_written(tmp_path, monkeypatch, started):
     """Bug 9: the sample inside the installation was written to; its files go to the user's data folder."""
     sample = Path(__file__).resolve().parents[1] / "sample_data"
     before = _files(sample)
@@ -301,6 +303,30 @@ def test_the_bundled_sample_is_never_written(tmp_path, monkeypatch):
         goto(at, page)
         no_errors(at)
     assert _files(sample) == before
+    (run, args), = started  # the first minute: the sample is scored by the shipped model, once, elsewhere
+    assert args[0] == "score" and run.is_relative_to(tmp_path / "share")
+    goto(at, "data")
+    assert len(started) == 1  # running: not started again
+    assert any("Scoring the bundled sample" in i.value for i in at.info)
+
+
+def test_the_bundled_sample_opens_already_scored(tmp_path, monkeypatch, started):
+    """The first minute: a run made earlier is found at the next start and the Data page links to Review."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    monkeypatch.setenv("AUDITOR_DATA", str(sample))
+    from auditor import first_run
+
+    run = first_run.runs_root(sample) / "shipped-model-20250101-000000"
+    make_fake_run(run, data_dir=sample, n_clips=12, n_classes=4, seed=1)
+    (run / first_run.STAMP_FILE).write_text(json.dumps(first_run._stamp()))
+    (run / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 781, "args": ["score"], "started": 1.0}))
+    at = goto(app(), "data")
+    no_errors(at)
+    assert not started and at.session_state["run_name"] == run.name
+    assert any("clips flagged" in m.value for m in at.success)
 
 
 def captions(at: AppTest) -> str:
@@ -344,7 +370,7 @@ def test_review_and_export_count_decided_clips_the_same_way(data_dir):
     flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
     flagged = int(((flags["label_noise_score"] >= 0.5) | (flags["mismatch_score"] >= 0.5)).sum())
     assert f"flagged clips decided: **1 of {flagged}**" in captions(at)
-    at.toggle(key="review_unreviewed").set_value(False).run()
+    at.toggle(key="review_undecided").set_value(False).run()
     assert f"**{flagged - 1:,}** left to decide in this queue of {flagged}" in captions(at)
     goto(at, "export")
     metrics = {m.label: m.value for m in at.metric}

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from auditor import jobs, run_folder, workspace
+from auditor import first_run, jobs, run_folder, workspace
 from auditor.errors import UserError
 from auditor.progress_view import job_events, progress_view
 from auditor.review_queue import flag_counts, flag_summary
 from auditor.text import format_seconds, md_literal
 from auditor.ui.figures import loss_figure
 from auditor.ui.loaders import flags
-from auditor.ui.state import run_names, runs_root, select_run
+from auditor.ui.state import page_file, run_names, runs_root, select_run
 from auditor.ui.widgets import flash, show_error
 
 # auditor.jobs.STATES -> (badge text, colour).
@@ -182,3 +182,42 @@ def _job_buttons(run: Path, status: jobs.JobStatus, selected: Path | None) -> No
             st.button("Use this run for Explore and Review", type="primary", icon=":material/swap_horiz:",
                       key=f"use_{run.name}", on_click=use_run, args=(run.name,))
 
+
+
+def results_banner(data: Path, selected: Path | None) -> None:
+    """The Data page's way on: what the sidebar's run flagged, with a link to Review; for the bundled sample
+    without a run, its scoring by the shipped model (started once, in the background: auditor.first_run)."""
+    if data == first_run.BUNDLED_SAMPLE and not (selected and run_folder.run_outputs_ready(selected)):
+        _sample_run_status()
+        return
+    if selected is None or not run_folder.run_outputs_ready(selected):
+        st.info("No scored run yet: train a model or score with the shipped model on the **Model** page.",
+                icon=":material/model_training:")
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.success(f"Run {md_literal(selected.name)}: {flag_summary(flags(selected))}.", icon=":material/task_alt:")
+        st.page_link(page_file("review"), label="Review the flagged clips", icon=":material/fact_check:")
+
+
+def _sample_run_status() -> None:
+    try:
+        state, run = first_run.ensure_sample_run()
+    except UserError as err:
+        show_error("The bundled sample could not be scored.", err)
+        return
+    if state == "ready":
+        select_run(run.name)
+        st.rerun()
+    elif state == "running":
+        st.fragment(run_every=REFRESH_S)(_sample_run_progress)(run)
+    elif state == "failed":
+        status = jobs.job_status(run)
+        show_error("Scoring the bundled sample with the shipped model failed.",
+                   status.log_tail[-1] if status.log_tail else "the job left no log")
+
+
+def _sample_run_progress(run: Path) -> None:
+    if jobs.job_status(run).state != "running":
+        st.rerun(scope="app")
+    st.info("Scoring the bundled sample with the shipped model: once, in the background (about a minute). "
+            "Explore and Review open as soon as it is done.", icon=":material/hourglass_top:")

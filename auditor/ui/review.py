@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from auditor.errors import UserError
-from auditor.review_queue import STATUS_TEXT, clip_path
+from auditor.review_queue import BATCH_ACTIONS, STATUS_TEXT, batch_decisions, batch_rows, clip_path
 from auditor.reviews import ReviewConflict
 from auditor.text import md_literal
 from auditor.ui.loaders import latest_decision, prefetch_playback, review_store
@@ -238,3 +239,41 @@ def jump_to_queue_row() -> None:
     rows = list(state.selection.rows) if state is not None else []
     if rows and rows[0] < len(queue):
         go_to(queue[rows[0]])
+
+
+def batch_buttons(data: Path, run_id_: str, points: pd.DataFrame, where: str, key: str) -> None:
+    """One button per batch action (BATCH_ACTIONS) over the clips of ``points`` (``where`` names them, e.g.
+    "selected on the maps"); each asks for a confirmation that states the count, then records one decision per
+    clip. Disabled without a curator name."""
+    curator = st.session_state.get(CURATOR_KEY, "").strip()
+    with st.container(horizontal=True, vertical_alignment="center"):
+        for decision, label in (("accept", "Accept all suggestions"), ("keep", "Mark all as checked"),
+                                ("exclude", "Exclude all")):
+            rows = batch_rows(points, decision)
+            if st.button(f"{label} ({len(rows):,})", key=f"{key}_{decision}", disabled=not curator or rows.empty,
+                         help=f"{BATCH_ACTIONS[decision].capitalize()} for every clip {where}, after a "
+                              "confirmation; one decision per clip in the review log"):
+                _confirm_batch(data, run_id_, rows, decision, where)
+
+
+@st.dialog("Record decisions for many clips")
+def _confirm_batch(data: Path, run_id_: str, rows: pd.DataFrame, decision: str, where: str) -> None:
+    n = len(rows)
+    st.markdown(f"**{BATCH_ACTIONS[decision].capitalize()}** for **{n:,} clips** {where}?")
+    if decision == "accept":
+        st.caption("Only clips whose suggested label differs from the given one are counted.")
+    note = st.text_input("Note for all of them", placeholder="optional")
+    c1, c2 = st.columns(2)
+    if c1.button(f"Record {n:,} decisions", type="primary", width="stretch"):
+        items = batch_decisions(rows, decision, curator=st.session_state.get(CURATOR_KEY, "").strip(),
+                                run_id=run_id_, note=note.strip())
+        try:
+            with review_store(data) as store:
+                store.record_many(items)
+        except (UserError, ValueError) as err:
+            flash(f"Nothing recorded: {md_literal(err)}", "error")
+        else:
+            st.toast(f"Recorded {n:,} decisions ({STATUS_TEXT[decision]}).", icon=":material/done_all:")
+        st.rerun()
+    if c2.button("Cancel", width="stretch"):
+        st.rerun()

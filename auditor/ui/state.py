@@ -41,6 +41,10 @@ CURATOR_KEY = "curator"
 PENDING_RUN_KEY = "_pending_run"  # a run to select on the next rerun (the selectbox is already drawn)
 REVIEW_CLIPS_KEY = "review_clips"  # clips sent from Explore to Review, or absent
 _RECENT_KEY = "_recent_pick"  # the sidebar's recent-folders selectbox
+_URL_BOUND_KEY = "_url_bound"  # session keys already read from the address bar in this tab
+DATA_PARAM, RUN_PARAM = "data", "run"  # ?data=<folder>&run=<name>: the data set and run in the address bar
+RECENT_FILE, SETTINGS_FILE = "recent.json", "settings.json"  # in config_dir()
+_URL_BINDS_KEY = "_url_binds"  # this script run's bind_to_url keys -> (param, default), written by write_url
 
 
 def page_file(name: str) -> str:
@@ -76,41 +80,104 @@ def config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "av-auditor"
 
 
-def recent_data_dirs() -> list[str]:
-    """Recently used data set folders, newest first (from ~/.config/av-auditor/recent.json)."""
+def _read_config_json(name: str) -> dict:
+    """A JSON object from the user's config folder ({} when missing or unreadable)."""
     try:
-        items = json.loads((config_dir() / "recent.json").read_text()).get("recent", [])
-        return [str(p) for p in items if isinstance(p, str)][:MAX_RECENT]
-    except (OSError, ValueError, AttributeError):
-        return []
+        value = json.loads((config_dir() / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def remember_data_dir(path: str) -> None:
-    """Put ``path`` first in the recent list; a read-only home only loses the list, never the app."""
-    items = [path] + [p for p in recent_data_dirs() if p != path]
-    target = config_dir() / "recent.json"
+def _write_config_json(name: str, value: dict) -> None:
+    """Write a JSON object into the user's config folder; a read-only home only loses it, never the app."""
+    target = config_dir() / name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"recent": items[:MAX_RECENT]}, indent=1))
+        tmp.write_text(json.dumps(value, indent=1))
         tmp.replace(target)
     except OSError:
         pass
 
 
+def recent_data_dirs() -> list[str]:
+    """Recently used data set folders, newest first (from ~/.config/av-auditor/recent.json)."""
+    items = _read_config_json(RECENT_FILE).get("recent", [])
+    return [str(p) for p in items if isinstance(p, str)][:MAX_RECENT] if isinstance(items, list) else []
+
+
+def remember_data_dir(path: str) -> None:
+    """Put ``path`` first in the recent list."""
+    items = [path] + [p for p in recent_data_dirs() if p != path]
+    _write_config_json(RECENT_FILE, {"recent": items[:MAX_RECENT]})
+
+
+def remember_curator() -> None:
+    """Curator name callback: the name is kept for the next tab and the next start (settings.json)."""
+    _write_config_json(SETTINGS_FILE, _read_config_json(SETTINGS_FILE) | {
+        "curator": st.session_state.get(CURATOR_KEY, "").strip()})
+
+
 def init_session() -> None:
-    """Defaults for a new tab: the data set from the command line / $AUDITOR_DATA / the recent list; the work
+    """Defaults for a new tab: the data set from the address bar (?data=), the command line, $AUDITOR_DATA or
+    the recent list; the run from the address bar (?run=); the curator name from settings.json; the work
     directory from ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
     workspace.set_workdir(startup_option("workdir"))
     ss = st.session_state
     if DATA_KEY not in ss:
-        start = startup_data_dir()
+        start = st.query_params.get(DATA_PARAM) or startup_data_dir()
         if not start:
             start = next((p for p in recent_data_dirs() if Path(p).is_dir()), "")
         ss[DATA_KEY] = str(Path(start).expanduser().resolve()) if start else ""
         if start and Path(start).is_dir():
             remember_data_dir(ss[DATA_KEY])
-    ss.setdefault(CURATOR_KEY, "")
+        if st.query_params.get(RUN_PARAM):
+            ss[PENDING_RUN_KEY] = st.query_params[RUN_PARAM]
+    if CURATOR_KEY not in ss:
+        name = _read_config_json(SETTINGS_FILE).get("curator", "")
+        ss[CURATOR_KEY] = name if isinstance(name, str) else ""
+
+
+def bind_to_url(key: str, param: str, default, *, parse=str) -> None:
+    """Keep session key ``key`` (a widget's) in the address bar as ``?param=``: a new tab (a reload, a shared
+    link) starts from the address bar; call before the widget is drawn. ``parse`` turns the text (a list of
+    texts for a list ``default``) back into a value and raises ValueError for one that is not allowed (it is
+    ignored). The widget gets its value from the session (or ``default``): draw it without a default."""
+    ss = st.session_state
+    seen = ss.setdefault(_URL_BOUND_KEY, set())
+    if key not in seen:
+        seen.add(key)
+        if param in st.query_params and key not in ss:
+            raw = st.query_params.get_all(param) if isinstance(default, list) else st.query_params[param]
+            try:
+                ss[key] = parse(raw)
+            except (TypeError, ValueError):
+                pass
+    if key not in ss:  # the widget takes its value from here: draw it without a default of its own
+        ss[key] = default
+    ss.setdefault(_URL_BINDS_KEY, {})[key] = (param, default)
+
+
+def one_of(options) -> object:
+    """A ``parse`` for bind_to_url: the text itself when it is one of ``options``, else ValueError."""
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(map(str, options))}")
+        return value
+    return parse
+
+
+def write_url() -> None:
+    """Put the bound session keys (bind_to_url) into the address bar; a default value is left out."""
+    for key, (param, default) in st.session_state.pop(_URL_BINDS_KEY, {}).items():
+        value = st.session_state.get(key, default)
+        if value is None or value == default:
+            st.query_params.pop(param, None)
+        elif isinstance(value, list):
+            st.query_params[param] = [str(v) for v in value]
+        else:
+            st.query_params[param] = str(value)
 
 
 def select_run(name: str) -> None:
@@ -257,4 +324,19 @@ def sidebar() -> None:
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",
-                      help="Stored with every review decision.")
+                      help="Stored with every review decision (and remembered for your next visit).",
+                      on_change=remember_curator)
+    _url_state(data)
+
+
+def _url_state(data: Path | None) -> None:
+    """The data set and run in the address bar (?data=...&run=...), so that a reload or a link opens them."""
+    if data is None:
+        st.query_params.pop(DATA_PARAM, None)
+    else:
+        st.query_params[DATA_PARAM] = str(data)
+    run = st.session_state.get(RUN_KEY)
+    if data is not None and run:
+        st.query_params[RUN_PARAM] = run
+    else:
+        st.query_params.pop(RUN_PARAM, None)

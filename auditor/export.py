@@ -8,7 +8,9 @@ decision; :func:`export_bytes` renders the four export files in memory (the app'
   (relative to the data set folder, normalised to POSIX ``a/b.mp4``); excluded clips dropped or marked; a
   ``mismatch`` column (the kind, or empty) when a current decision says that a clip's sound does not belong;
 * ``decisions.csv`` / ``decisions.jsonl``: the full decision history (``reviews.COLUMNS``), oldest first;
-* ``summary.csv``: per given class, how many clips got each decision, and where labels moved.
+* ``summary.csv``: per given class, how many clips got each decision, and where labels moved;
+* ``label_studio_tasks.json`` + ``label_studio_config.xml`` and, written to a folder only, ``fiftyone/`` (a
+  FiftyOne VideoClassificationDirectoryTree of links to the clips): :mod:`auditor.export_tools`.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ import pandas as pd
 from auditor.atomic import atomic_write_bytes
 from auditor.data.manifest import LABELS_FILE, load_manifest
 from auditor.errors import UserError
+from auditor.export_tools import label_studio_config, label_studio_tasks, write_fiftyone_tree
 from auditor.reviews import FINAL_DECISIONS, read_decisions
 
 # How excluded clips appear in the exported labels.csv.
 EXCLUDED_MODES = ("drop", "column")
 # Export file key (export_bytes) -> file name (export_reviewed).
 EXPORT_FILES = {"labels_csv": LABELS_FILE, "decisions_csv": "decisions.csv",
-                "decisions_jsonl": "decisions.jsonl", "summary_csv": "summary.csv"}
+                "decisions_jsonl": "decisions.jsonl", "summary_csv": "summary.csv",
+                "labelstudio_tasks": "label_studio_tasks.json", "labelstudio_config": "label_studio_config.xml"}
 # Decisions whose final_label replaces the given label.
 LABEL_DECISIONS = ("accept", "keep", "relabel")
 # The decisions summary.csv and the summary count ("undo" leaves a clip undecided, counted there).
@@ -78,8 +82,10 @@ def export_bytes(data_dir: str | os.PathLike[str], *, run_dir: str | os.PathLike
 
 def export_reviewed(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                     run_dir: str | os.PathLike[str] | None = None, excluded: str = "drop",
-                    curator_filter: str | Iterable[str] | None = None, overwrite: bool = False) -> dict:
-    """Write labels.csv, decisions.csv, decisions.jsonl and summary.csv into ``out_dir`` (each atomically).
+                    curator_filter: str | Iterable[str] | None = None, overwrite: bool = False,
+                    fiftyone: bool = True) -> dict:
+    """Write the EXPORT_FILES into ``out_dir`` (each atomically) and, with ``fiftyone``, the FiftyOne tree
+    ``out_dir``/fiftyone (export_tools.write_fiftyone_tree).
 
     ``excluded``: "drop" leaves excluded clips out of labels.csv, "column" keeps them with ``excluded`` = 1
     (0 for the others). ``curator_filter``: only these curators' decisions count (all when None).
@@ -99,6 +105,9 @@ def export_reviewed(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike
     files, summary = _build(data_dir, run_dir=run_dir, excluded=excluded, curator_filter=curator_filter)
     for key, name in EXPORT_FILES.items():
         atomic_write_bytes(out_dir / name, files[key])
+    if fiftyone:
+        table = final_labels(load_manifest(data_dir).rows, read_decisions(data_dir, curators=curator_filter)[1])
+        summary["fiftyone_dir"] = str(write_fiftyone_tree(out_dir, data_dir, table))
     summary["out_dir"] = str(out_dir)
     return summary
 
@@ -110,16 +119,40 @@ def _build(data_dir, *, run_dir, excluded: str, curator_filter) -> tuple[dict[st
     manifest = load_manifest(data_dir)
     history, latest = read_decisions(data_dir, curators=curator_filter)
     table = final_labels(manifest.rows, latest)
+    flags = _run_flags(run_dir)
     files = {
         "labels_csv": _labels_csv(manifest.rows, table, excluded),
         "decisions_csv": history.to_csv(index=False, lineterminator="\n").encode("utf-8"),
         "decisions_jsonl": _jsonl(history),
         "summary_csv": _summary_table(table).to_csv(index=False, lineterminator="\n").encode("utf-8"),
+        "labelstudio_tasks": label_studio_tasks(table, flags, run_id=run_id),
+        "labelstudio_config": label_studio_config(_classes(run_dir, table)),
     }
     summary = _summary(table, excluded)
     summary.update(history=len(history), not_in_data=int((~latest["clip"].isin(table["clip"])).sum()),
                    run_id=run_id)
     return files, summary
+
+
+def _run_flags(run_dir) -> pd.DataFrame | None:
+    """The run's flags.csv (labels as text), or None without a run or flags."""
+    path = Path(run_dir) / "flags.csv" if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    return pd.read_csv(path, dtype={"clip": str, "suggested_label": str}, keep_default_na=False,
+                       na_values={c: [""] for c in ("suggested_confidence", "label_noise_score", "mismatch_score")})
+
+
+def _classes(run_dir, table: pd.DataFrame) -> list[str]:
+    """The class list a labeling tool offers: the run's classes plus every given and reviewed label."""
+    config = {}
+    if run_dir is not None:
+        try:
+            config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+    known = config.get("classes") if isinstance(config, dict) else None
+    return sorted(set(map(str, known or [])) | set(table["given_label"]) | set(table["final_label"]))
 
 
 def _run_id(run_dir) -> str:

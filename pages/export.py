@@ -19,6 +19,8 @@ DOWNLOADS = {  # export file key -> (button label, MIME type)
     "decisions_csv": ("Decisions (CSV)", "text/csv"),
     "decisions_jsonl": ("Decisions (JSON lines)", "application/jsonl"),
     "summary_csv": ("Summary", "text/csv"),
+    "labelstudio_tasks": ("Label Studio tasks", "application/json"),
+    "labelstudio_config": ("Label Studio config", "application/xml"),
 }
 
 st.title("Export")
@@ -48,12 +50,17 @@ st.subheader("Write to a folder")
 default_out = str(work_folder(data) / "export")
 c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
 out_dir = c1.text_input("Output folder", value=default_out, key="export_dir",
-                        help="labels.csv, decisions.csv, decisions.jsonl and summary.csv are written here.")
+                        help="labels.csv, the decisions, the summary, the Label Studio files and a FiftyOne "
+                             "folder tree (links to the clips) are written here.")
 if c2.button("Write files", icon=":material/save:", width="stretch"):
     result = export.write_export(data, run, out_dir.strip(), mode)
     if result is not None:
         st.success(f"Wrote {result['rows_written']:,} labels and {result['history']:,} decisions to "
                    f"{md_literal(result['out_dir'])}.", icon=":material/check_circle:")
+st.caption("**Label Studio**: import the tasks into a project whose labeling config is the config file; start "
+           "Label Studio with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the data set folder so that it "
+           "plays the clips. **FiftyOne**: the folder's `fiftyone/` loads with `fo.Dataset.from_dir(dataset_dir=…, "
+           "dataset_type=fo.types.VideoClassificationDirectoryTree)`.")
 
 st.subheader("Decisions by class")
 total = summary[summary["class"] == TOTAL_ROW].iloc[0] if len(summary) else None

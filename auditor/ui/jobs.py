@@ -145,16 +145,13 @@ def _job_metrics(run: Path, status: jobs.JobStatus, view, kind: str) -> None:
     elapsed = end - status.started if end and status.started else view.elapsed_s
     ready = run_folder.run_outputs_ready(run) and status.state == "finished"
     if ready:
-        table = flags(run)
-        counts = flag_counts(table)
-        st.markdown(f"**{flag_summary(table)}.**")
-        cols = st.columns(4)
+        counts = flag_counts(flags(run))
+        cols = st.columns(5)
         cols[0].metric("Elapsed", format_seconds(elapsed))
         cols[1].metric("Flagged clips", f"{counts['flagged']:,} of {counts['clips']:,}")
-        cols[2].metric("Wrong label", f"{counts['wrong_label'] + counts['both']:,}",
-                       help="Clips whose given label is likely wrong (with or without a sound mismatch).")
-        cols[3].metric("Sound mismatch", f"{counts['mismatch'] + counts['both']:,}",
-                       help="Clips whose sound likely does not belong to the picture.")
+        cols[2].metric("Wrong label", f"{counts['wrong_label']:,}", help="Only the label looks wrong.")
+        cols[3].metric("Sound mismatch", f"{counts['mismatch']:,}", help="Only the sound looks wrong.")
+        cols[4].metric("Both", f"{counts['both']:,}", help="Label and sound both look wrong.")
         return
     cols = st.columns(4 if kind != "score" else 1)
     cols[0].metric("Elapsed", format_seconds(elapsed))

@@ -28,7 +28,7 @@ review.open_linked_clip(all_clips)
 explicit = ss.get(state.REVIEW_CLIPS_KEY)
 if explicit:
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.info(f"Reviewing the {len(explicit):,} clips selected on the Explore page.", icon=":material/filter_alt:")
+        st.info(f"Reviewing the {len(explicit):,} clips selected on Explore or Classes.", icon=":material/filter_alt:")
         if st.button("Back to all flagged clips"):
             ss.pop(state.REVIEW_CLIPS_KEY, None)
             st.rerun()
@@ -62,7 +62,7 @@ flagged = table["flag_kind"].isin(FLAGGED_KINDS)
 decided = review_queue.is_decided(table["review_status"])
 left = int((~review_queue.is_decided(queue["review_status"])).sum())
 shown_kinds = ", ".join(review_queue.KIND_TEXT[k] for k in kinds) if kinds else "every kind"
-filters = "the clips selected on Explore" if explicit else \
+filters = "the clips selected on Explore or Classes" if explicit else \
     f"{shown_kinds} · score ≥ {threshold:.2f}" + (f" · {len(classes)} classes" if classes else "")
 st.caption(f"**{left:,}** left to decide in this queue of {len(queue):,} ({filters}) · flagged clips decided: "
            f"**{int((flagged & decided).sum()):,} of {int(flagged.sum()):,}** (a skip is not a decision)")

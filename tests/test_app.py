@@ -18,7 +18,7 @@ from auditor.ui.jobs import STATE_BADGES
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
-PAGES = ("data", "model", "explore", "review", "export")
+PAGES = ("data", "model", "explore", "classes", "review", "export")
 TIMEOUT = 60  # the first run imports torch (decode / features)
 
 

@@ -143,7 +143,7 @@ def goto(page, server, name: str) -> None:
 
 
 def test_every_page_renders_and_is_screenshotted(server, page):
-    for name in ("data", "model", "explore", "review", "export"):
+    for name in ("data", "model", "explore", "classes", "review", "export"):
         goto(page, server, name)
         if name == "explore":
             page.wait_for_selector(".js-plotly-plot", timeout=30_000)
@@ -205,7 +205,7 @@ def test_lasso_selection_on_explore_goes_to_review(server, page):
     assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .legendtext tspan')].filter("
                          "e => (e.getAttribute('style') || '').includes('bold')).length") == 0
     page.get_by_role("button", name="Review these").click()
-    page.get_by_text("selected on the Explore page").wait_for(timeout=30_000)
+    page.get_by_text("selected on Explore or Classes").wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
     assert page.locator("h1").first.inner_text().strip() == "Review"
@@ -381,3 +381,23 @@ def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     with ReviewStore(server["containers"]) as store:
         mine = store.history(curators=["batch tester"])
     assert len(mine) == count and set(mine["decision"]) == {"accept"}
+
+
+def test_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page):
+    goto(page, server, "classes")
+    page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=30_000)
+    tiles = page.locator(".js-plotly-plot .scatterlayer .point")
+    box = tiles.nth(1).bounding_box()  # a tile of the first row: a box drawn just around it
+    page.mouse.move(box["x"] - 3, box["y"] - 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=6)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"clips in 1 tile")).wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)
+    count = int(re.search(r"([\d,]+) clips in 1 tile", page.inner_text("body")).group(1))
+    shoot(page, "classes_tile")
+    page.get_by_role("button", name="Review these").click()
+    page.get_by_text(f"Reviewing the {count} clips selected").wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)

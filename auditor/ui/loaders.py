@@ -85,6 +85,21 @@ def embedding_matrix(run: Path) -> tuple[list[str], np.ndarray]:
     return _embedding_matrix(str(path), _mtime(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _class_report(path: str, mtime: int) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path, dtype={"class": str, "top_suggested_replacement": str}, keep_default_na=False,
+                           na_values={"estimated_noise_rate": [""], "estimated_mismatch_rate": [""]})
+    except (OSError, ValueError):
+        return None
+
+
+def class_report(run: Path) -> pd.DataFrame | None:
+    """The run's class_report.csv (labels as text), or None when it has none."""
+    path = run / run_folder.CLASS_REPORT_FILE
+    return _class_report(str(path), _mtime(path))
+
+
 def run_id(run: Path) -> str:
     """The run id in the run's config.json (the folder name when it has none): what decisions are stamped with."""
     return str((run_folder.read_config(run) or {}).get("run_id", run.name))

@@ -30,6 +30,7 @@ PAGES = {  # name -> (file, title, icon)
     "data": ("data.py", "Data", ":material/folder_open:"),
     "model": ("model.py", "Model", ":material/model_training:"),
     "explore": ("explore.py", "Explore", ":material/scatter_plot:"),
+    "classes": ("classes.py", "Classes", ":material/grid_view:"),
     "review": ("review.py", "Review", ":material/fact_check:"),
     "export": ("export.py", "Export", ":material/download:"),
 }

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import av
+from PIL import Image
 
 from auditor.data.mux import transcode
 from auditor.errors import UserError
@@ -30,6 +31,8 @@ BROWSER_FORMATS = {
 # Pixel formats of H.264 that browsers decode (10-bit and 4:4:4 profiles are not widely supported).
 BROWSER_PIX_FMTS = {"yuv420p", "yuvj420p"}
 TRANSCODED_MIME = "video/mp4"
+THUMB_SIZE = 160  # px, the longer side of a thumbnail
+THUMBS = "thumbs"  # the thumbnails' folder inside the playback cache
 _LOCK = threading.Lock()  # one conversion at a time in this process (the app's sessions share it)
 
 
@@ -72,6 +75,35 @@ def playback_file(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]
     if not target.is_file():
         _convert(path, target)
     return target, TRANSCODED_MIME
+
+
+def thumbnail(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> bytes:
+    """A JPEG of the frame in the middle of clip ``path`` (longer side THUMB_SIZE), made once and kept in the
+    playback cache. Raises PlaybackError when the clip has no decodable picture."""
+    path = Path(path)
+    copy = cached_copy(data_dir, path)
+    target = copy.parent / THUMBS / f"{copy.stem}.jpg"
+    if not target.is_file():
+        try:
+            image = _middle_frame(path)
+        except (av.error.FFmpegError, OSError, IndexError, StopIteration) as err:
+            raise PlaybackError(f"{path.name}: no picture for a thumbnail ({error_text(err)})") from None
+        image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.stem}-{os.getpid()}-{threading.get_ident()}.jpg")
+        image.save(tmp, format="JPEG", quality=85)
+        os.replace(tmp, target)
+    return target.read_bytes()
+
+
+def _middle_frame(path: Path) -> Image.Image:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        seconds = float(stream.duration * stream.time_base) if stream.duration else \
+            (container.duration or 0) / av.time_base
+        if seconds > 0:
+            container.seek(int(seconds / 2 / stream.time_base), stream=stream)
+        return next(container.decode(stream)).to_image()
 
 
 def cached_copy(data_dir: str | os.PathLike[str], path: Path) -> Path:

@@ -107,7 +107,6 @@ with media_col:
             st.video(str(video), format=mime)
         except UserError as err:
             widgets.show_error("This clip cannot be played in the browser; its frames and sound are below.", err)
-        review.prefetch_next(data, queue_clips, current)
         try:
             media = loaders.clip_media(path)
         except Exception as err:  # a file the decoder rejects: show why, keep the review going
@@ -176,16 +175,30 @@ with info_col:
     st.caption(review.KEYS_HELP)
     st.html(review.KEYS_SCRIPT, unsafe_allow_javascript=True)
 
-    st.markdown("**Nearest clips** (fused embedding)")
+    st.markdown("**Nearest clips** (fused embedding): what similar clips are labelled")
     try:
-        names, matrix = loaders.embedding_matrix(run)
-        near = review_queue.nearest_neighbours(names, matrix, current, k=6)
+        embeddings = loaders.embedding_matrix(run)
+        near = review_queue.nearest_neighbours(*embeddings, current, k=review.NEIGHBOURS)
     except (OSError, ValueError, UserError) as err:
         widgets.show_error("Neighbours unavailable.", err)
-        near = None
+        embeddings, near = None, None
+    review.prefetch_next(data, queue_clips, current, embeddings)
     if near is not None and not near.empty:
         near = near.merge(table[["clip", "given_label", "suggested_label", "review_status"]], on="clip", how="left")
-        widgets.show_table(near, column_config=widgets.TABLE_COLUMNS)
+        for start in range(0, len(near), 3):
+            for col, item in zip(st.columns(3), near.iloc[start:start + 3].to_dict("records"), strict=False):
+                with col:
+                    try:
+                        image = loaders.thumbnail(data, review_queue.clip_path(data, item["clip"]))
+                    except ValueError:
+                        image = None
+                    if image is not None:
+                        st.image(image, width="stretch")
+                    st.caption(f"{md_literal(item['given_label'])} → {md_literal(item['suggested_label'])} · "
+                               f"similarity {item['similarity']:.2f}")
+                    st.button("Open", key=f"near_{start}_{item['clip']}", on_click=review.open_clip,
+                              args=(item["clip"],), icon=":material/open_in_new:", width="stretch",
+                              help=item["clip"])
 
 mine = review.my_last_decisions()
 if mine:

@@ -178,10 +178,26 @@ def playable_video(data: Path, path: Path) -> tuple[Path, str]:
     return playback_file(data, path)
 
 
+def thumbnail(data: Path, path: Path) -> bytes | None:
+    """A JPEG of the clip's middle frame (auditor.playback.thumbnail), or None when it has no picture."""
+    from auditor.playback import thumbnail as make_thumbnail  # PyAV: only when a clip is shown
+
+    try:
+        return make_thumbnail(data, path)
+    except (UserError, OSError):
+        return None
+
+
 def prefetch_playback(data: Path, paths: list[Path]) -> None:
     """Convert ``paths`` for playback in the background (those that need it), so the next clip plays at once."""
     for path in paths:
         _PLAYBACK_PREFETCH.submit(_prefetch_one, data, path)
+
+
+def prefetch_thumbnails(data: Path, paths: list[Path]) -> None:
+    """Make the thumbnails of ``paths`` in the background (the neighbours of the next clips)."""
+    for path in paths:
+        _PLAYBACK_PREFETCH.submit(thumbnail, data, path)
 
 
 def _prefetch_one(data: Path, path: Path) -> None:

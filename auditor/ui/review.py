@@ -16,10 +16,17 @@ import pandas as pd
 import streamlit as st
 
 from auditor.errors import UserError
-from auditor.review_queue import BATCH_ACTIONS, STATUS_TEXT, batch_decisions, batch_rows, clip_path
+from auditor.review_queue import (
+    BATCH_ACTIONS,
+    STATUS_TEXT,
+    batch_decisions,
+    batch_rows,
+    clip_path,
+    nearest_neighbours,
+)
 from auditor.reviews import ReviewConflict
 from auditor.text import md_literal
-from auditor.ui.loaders import latest_decision, prefetch_playback, review_store
+from auditor.ui.loaders import latest_decision, prefetch_playback, prefetch_thumbnails, review_store
 from auditor.ui.state import CURATOR_KEY
 from auditor.ui.widgets import flash
 
@@ -30,6 +37,7 @@ NOTE_KEY = "review_note"  # the note that goes with the next decision
 MISMATCH_KEY = "review_mismatch"  # the sound-mismatch kind that goes with the next decision (or None)
 QUEUE_TABLE_KEY = "queue_table"  # the queue table (its row selection jumps to a clip)
 PREFETCH_CLIPS = 2  # clips after the one on screen converted for playback in the background
+NEIGHBOURS = 6  # nearest clips shown as thumbnails
 UNDO_DEPTH = 10  # this tab's decisions that can be undone, newest last
 # Keyboard shortcuts: decision -> key (Streamlit button shortcuts; "r" is handled by KEYS_SCRIPT, since
 # Streamlit reserves R for its own rerun).
@@ -108,14 +116,24 @@ def show_clip(data: Path, clip: str, queue: list[str]) -> dict | None:
     return latest
 
 
-def prefetch_next(data: Path, queue: list[str], clip: str) -> None:
-    """Make the PREFETCH_CLIPS clips after ``clip`` in ``queue`` playable in the background."""
+def prefetch_next(data: Path, queue: list[str], clip: str, embeddings: tuple | None = None) -> None:
+    """Make the PREFETCH_CLIPS clips after ``clip`` in ``queue`` playable in the background, and the
+    thumbnails of their nearest clips when ``embeddings`` = (clips, unit-length matrix) is given."""
     i = queue.index(clip) if clip in queue else -1
+    upcoming = queue[i + 1:i + 1 + PREFETCH_CLIPS]
+    prefetch_playback(data, _paths(data, upcoming))
+    if embeddings is not None:
+        names, matrix = embeddings
+        near = [c for name in upcoming for c in nearest_neighbours(names, matrix, name, k=NEIGHBOURS)["clip"]]
+        prefetch_thumbnails(data, _paths(data, near))
+
+
+def _paths(data: Path, clips: list[str]) -> list[Path]:
     paths = []
-    for name in queue[i + 1:i + 1 + PREFETCH_CLIPS]:
+    for name in clips:
         with contextlib.suppress(ValueError):  # a file outside the data set or gone: shown when it comes up
             paths.append(clip_path(data, name))
-    prefetch_playback(data, paths)
+    return paths
 
 
 def go_to(clip: str | None) -> None:
@@ -127,6 +145,12 @@ def go_to(clip: str | None) -> None:
     ss[RELABEL_KEY] = None
     ss[NOTE_KEY] = ""
     ss[MISMATCH_KEY] = None
+
+
+def open_clip(clip: str) -> None:
+    """Button callback: show ``clip`` (e.g. a neighbour), even when the queue's filters leave it out."""
+    go_to(clip)
+    st.session_state[_PINNED_KEY] = clip
 
 
 def step(offset: int) -> None:

@@ -173,7 +173,7 @@ with info_col:
                   disabled=off or not review.my_last_decisions(), shortcut=keys["undo"],
                   help="Take back your last decision in this tab")
     st.caption(review.KEYS_HELP)
-    st.html(review.KEYS_SCRIPT, unsafe_allow_javascript=True)
+    review.install_shortcut_keys()
 
     st.markdown("**Nearest clips** (fused embedding): what similar clips are labelled")
     try:

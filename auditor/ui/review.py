@@ -72,6 +72,11 @@ _LINKED_KEY = "_review_linked"  # the clip this page last put into the address b
 CLIP_PARAM = "clip"  # ?clip=<clip path>: a link to a clip of the Review page
 
 
+def install_shortcut_keys() -> None:
+    """The "r" key of KEYS_SCRIPT (the other keys are button shortcuts). Constant HTML: no user text."""
+    st.html(KEYS_SCRIPT, unsafe_allow_javascript=True)
+
+
 def open_linked_clip(clips: set[str]) -> None:
     """When the address bar names a clip of ``clips`` that this page did not put there (a link was opened or
     the page reloaded), show that clip, even if the queue's filters leave it out."""

@@ -62,7 +62,7 @@ flagged = table["flag_kind"].isin(FLAGGED_KINDS)
 decided = review_queue.is_decided(table["review_status"])
 left = int((~review_queue.is_decided(queue["review_status"])).sum())
 shown_kinds = ", ".join(review_queue.KIND_TEXT[k] for k in kinds) if kinds else "every kind"
-filters = "the clips selected on Explore or Classes" if explicit else \
+filters = "your selection" if explicit else \
     f"{shown_kinds} · score ≥ {threshold:.2f}" + (f" · {len(classes)} classes" if classes else "")
 st.caption(f"**{left:,}** left to decide in this queue of {len(queue):,} ({filters}) · flagged clips decided: "
            f"**{int((flagged & decided).sum()):,} of {int(flagged.sum()):,}** (a skip is not a decision)")

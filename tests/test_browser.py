@@ -205,7 +205,7 @@ def test_lasso_selection_on_explore_goes_to_review(server, page):
     assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .legendtext tspan')].filter("
                          "e => (e.getAttribute('style') || '').includes('bold')).length") == 0
     page.get_by_role("button", name="Review these").click()
-    page.get_by_text("selected on Explore or Classes").wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"Reviewing the \d+ clips selected")).wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
     assert page.locator("h1").first.inner_text().strip() == "Review"
@@ -340,7 +340,7 @@ def test_keyboard_review_with_undo_and_a_note(server, page):
 
 
 def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
-    page.goto(review_url(server))
+    page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
     settle(page)
     set_curator(page, "reload tester")
     page.get_by_role("textbox", name="Search").fill("clip_000")

@@ -83,6 +83,23 @@ def test_review_queue_filters_and_orders_as_worked_out_by_hand():
     assert _order(clips=["e", "c", "b"], unreviewed_only=False) == ["c", "e", "b"]
 
 
+def test_triage_sorts_and_searches_the_queue():
+    table = _queue_table().assign(
+        suggested_label=["z", "x", "x", "q", "x", "zz", ""], suggested_confidence=[0.5, 0.9, 0.1, 0.7, 0.8, 0.6, np.nan],
+        label_noise_score=[0.9, 0.95, 0.6, 0.1, 0.1, 0.9, np.nan], mismatch_score=[0.1, 0.9, 0.1, 0.7, 0.1, 0.2, np.nan])
+
+    def order(**kwargs) -> list[str]:
+        return review_queue.review_queue(table, threshold=-1.0, unreviewed_only=False, **kwargs)["clip"].tolist()
+
+    assert order(sort="mismatch") == ["d", "f", "a", "c", "e", "g", "b"]  # skipped b still last
+    assert order(sort="confidence") == ["e", "d", "f", "a", "c", "g", "b"]  # no confidence (g): last
+    assert order(sort="class") == ["a", "c", "e", "g", "f", "d", "b"]
+    assert order(sort="clip") == ["a", "c", "d", "e", "f", "g", "b"]
+    assert order(search="Z") == ["a", "f"]  # suggested z / zz, case-insensitive
+    with pytest.raises(ValueError, match="sort 'size' is not one of suspicious"):
+        order(sort="size")
+
+
 def test_saturated_scores_are_ordered_by_their_ranks():
     table = _queue_table().assign(max_score=1.0, max_rank=[0.2, 0.9, 0.5, 0.95, 0.1, 0.7, np.nan],
                                   review_status="not reviewed")
@@ -180,3 +197,15 @@ def test_clip_path_stays_inside_the_data_set(tmp_path):
     os.symlink(tmp_path / "secret.mp4", data / "clips" / "link.mp4")
     with pytest.raises(ValueError, match="outside"):
         review_queue.clip_path(data, "clips/link.mp4")
+
+
+def test_batch_actions_apply_to_scored_clips_and_accept_only_real_suggestions():
+    table = _queue_table().assign(suggested_label=["y", "y", "x", "", "x", "x", ""])
+    assert review_queue.batch_rows(table, "accept")["clip"].tolist() == ["a", "f"]  # b, c, e: already so
+    assert review_queue.batch_rows(table, "exclude")["clip"].tolist() == list("abcdef")  # g is unscored
+    items = review_queue.batch_decisions(review_queue.batch_rows(table, "accept"), "accept", curator="ann",
+                                         run_id="r1", note="bulk")
+    assert [(i["clip"], i["decision"], i["suggested_label"], i["note"]) for i in items] == [
+        ("a", "accept", "y", "bulk"), ("f", "accept", "x", "bulk")]
+    with pytest.raises(ValueError, match="batch decision 'skip'"):
+        review_queue.batch_rows(table, "skip")

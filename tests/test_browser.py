@@ -11,6 +11,7 @@ in one batch after a confirmation that states the count.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -150,6 +151,34 @@ def test_every_page_renders_and_is_screenshotted(server, page):
             assert page.locator(".js-plotly-plot").count() == 3
         assert page.locator("h1").first.inner_text().strip() == name.capitalize()
         shoot(page, name)
+
+
+def test_no_metric_is_cut_off_at_1400_px(server, page):
+    """Bug 10: "Total duration" (its value) was cut off on the Data page at 1400 px."""
+    from auditor.data.cache_location import default_cache_root
+    from auditor.model.presets import preprocess_params
+    from auditor.ui.ingest import INGEST_PRESET
+
+    # The summary an ingest of 240 clips of the sample leaves (13 min 45 s): the longest value of the row.
+    summary = default_cache_root(server["containers"]) / preprocess_params(INGEST_PRESET).digest() / "ingest.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps({"clips": 240, "classes": 8, "clips_per_class": {"a": 120, "b": 120},
+                                   "total_duration_s": 825.0, "decode_problems": 0, "clips_without_audio": 0,
+                                   "clips_with_silent_audio": 0, "decoded_now": 240}))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    goto(page, server, "data")
+    field = page.get_by_role("textbox", name="Data set folder")
+    field.fill(str(server["containers"]))
+    field.press("Enter")
+    settle(page)
+    assert "13 min 45 s" in page.inner_text("body")
+    for name in ("Data", "Export"):
+        page.get_by_role("link", name=name, exact=True).click()
+        settle(page)
+        cut = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+                            ".filter(e => [e, ...e.querySelectorAll('*')].some(n => n.scrollWidth > n.clientWidth + 1))"
+                            ".map(e => e.innerText)")
+        assert cut == [], (name, cut)
 
 
 def test_review_records_a_decision_and_shows_hostile_labels_as_text(server, page):

@@ -40,6 +40,11 @@ def error_text(err: BaseException | str) -> str:
     return str(err) or type(err).__name__
 
 
+def plural(n: int, word: str) -> str:
+    """1, "clip" -> "1 clip"; 1200, "clip" -> "1,200 clips" (English words that take an s)."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def format_seconds(seconds: float | None) -> str:
     """85 -> "1 min 25 s"; None or NaN -> "–"."""
     if seconds is None or pd.isna(seconds):

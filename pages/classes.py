@@ -4,6 +4,7 @@ and suggested labels as a tile map; a box drawn over tiles lists their clips and
 import streamlit as st
 
 from auditor import class_view
+from auditor.text import plural
 from auditor.ui import figures, loaders, state, widgets
 
 st.title("Classes")
@@ -31,7 +32,7 @@ if picked.empty:
 clips = [c for g, s in zip(picked["given_label"], picked["suggested_label"], strict=True)
          for c in class_view.cell_clips(points, g, s)]
 with st.container(horizontal=True, vertical_alignment="center"):
-    st.markdown(f"**{len(clips):,} clips** in {len(picked):,} tile{'s' if len(picked) > 1 else ''}")
+    st.markdown(f"**{plural(len(clips), 'clip')}** in {plural(len(picked), 'tile')}")
     if st.button("Review these", type="primary", icon=":material/fact_check:"):
         st.session_state[state.REVIEW_CLIPS_KEY] = clips
         st.switch_page(state.page_file("review"))

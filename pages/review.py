@@ -10,7 +10,7 @@ from auditor.errors import UserError
 from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
 from auditor.reviews import MISMATCH_KINDS
 from auditor.run_folder import read_config
-from auditor.text import md_literal
+from auditor.text import md_literal, plural
 from auditor.ui import figures, loaders, review, state, widgets
 
 SORT_KEY = "review_sort"
@@ -28,7 +28,8 @@ review.open_linked_clip(all_clips)
 explicit = ss.get(state.REVIEW_CLIPS_KEY)
 if explicit:
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.info(f"Reviewing the {len(explicit):,} clips selected on Explore or Classes.", icon=":material/filter_alt:")
+        st.info(f"Reviewing the {plural(len(explicit), 'clip')} selected on Explore or Classes.",
+                icon=":material/filter_alt:")
         if st.button("Back to all flagged clips"):
             ss.pop(state.REVIEW_CLIPS_KEY, None)
             st.rerun()

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from auditor.reviews import ReviewStore
+from auditor.text import plural
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -234,7 +235,7 @@ def test_lasso_selection_on_explore_goes_to_review(server, page):
     assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .legendtext tspan')].filter("
                          "e => (e.getAttribute('style') || '').includes('bold')).length") == 0
     page.get_by_role("button", name="Review these").click()
-    page.get_by_text(re.compile(r"Reviewing the \d+ clips selected")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"Reviewing the \d+ clips? selected")).wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
     assert page.locator("h1").first.inner_text().strip() == "Review"
@@ -402,9 +403,9 @@ def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     assert count == int((flags["suggested_label"] != flags["given_label"]).sum()) and count > 0
     button.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"{count} clips").wait_for(timeout=30_000)
+    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
     shoot(page, "explore_batch_confirm")
-    dialog.get_by_role("button", name=f"Record {count} decisions").click()
+    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
     settle(page)
     no_exception(page)
     with ReviewStore(server["containers"]) as store:
@@ -421,12 +422,12 @@ def test_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=6)
     page.mouse.up()
-    page.get_by_text(re.compile(r"clips in 1 tile")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"clips? in 1 tile")).wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
-    count = int(re.search(r"([\d,]+) clips in 1 tile", page.inner_text("body")).group(1))
+    count = int(re.search(r"([\d,]+) clips? in 1 tile", page.inner_text("body")).group(1))
     shoot(page, "classes_tile")
     page.get_by_role("button", name="Review these").click()
-    page.get_by_text(f"Reviewing the {count} clips selected").wait_for(timeout=30_000)
+    page.get_by_text(f"Reviewing the {plural(count, 'clip')} selected").wait_for(timeout=30_000)
     settle(page)
     no_exception(page)

@@ -25,7 +25,7 @@ from auditor.review_queue import (
     nearest_neighbours,
 )
 from auditor.reviews import ReviewConflict
-from auditor.text import md_literal
+from auditor.text import md_literal, plural
 from auditor.ui.loaders import latest_decision, prefetch_playback, prefetch_thumbnails, review_store
 from auditor.ui.state import CURATOR_KEY
 from auditor.ui.widgets import flash
@@ -288,12 +288,12 @@ def batch_buttons(data: Path, run_id_: str, points: pd.DataFrame, where: str, ke
 @st.dialog("Record decisions for many clips")
 def _confirm_batch(data: Path, run_id_: str, rows: pd.DataFrame, decision: str, where: str) -> None:
     n = len(rows)
-    st.markdown(f"**{BATCH_ACTIONS[decision].capitalize()}** for **{n:,} clips** {where}?")
+    st.markdown(f"**{BATCH_ACTIONS[decision].capitalize()}** for **{plural(n, 'clip')}** {where}?")
     if decision == "accept":
         st.caption("Only clips whose suggested label differs from the given one are counted.")
     note = st.text_input("Note for all of them", placeholder="optional")
     c1, c2 = st.columns(2)
-    if c1.button(f"Record {n:,} decisions", type="primary", width="stretch"):
+    if c1.button(f"Record {plural(n, 'decision')}", type="primary", width="stretch"):
         items = batch_decisions(rows, decision, curator=st.session_state.get(CURATOR_KEY, "").strip(),
                                 run_id=run_id_, note=note.strip())
         try:
@@ -302,7 +302,7 @@ def _confirm_batch(data: Path, run_id_: str, rows: pd.DataFrame, decision: str, 
         except (UserError, ValueError) as err:
             flash(f"Nothing recorded: {md_literal(err)}", "error")
         else:
-            st.toast(f"Recorded {n:,} decisions ({STATUS_TEXT[decision]}).", icon=":material/done_all:")
+            st.toast(f"Recorded {plural(n, 'decision')} ({STATUS_TEXT[decision]}).", icon=":material/done_all:")
         st.rerun()
     if c2.button("Cancel", width="stretch"):
         st.rerun()

@@ -21,6 +21,7 @@ from auditor.data.synth import MAX_CLASSES
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
+from auditor.workspace import add_workdir_argument, set_workdir
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
 
@@ -70,7 +71,8 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with labels.csv or one sub-folder per class")
     p.add_argument("--preset", default="cpu", choices=list(PRESETS), help="model preset whose input size is cached")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
-    p.add_argument("--cache", default=None, help="cache folder (default: DIR/.auditor/cache)")
+    p.add_argument("--cache", default=None, help="cache folder (default: in the data set's work folder)")
+    add_workdir_argument(p)
 
 
 @command("train", "train the two-phase noise-tolerant model and write flags, embeddings and class report",
@@ -87,6 +89,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="where to write the outputs (default: the --run folder)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workers", type=int, default=None)
+    add_workdir_argument(p)
 
 
 @command("export", "write the reviewed labels.csv, the decision history and a summary",
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_workdir(getattr(args, "workdir", None))
     module_name, func_name = COMMANDS[args.command][2].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:

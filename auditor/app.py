@@ -19,11 +19,12 @@ if str(_HERE.parent) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from auditor.ui import state, widgets  # noqa: E402
+from auditor.ui import jobs, state, widgets  # noqa: E402
 
 st.set_page_config(page_title="AV Auditor", page_icon=":material/graphic_eq:", layout="wide")
 state.init_session()
 page = st.navigation(state.navigation_pages())
 state.sidebar()
+jobs.offer_finished_runs(state.data_dir(), state.run_dir())
 widgets.show_flash()
 page.run()

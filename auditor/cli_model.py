@@ -8,6 +8,7 @@ import dataclasses
 from auditor.model.config import DEVICES, LABEL_EVIDENCE, METHODS, TrainConfig
 from auditor.model.presets import PRESETS
 from auditor.run_folder import CLASS_REPORT_FILE, EMBEDDINGS_FILE, FLAGS_FILE
+from auditor.workspace import add_workdir_argument
 
 RUN_RESULTS = (FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 
@@ -47,6 +48,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="discard a run already in --run and start again")
     p.add_argument("--workers", type=int, default=None, help="decoding processes for ingest (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_workdir_argument(p)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

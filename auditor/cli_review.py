@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from auditor.export import EXCLUDED_MODES, export_reviewed
+from auditor.errors import UserError
+from auditor.export import EXCLUDED_MODES, ExportIntoDataError, export_reviewed
+from auditor.workspace import add_workdir_argument
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,11 +19,15 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
                    help="only count this curator's decisions (repeat for several; default: everyone)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow --out to be the data set folder itself (replaces its labels.csv)")
+    add_workdir_argument(p)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    s = export_reviewed(args.data, args.out, run_dir=args.run, excluded=args.excluded,
-                        curator_filter=args.curator, overwrite=args.overwrite)
+    try:
+        s = export_reviewed(args.data, args.out, run_dir=args.run, excluded=args.excluded,
+                            curator_filter=args.curator, overwrite=args.overwrite)
+    except ExportIntoDataError as err:
+        raise UserError(f"{err} (or add --overwrite to replace it)") from None
     print(f"exported {s['rows_written']} of {s['clips']} clips to {s['out_dir']}: {s['relabelled']} relabelled, "
           f"{s['excluded']} excluded, {s['unchanged']} unchanged ({s['decided']} decided, "
           f"{s['history']} decisions in the history)")

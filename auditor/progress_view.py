@@ -25,10 +25,30 @@ class ProgressView:
     message: str
 
 
-def progress_view(events: list[dict], now: float | None = None) -> ProgressView:
+def job_events(events: list[dict], since: float | None) -> list[dict]:
+    """The events written at or after unix time ``since`` (the start of the job on screen; None: all of them):
+    progress.jsonl keeps the events of every job the run folder saw, and an older job's must not describe a
+    newer one. An event without a usable time is kept."""
+    if since is None:
+        return list(events)
+    kept = []
+    for e in events:
+        try:
+            if float(e["time"]) < since:
+                continue
+        except (KeyError, TypeError, ValueError):
+            pass
+        kept.append(e)
+    return kept
+
+
+def progress_view(events: list[dict], now: float | None = None, *, kind: str = "train") -> ProgressView:
     """Summarise progress events as train.py writes them: ``epoch`` counts epochs over both phases (0-based in
     "step" events, = epochs completed in "epoch" events), ``epochs_total`` = both phases, ``step`` is 1-based
-    within the epoch. ``now`` (unix seconds) counts the ETA of the last "epoch" event down."""
+    within the epoch. ``now`` (unix seconds) counts the ETA of the last "epoch" event down. ``kind`` "score"
+    (a job that scores with a trained model: no epochs) says "scoring" / "scored" instead of epochs."""
+    if kind == "score":
+        return _score_view(events)
     total = next((int(e["epochs_total"]) for e in reversed(events) if e.get("epochs_total")), 0)
     last = next((e for e in reversed(events) if e.get("event") in ("step", "epoch")), None)
     fraction, caption = 0.0, "preparing: decoding clips and building the model"
@@ -68,3 +88,13 @@ def progress_view(events: list[dict], now: float | None = None) -> ProgressView:
         est_mismatch=rates[-1].get("est_mismatch") if rates else None,
         losses=pd.DataFrame(rows, columns=["step", "term", "value"]),
         message=messages[-1] if messages else "")
+
+
+def _score_view(events: list[dict]) -> ProgressView:
+    finished = bool(events) and events[-1].get("event") == "done"
+    messages = [e["message"] for e in events if e.get("message")]
+    return ProgressView(
+        fraction=1.0 if finished else 0.0,
+        caption="scored" if finished else "scoring: decoding the clips, then scoring them with the trained model",
+        eta_s=0.0 if finished else None, elapsed_s=None, est_label_noise=None, est_mismatch=None,
+        losses=pd.DataFrame(columns=["step", "term", "value"]), message=messages[-1] if messages else "")

@@ -1,4 +1,5 @@
-"""The review store: every curator decision on a clip, one SQLite file per data set at DIR/.auditor/reviews.sqlite.
+"""The review store: every curator decision on a clip, one SQLite file per data set, ``reviews.sqlite`` in its work
+folder (DIR/.auditor, or one under the work directory: :mod:`auditor.workspace`).
 
 Table ``decisions`` is append-only (rows are never updated or deleted): a clip's *current* decision is its latest
 row (highest ``id``), its history is all its rows in ``id`` order. Decisions (``DECISIONS``):
@@ -7,12 +8,18 @@ row (highest ``id``), its history is all its rows in ``id`` order. Decisions (``
 * ``keep``: the given label is right (``final_label`` = ``given_label``);
 * ``relabel``: the curator typed another label (``final_label`` required);
 * ``exclude``: drop the clip from the data set (``final_label`` NULL);
-* ``skip``: looked at, undecided (``final_label`` NULL; the clip keeps its given label on export).
+* ``skip``: looked at, undecided (``final_label`` NULL; the clip keeps its given label on export);
+* ``undo``: the clip's decisions are withdrawn, it is undecided again (written by :meth:`ReviewStore.undo` when
+  the undone decision was the clip's first).
+
+A decision may also say that the sound does not belong to the picture (``mismatch``, one of
+``MISMATCH_KINDS``), on its own (exclude) or together with a label (accept, keep, relabel): both problems of one
+clip in one row. ``note`` is the curator's free text.
 
 Durability: WAL journal with ``synchronous=FULL``, so a row is on disk when :meth:`ReviewStore.record` returns; a
 process killed right after loses nothing. Concurrency: several stores (browser sessions, processes) may open the
 same file; each write is one ``BEGIN IMMEDIATE`` transaction, and ``expected_last_id`` detects two curators
-deciding the same clip (:class:`ReviewConflict`). Within one process a store holds one connection
+deciding the same clip differently (:class:`ReviewConflict`; the same decision twice is no conflict). Within one process a store holds one connection
 (``check_same_thread=False``) guarded by a lock, so one store may be shared by Streamlit's threads.
 """
 
@@ -30,16 +37,20 @@ from types import EllipsisType
 
 import pandas as pd
 
-from auditor.data.manifest import AUDITOR_DIR
 from auditor.errors import UserError
+from auditor.workspace import work_folder
 
-DECISIONS = ("accept", "keep", "relabel", "exclude", "skip")
+DECISIONS = ("accept", "keep", "relabel", "exclude", "skip", "undo")
+# Decisions that settle a clip ("decided"); a skip or an undo leaves it undecided.
+FINAL_DECISIONS = ("accept", "keep", "relabel", "exclude")
 # Decisions that change nothing about the clip's label: no final label is stored.
-NO_LABEL_DECISIONS = ("exclude", "skip")
+NO_LABEL_DECISIONS = ("exclude", "skip", "undo")
+# Why the sound does not belong to the picture (the ``mismatch`` column), as curators tell it apart.
+MISMATCH_KINDS = ("dubbed_or_music", "off_screen", "swapped", "silent", "other")
 STORE_FILE = "reviews.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the mismatch column
 COLUMNS = ("id", "clip", "decision", "given_label", "suggested_label", "final_label", "curator", "run_id",
-           "label_noise_score", "mismatch_score", "timestamp", "note")
+           "label_noise_score", "mismatch_score", "timestamp", "note", "mismatch")
 # A writer waits this long for another writer's transaction before giving up (SQLite holds one writer at a time).
 BUSY_TIMEOUT_S = 30.0
 
@@ -57,7 +68,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     label_noise_score REAL,
     mismatch_score REAL,
     timestamp TEXT NOT NULL,
-    note TEXT
+    note TEXT,
+    mismatch TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_clip_id ON decisions (clip, id);
 """
@@ -84,8 +96,19 @@ class ReviewStoreVersionError(UserError):
 
 
 def store_path(data_dir: str | os.PathLike[str]) -> Path:
-    """Where the review store of data set ``data_dir`` lives: DIR/.auditor/reviews.sqlite."""
-    return Path(data_dir) / AUDITOR_DIR / STORE_FILE
+    """Where the review store of data set ``data_dir`` lives: reviews.sqlite in its work folder."""
+    return work_folder(data_dir) / STORE_FILE
+
+
+def read_decisions(data_dir: str | os.PathLike[str], *,
+                   curators: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, latest) of the data set's decisions (:meth:`ReviewStore.history`, :meth:`ReviewStore.latest`);
+    two empty frames with ``COLUMNS`` when nobody decided anything yet (and no store file is created)."""
+    if not store_path(data_dir).is_file():
+        empty = pd.DataFrame(columns=list(COLUMNS))
+        return empty, empty.copy()
+    with ReviewStore(data_dir) as store:
+        return store.history(curators=curators), store.latest(curators=curators)
 
 
 class ReviewStore:
@@ -126,6 +149,9 @@ class ReviewStore:
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             if row[0] is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] == 1:  # version 1 had no mismatch column
+                conn.execute("ALTER TABLE decisions ADD COLUMN mismatch TEXT")
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 raise ReviewStoreVersionError(
                     f"{self.path}: review store schema version {row[0]} is newer than version {SCHEMA_VERSION} "
@@ -149,25 +175,59 @@ class ReviewStore:
     def record(self, clip: str, decision: str, *, given_label: str, suggested_label: str | None = None,
                final_label: str | None = None, curator: str, run_id: str = "",
                label_noise_score: float | None = None, mismatch_score: float | None = None, note: str = "",
-               expected_last_id: int | None | EllipsisType = ...) -> int:
+               mismatch: str | None = None, expected_last_id: int | None | EllipsisType = ...) -> int:
         """Append one decision and return its row id; the row is committed to disk before this returns.
 
         ``final_label`` defaults by decision: accept -> ``suggested_label``, keep -> ``given_label``; relabel
-        requires it; exclude/skip store NULL (giving one is an error). ``expected_last_id`` = the id of the clip's
-        latest decision when the curator was shown the clip (None: there was none); if the clip's latest id is
-        different now, nothing is written and :class:`ReviewConflict` is raised. Leave it out to skip the check.
-        Raises ValueError for an unknown decision, an empty clip or curator, or a missing/extra final label.
+        requires it; exclude/skip/undo store NULL (giving one is an error). ``mismatch`` (one of MISMATCH_KINDS)
+        marks the sound as not belonging to the picture, with any decision but skip and undo.
+        ``expected_last_id`` = the id of the clip's latest decision when the curator was shown the clip (None:
+        there was none); if the clip's latest decision is newer and says something else (another decision,
+        label or mismatch), nothing is written and :class:`ReviewConflict` is raised; the same decision is
+        recorded (both curators agreed). Leave it out to skip the check. Raises ValueError for an unknown
+        decision or mismatch kind, an empty clip or curator, or a missing/extra final label.
         """
         row = _make_row(clip, decision, given_label=given_label, suggested_label=suggested_label,
                         final_label=final_label, curator=curator, run_id=run_id,
-                        label_noise_score=label_noise_score, mismatch_score=mismatch_score, note=note)
+                        label_noise_score=label_noise_score, mismatch_score=mismatch_score, note=note,
+                        mismatch=mismatch)
         with self._transaction() as conn:
             if expected_last_id is not ...:
                 theirs = self._latest_row(row[0])
-                if (theirs["id"] if theirs else None) != expected_last_id:
+                if (theirs["id"] if theirs else None) != expected_last_id and not _same_decision(theirs, row):
                     raise ReviewConflict(row[0], theirs or {"curator": "?", "decision": "(none)", "timestamp": "?"})
             new_id = conn.execute(_INSERT, row).lastrowid
         return int(new_id)
+
+    def undo(self, decision_id: int, *, curator: str, run_id: str = "") -> int:
+        """Withdraw decision ``decision_id``, which must still be its clip's latest: append a row that restores
+        the clip's decision before it (a copy of that row, noted as an undo) or, when there was none, an
+        ``undo`` row (the clip is undecided again). Returns the new row id. Raises ReviewConflict when someone
+        decided the clip since, and ValueError for an unknown id."""
+        with self._transaction() as conn:
+            undone = conn.execute("SELECT * FROM decisions WHERE id = ?", (decision_id,)).fetchone()
+            if undone is None:
+                raise ValueError(f"no decision #{decision_id} to undo")
+            undone = dict(undone)
+            latest = self._latest_row(undone["clip"])
+            if latest["id"] != decision_id:
+                raise ReviewConflict(undone["clip"], latest)
+            before = conn.execute("SELECT * FROM decisions WHERE clip = ? AND id < ? ORDER BY id DESC LIMIT 1",
+                                  (undone["clip"], decision_id)).fetchone()
+            note = f"undo of #{decision_id}"
+            if before is None:
+                row = _make_row(undone["clip"], "undo", given_label=undone["given_label"],
+                                suggested_label=undone["suggested_label"], curator=curator, run_id=run_id,
+                                label_noise_score=undone["label_noise_score"],
+                                mismatch_score=undone["mismatch_score"], note=note)
+            else:
+                before = dict(before)
+                row = _make_row(before["clip"], before["decision"], given_label=before["given_label"],
+                                suggested_label=before["suggested_label"], final_label=before["final_label"],
+                                curator=curator, run_id=run_id, label_noise_score=before["label_noise_score"],
+                                mismatch_score=before["mismatch_score"], mismatch=before["mismatch"],
+                                note=f"{note}: restores #{before['id']} by {before['curator']}")
+            return int(conn.execute(_INSERT, row).lastrowid)
 
     def record_many(self, decisions: Iterable[Mapping]) -> list[int]:
         """Append many decisions in one transaction (bulk actions, imports); all or none are written.
@@ -244,10 +304,14 @@ class ReviewStore:
 def _make_row(clip: str, decision: str, *, given_label: str, suggested_label: str | None = None,
               final_label: str | None = None, curator: str, run_id: str = "",
               label_noise_score: float | None = None, mismatch_score: float | None = None,
-              note: str = "") -> tuple:
+              note: str = "", mismatch: str | None = None) -> tuple:
     """Validate one decision and return the values for ``_INSERT``."""
     if decision not in DECISIONS:
         raise ValueError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    if mismatch is not None and mismatch not in MISMATCH_KINDS:
+        raise ValueError(f"mismatch {mismatch!r} is not one of {', '.join(MISMATCH_KINDS)}")
+    if mismatch is not None and decision in ("skip", "undo"):
+        raise ValueError(f"decision {decision!r} decides nothing; it cannot mark a mismatch")
     if not isinstance(clip, str) or not clip.strip():
         raise ValueError(f"clip {clip!r} is empty; expected the clip path as in labels.csv")
     if not isinstance(curator, str) or not curator.strip():
@@ -263,7 +327,15 @@ def _make_row(clip: str, decision: str, *, given_label: str, suggested_label: st
             raise ValueError(f"decision {decision!r} for {clip!r} needs a {needed}, got {final_label!r}")
     return (clip, decision, _text(given_label), _text(suggested_label), _text(final_label), curator.strip(),
             str(run_id or ""), _score(label_noise_score), _score(mismatch_score),
-            datetime.now(UTC).isoformat(timespec="milliseconds"), str(note or ""))
+            datetime.now(UTC).isoformat(timespec="milliseconds"), str(note or ""), mismatch)
+
+
+def _same_decision(theirs: dict | None, row: tuple) -> bool:
+    """Whether the stored decision ``theirs`` says what the new ``row`` (``_make_row``'s values) says."""
+    if theirs is None:
+        return False
+    mine = dict(zip(COLUMNS[1:], row, strict=True))
+    return all(theirs.get(k) == mine[k] for k in ("decision", "final_label", "mismatch"))
 
 
 def _text(value) -> str | None:

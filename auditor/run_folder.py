@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from auditor.atomic import atomic_write_text
@@ -170,12 +171,31 @@ def read_json(path: Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-# A run folder name, DIR/.auditor/runs/<name>: one path component, never hidden, never "." or "..".
+def run_in_use(run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``run_dir`` holds a run (config.json, a checkpoint, results or a job): starting a new job there
+    would replace or mix with it."""
+    run = Path(run_dir)
+    return any((run / name).exists() for name in (CONFIG_FILE, CHECKPOINT_FILE, *OUTPUT_FILES, CLASS_REPORT_FILE,
+                                                  PROGRESS_FILE, "job.json"))  # auditor.jobs.JOB_FILE
+
+
+def new_run_name(root: str | os.PathLike[str], prefix: str, now: datetime | None = None) -> str:
+    """A run name not yet used under ``root``: ``<prefix>-<YYYYMMDD-HHMMSS>`` of ``now`` (default: the local
+    time), with ``-2``, ``-3``, ... appended when that folder exists."""
+    base = f"{prefix}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+    name, n = base, 1
+    while (Path(root) / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+# A run folder name, <work folder>/runs/<name>: one path component, never hidden, never "." or "..".
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def run_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a run folder name (it becomes DIR/.auditor/runs/<name>), or None if it can."""
+    """Why ``name`` cannot be a run folder name (it becomes <work folder>/runs/<name>), or None if it can."""
     if not RUN_NAME.fullmatch(name or ""):
         return ("a run name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
                 f"(got {name!r})")

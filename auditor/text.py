@@ -29,6 +29,22 @@ def escape_hover(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+def error_text(err: BaseException | str) -> str:
+    """An error in words for a person: an OSError as "<file>: <reason>" (never "[Errno 17] File exists: '...'"),
+    any other error as its message (its type's name when it has none)."""
+    if isinstance(err, str):
+        return err
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror.lower() if err.strerror[:1].isupper() else err.strerror}"
+    return str(err) or type(err).__name__
+
+
+def plural(n: int, word: str) -> str:
+    """1, "clip" -> "1 clip"; 1200, "clip" -> "1,200 clips" (English words that take an s)."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def format_seconds(seconds: float | None) -> str:
     """85 -> "1 min 25 s"; None or NaN -> "–"."""
     if seconds is None or pd.isna(seconds):

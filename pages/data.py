@@ -5,11 +5,12 @@ import streamlit as st
 
 from auditor.errors import UserError
 from auditor.text import format_seconds, md_literal
-from auditor.ui import figures, ingest, loaders, state, widgets
+from auditor.ui import figures, ingest, jobs, loaders, state, widgets
 
 st.title("Data")
 data = state.require_data()
 st.caption(f"Data set folder {md_literal(data)}")
+jobs.results_banner(data, state.run_dir())
 
 try:
     manifest = loaders.manifest(data)
@@ -26,22 +27,26 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if ingested is None:
         st.caption("Decoding checks every file and measures durations; the Model page trains from the cache.")
     else:
-        st.caption(f"Last checked: {ingested['decoded_now']} clips decoded, the rest from the cache.")
-if start:
-    ingested = ingest.run_ingest(data)
+        st.caption(f"Last checked: {ingested['decoded_now']:,} clips decoded, the rest from the cache.")
+if start and ingest.run_ingest(data) is not None:
+    st.rerun()  # the button, its caption and the summary above describe the check just made
 
 st.subheader("Summary")
 labels = manifest.rows["label"]
 per_class = ingested["clips_per_class"] if ingested else labels.value_counts().sort_index().to_dict()
-cols = st.columns(6)
-cols[0].metric("Clips", f"{ingested['clips'] if ingested else len(manifest.rows):,}")
-cols[1].metric("Classes", f"{len(per_class):,}")
-cols[2].metric("Total duration", format_seconds(ingested["total_duration_s"]) if ingested else "–")
-cols[3].metric("Undecodable clips", f"{ingested['decode_problems']:,}" if ingested else "–")
 silent = ingested.get("clips_with_silent_audio", 0) if ingested else 0
-cols[4].metric("Clips without sound", f"{ingested['clips_without_audio'] + silent:,}" if ingested else "–",
-               help="No sound track, or a silent one (muted, below -60 dBFS): never flagged as mismatched.")
-cols[5].metric("Label problems", f"{sum(p.kind == 'error' for p in manifest.problems):,}")
+with st.container(horizontal=True, gap="medium"):  # wraps onto a second row in a narrow window
+    for label, value, tip in (
+            ("Clips", f"{ingested['clips'] if ingested else len(manifest.rows):,}", None),
+            ("Classes", f"{len(per_class):,}", None),
+            ("Duration", format_seconds(ingested["total_duration_s"]) if ingested else "–",
+             "Total duration of the decoded clips."),
+            ("Undecodable", f"{ingested['decode_problems']:,}" if ingested else "–",
+             "Clips that could not be decoded (listed under Decode problems)."),
+            ("Without sound", f"{ingested['clips_without_audio'] + silent:,}" if ingested else "–",
+             "No sound track, or a silent one (muted, below -60 dBFS): never flagged as mismatched."),
+            ("Label problems", f"{sum(p.kind == 'error' for p in manifest.problems):,}", None)):
+        st.metric(label, value, help=tip, width="content")
 
 st.subheader("Clips per class")
 st.plotly_chart(figures.class_histogram(per_class), config={"displayModeBar": False})

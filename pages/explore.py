@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from auditor import explore_maps
-from auditor.ui import figures, loaders, selection, state, widgets
+from auditor.ui import figures, loaders, review, selection, state, widgets
 
 st.title("Explore")
 data, run = state.require_scored_run()
@@ -66,5 +66,6 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if st.button("Clear selection", icon=":material/close:"):
         selection.clear()
         st.rerun()
+review.batch_buttons(data, loaders.run_id(run), chosen_rows, "selected on the maps", "explore_batch")
 widgets.show_table(chosen_rows[widgets.CLIP_TABLE], column_config=widgets.TABLE_COLUMNS,
                    height=min(400, 38 + 35 * len(chosen_rows)))

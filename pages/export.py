@@ -6,11 +6,12 @@ import io
 import pandas as pd
 import streamlit as st
 
-from auditor.data.manifest import AUDITOR_DIR
 from auditor.errors import UserError
-from auditor.export import EXCLUDED_MODES, EXPORT_FILES
+from auditor.export import EXCLUDED_MODES, EXPORT_FILES, TOTAL_ROW
+from auditor.reviews import FINAL_DECISIONS
 from auditor.text import md_literal
 from auditor.ui import export, state, widgets
+from auditor.workspace import work_folder
 
 MODE_TEXT = {"drop": "Leave them out of labels.csv", "column": "Keep them, with an excluded column"}
 DOWNLOADS = {  # export file key -> (button label, MIME type)
@@ -18,6 +19,8 @@ DOWNLOADS = {  # export file key -> (button label, MIME type)
     "decisions_csv": ("Decisions (CSV)", "text/csv"),
     "decisions_jsonl": ("Decisions (JSON lines)", "application/jsonl"),
     "summary_csv": ("Summary", "text/csv"),
+    "labelstudio_tasks": ("Label Studio tasks", "application/json"),
+    "labelstudio_config": ("Label Studio config", "application/xml"),
 }
 
 st.title("Export")
@@ -44,22 +47,32 @@ with st.container(horizontal=True):
                            type="primary" if key == "labels_csv" else "secondary", on_click="ignore")
 
 st.subheader("Write to a folder")
-default_out = str(data / AUDITOR_DIR / "export")
+default_out = str(work_folder(data) / "export")
 c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
 out_dir = c1.text_input("Output folder", value=default_out, key="export_dir",
-                        help="labels.csv, decisions.csv, decisions.jsonl and summary.csv are written here.")
+                        help="labels.csv, the decisions, the summary, the Label Studio files and a FiftyOne "
+                             "folder tree (links to the clips) are written here.")
 if c2.button("Write files", icon=":material/save:", width="stretch"):
     result = export.write_export(data, run, out_dir.strip(), mode)
     if result is not None:
         st.success(f"Wrote {result['rows_written']:,} labels and {result['history']:,} decisions to "
                    f"{md_literal(result['out_dir'])}.", icon=":material/check_circle:")
+st.caption("**Label Studio**: import the tasks into a project whose labeling config is the config file; start "
+           "Label Studio with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the data set folder so that it "
+           "plays the clips. **FiftyOne**: the folder's `fiftyone/` loads with `fo.Dataset.from_dir(dataset_dir=…, "
+           "dataset_type=fo.types.VideoClassificationDirectoryTree)`.")
 
 st.subheader("Decisions by class")
-total = summary[summary["class"] == summary["class"].iloc[-1]].iloc[0] if len(summary) else None
+total = summary[summary["class"] == TOTAL_ROW].iloc[0] if len(summary) else None
 if total is not None:
-    cols = st.columns(4)
-    cols[0].metric("Clips", f"{int(total['clips']):,}")
-    cols[1].metric("Decided", f"{int(total['clips']) - int(total.get('undecided', 0)):,}")
-    cols[2].metric("Relabelled", f"{int(total.get('relabelled_away', 0)):,}")
-    cols[3].metric("Excluded", f"{int(total.get('exclude', 0)):,}")
+    with st.container(horizontal=True, gap="medium"):
+        for label, value, tip in (
+                ("Clips", int(total["clips"]), None),
+                ("Decided", sum(int(total[d]) for d in FINAL_DECISIONS),
+                 "Accepted, kept, relabelled or excluded; a skipped clip is not decided."),
+                ("Skipped", int(total["skip"]), "Looked at, decision postponed: exported with the given label."),
+                ("Relabelled", int(total["relabelled_away"]), None),
+                ("Excluded", int(total["exclude"]), None),
+                ("Sound mismatch", int(total["mismatch"]), "Decisions that mark the sound as not belonging.")):
+            st.metric(label, f"{value:,}", help=tip, width="content")
 widgets.show_table(summary)

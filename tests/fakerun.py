@@ -19,6 +19,10 @@ import numpy as np
 import pandas as pd
 
 HOSTILE_LABELS = ("<b>x</b>", "<script>alert(1)</script>")
+# Clip suffix -> (container, video codec, audio codec, sample rate) of the files written for it; .mp4 clips are
+# write_tiny_clip's H.264 + AAC. UCF101's AVI (MPEG-4 Part 2 + MP3), Matroska with FLAC sound, WebM.
+CONTAINERS = {".avi": ("avi", "mpeg4", "mp3", 16_000), ".mkv": ("matroska", "libx264", "flac", 16_000),
+              ".webm": ("webm", "libvpx-vp9", "libopus", 48_000)}
 EMBED_DIMS = {"audio": 128, "visual": 128, "fused": 256}
 
 
@@ -33,10 +37,10 @@ def class_names(n_classes: int, *, hostile_labels: bool = False) -> list[str]:
 
 def make_fake_run(run_dir: str | Path, *, data_dir: str | Path | None = None, n_clips: int = 200,
                   n_classes: int = 8, seed: int = 0, with_files: bool = False,
-                  hostile_labels: bool = False, n_problems: int = 0) -> Path:
+                  hostile_labels: bool = False, n_problems: int = 0, suffixes: tuple[str, ...] = (".mp4",)) -> Path:
     """Write a fake finished run into ``run_dir`` and return it.
 
-    Clip ``i`` is ``clips/clip_{i:05d}.mp4`` with given label ``classes[i % n_classes]``; about 15 % of clips get
+    Clip ``i`` is ``clips/clip_{i:05d}<suffixes[i % len(suffixes)]>`` (files as CONTAINERS says) with given label ``classes[i % n_classes]``; about 15 % of clips get
     a high label-noise score (and a different suggested label), about 10 % a high mismatch score. The last
     ``n_problems`` clips are problem rows (empty scores, ``problem`` set), as scoring writes for undecodable clips.
     """
@@ -50,7 +54,7 @@ def make_fake_run(run_dir: str | Path, *, data_dir: str | Path | None = None, n_
 
     idx = np.arange(n_clips)
     given_i = idx % n_classes
-    clips = [f"clips/clip_{i:05d}.mp4" for i in idx]
+    clips = [f"clips/clip_{i:05d}{suffixes[i % len(suffixes)]}" for i in idx]
     noisy = rng.random(n_clips) < 0.15
     mismatched = rng.random(n_clips) < 0.10
     label_noise = np.where(noisy, rng.uniform(0.55, 0.99, n_clips), rng.uniform(0.0, 0.45, n_clips))
@@ -118,7 +122,15 @@ def make_fake_run(run_dir: str | Path, *, data_dir: str | Path | None = None, n_
         clip_dir = data / "clips"
         clip_dir.mkdir(parents=True, exist_ok=True)
         for i, clip in enumerate(clips):
-            write_tiny_clip(data / clip, tone_hz=220.0 * (1 + given_i[i] % 4), colour=_colour(given_i[i]))
+            suffix = Path(clip).suffix
+            if suffix in CONTAINERS:
+                from tests.media import write_clip
+
+                container, vcodec, acodec, rate = CONTAINERS[suffix]
+                write_clip(data / clip, container=container, vcodec=vcodec, acodec=acodec, sample_rate=rate,
+                           tone_hz=220.0 * (1 + given_i[i] % 4))
+            else:
+                write_tiny_clip(data / clip, tone_hz=220.0 * (1 + given_i[i] % 4), colour=_colour(given_i[i]))
         pd.DataFrame({"clip": clips, "label": flags["given_label"]}).to_csv(data / "labels.csv", index=False)
     return run
 

@@ -4,6 +4,7 @@ clips; Review records decisions (and handles a conflicting one); Export writes t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from auditor.ui.jobs import STATE_BADGES
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
-PAGES = ("data", "model", "explore", "review", "export")
+PAGES = ("data", "model", "explore", "classes", "review", "export")
 TIMEOUT = 60  # the first run imports torch (decode / features)
 
 
@@ -80,7 +81,7 @@ def test_data_page_decodes_the_clips(data_dir):
     button(at, "Decode all clips").click().run()
     no_errors(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Clips"] == "12" and metrics["Classes"] == "4" and metrics["Undecodable clips"] == "0"
+    assert metrics["Clips"] == "12" and metrics["Classes"] == "4" and metrics["Undecodable"] == "0"
 
 
 def test_review_accept_records_a_decision_and_moves_on(data_dir):
@@ -134,6 +135,277 @@ def test_explore_selection_goes_to_review(data_dir):
     assert at.session_state["review_current"] in chosen
 
 
+def replace_box(at: AppTest):
+    return next(c for c in at.checkbox if c.label.startswith("If a run of this name exists"))
+
+
+@pytest.fixture()
+def started(monkeypatch) -> list:
+    """jobs.start_job recorded instead of run: (run folder, args); the folder gets a job.json of a job that
+    runs as long as this test (its pid is pytest's own)."""
+    calls = []
+
+    def fake_start(run_dir, args):
+        calls.append((Path(run_dir), list(args)))
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "module": "pytest", "args": args, "started": 1.0}
+        (Path(run_dir) / "job.json").write_text(json.dumps(record))
+        return record
+
+    monkeypatch.setattr(jobs, "start_job", fake_start)
+    return calls
+
+
+def test_training_never_replaces_the_reviewed_run_unless_named_and_confirmed(data_dir, started):
+    """Bug 1: the run name was pre-filled with the selected run and Start training wiped its results."""
+    default = data_dir / ".auditor" / "runs" / "default"
+    at = goto(app(), "model")
+    proposed = at.text_input(key="train_run_name").value
+    assert proposed != "default" and proposed.startswith("train-")
+    at.button(key="FormSubmitter:train-Start training").click().run()
+    no_errors(at)
+    assert [run.name for run, _ in started] == [proposed] and "--overwrite" not in started[0][1]
+    assert at.text_input(key="train_run_name").value != proposed  # the next run gets a new name again
+    at.text_input(key="train_run_name").set_value("default")
+    at.button(key="FormSubmitter:train-Start training").click().run()
+    assert len(started) == 1 and any("already holds a run" in e.value for e in at.error)
+    replace_box(at).check()
+    at.button(key="FormSubmitter:train-Start training").click().run()
+    assert started[-1][0] == default and "--overwrite" in started[-1][1]
+
+
+def test_scoring_with_the_shipped_model_makes_a_new_run(data_dir, started):
+    at = goto(app(), "model")
+    button(at, "Score with the shipped model").click().run()
+    no_errors(at)
+    (run, args), = started
+    assert run.parent == data_dir / ".auditor" / "runs" and run.name.startswith("shipped-")
+    assert args[args.index("--out") + 1] == str(run)
+
+
+def test_starting_a_job_keeps_the_reviewed_run_selected(data_dir, started):
+    """Bug 2: the sidebar switched to the new, unscored run, and Review said there was no scored run."""
+    at = goto(app(curator="me"), "model")
+    at.text_input(key="train_run_name").set_value("second")
+    at.button(key="FormSubmitter:train-Start training").click().run()
+    no_errors(at)
+    assert started[0][0].name == "second" and at.session_state["run_name"] == "default"
+    goto(at, "review")
+    no_errors(at)
+    assert not any("No scored run" in i.value for i in at.info)
+    assert button(at, "Accept suggestion")
+
+
+def test_a_finished_run_is_offered_in_the_sidebar(data_dir, started):
+    at = goto(app(), "model")
+    at.button(key="FormSubmitter:train-Start training").click().run()
+    new = started[0][0]
+    make_fake_run(new, data_dir=data_dir, n_clips=12, n_classes=4, seed=5)  # the job finished
+    (new / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 778, "args": started[0][1], "started": 1.0}))
+    at.run()
+    offer = [b for b in at.sidebar.button if b.label == "Use it for Explore and Review"]
+    assert offer and at.session_state["run_name"] == "default"
+    offer[0].click().run()
+    assert at.session_state["run_name"] == new.name
+
+
+def test_a_scoring_job_shows_its_own_summary_not_an_older_training(data_dir):
+    """Bug 3: after a cancelled training, a re-score in the same folder showed the training's elapsed time,
+    estimates and losses, and said "all epochs done"."""
+    run = data_dir / ".auditor" / "runs" / "default"
+    with open(run / "progress.jsonl", "a") as fh:  # the fake training ends at 1.7e9 s; then a cancel, then a score
+        for event in ({"time": 1.8e9, "event": "cancelled"}, {"time": 1.9e9 + 1, "event": "start", "kind": "score"},
+                      {"time": 1.9e9 + 20, "event": "done", "kind": "score", "message": "wrote flags.csv"}):
+            fh.write(json.dumps(event) + "\n")
+    args = ["score", "--run", "models/sample", "--data", str(data_dir), "--out", str(run)]
+    (run / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 779, "args": args, "started": 1.9e9}))
+    at = goto(app(), "model")
+    no_errors(at)
+    assert badges(at) == ["finished"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Estimated wrong labels" not in metrics and metrics["Elapsed"] == "20 s"
+    flags = pd.read_csv(run / "flags.csv")
+    flagged = int(((flags["label_noise_score"] >= 0.5) | (flags["mismatch_score"] >= 0.5)).sum())
+    assert metrics["Flagged clips"] == f"{flagged} of {len(flags)}"
+    assert not at.get("plotly_chart") and "all epochs done" not in str(at.get("progress"))
+
+
+def test_model_page_on_a_rejected_folder_starts_nothing(tmp_path, monkeypatch):
+    """Bug 7: jobs could be started on a folder the Data page rejected."""
+    data = tmp_path / "nolabels"
+    (data / "notes").mkdir(parents=True)
+    (data / "notes" / "readme.txt").write_text("no clips here")
+    monkeypatch.setenv("AUDITOR_DATA", str(data))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    at = goto(app(), "model")
+    no_errors(at)
+    assert at.button(key="FormSubmitter:train-Start training").disabled
+    assert button(at, "Score with the shipped model").disabled
+    assert any("cannot be used as a data set" in e.value for e in at.error)
+
+
+def test_a_failed_scoring_job_does_not_talk_about_resuming(data_dir):
+    run = data_dir / ".auditor" / "runs" / "default"
+    args = ["score", "--run", "models/sample", "--data", str(data_dir), "--out", str(run)]
+    (run / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 780, "args": args, "started": 1.9e9}))
+    with open(run / "progress.jsonl", "a") as fh:
+        fh.write(json.dumps({"time": 1.9e9 + 2, "event": "error", "message": "UserError: no clip"}) + "\n")
+    at = goto(app(), "model")
+    assert badges(at) == ["failed"]
+    text = " ".join(e.value for e in at.error)
+    assert "Scoring failed" in text and "Resume" not in text and not [b for b in at.button if b.label == "Resume"]
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_looking_at_a_data_set_writes_nothing_into_it(tmp_path, monkeypatch):
+    """Bug 9: choosing a data folder wrote .auditor/cache into it before anything was decoded."""
+    data = tmp_path / "fresh"
+    make_fake_run(tmp_path / "elsewhere", data_dir=data, n_clips=8, n_classes=2, seed=3, with_files=True)
+    before = _files(data)
+    monkeypatch.setenv("AUDITOR_DATA", str(data))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    at = app(curator="me")
+    for page in PAGES:
+        goto(at, page)
+        no_errors(at)
+    assert _files(data) == before
+
+
+def test_a_work_directory_keeps_the_data_folder_untouched(tmp_path, monkeypatch):
+    """Bug 9: with a work directory, decoding writes the cache there, not into the data set."""
+    data = tmp_path / "readonly-data"
+    make_fake_run(tmp_path / "elsewhere", data_dir=data, n_clips=8, n_classes=2, seed=3, with_files=True)
+    before = _files(data)
+    work = tmp_path / "work"
+    monkeypatch.setenv("AUDITOR_DATA", str(data))
+    monkeypatch.setenv("AUDITOR_WORKDIR", str(work))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    at = goto(app(), "data")
+    button(at, "Decode all clips").click().run()
+    no_errors(at)
+    assert _files(data) == before
+    assert list(work.rglob("ingest.json"))
+
+
+def test_the_bundled_sample_is_never_written(tmp_path, monkeypatch, started):
+    """Bug 9: the sample inside the installation was written to; its files go to the user's data folder."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    before = _files(sample)
+    monkeypatch.setenv("AUDITOR_DATA", str(sample))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    at = app()
+    for page in ("data", "model", "review", "export"):
+        goto(at, page)
+        no_errors(at)
+    assert _files(sample) == before
+    (run, args), = started  # the first minute: the sample is scored by the shipped model, once, elsewhere
+    assert args[0] == "score" and run.is_relative_to(tmp_path / "share")
+    goto(at, "data")
+    assert len(started) == 1  # running: not started again
+    assert any("Scoring the bundled sample" in i.value for i in at.info)
+
+
+def test_the_bundled_sample_opens_already_scored(tmp_path, monkeypatch, started):
+    """The first minute: a run made earlier is found at the next start and the Data page links to Review."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    monkeypatch.setenv("AUDITOR_DATA", str(sample))
+    from auditor import first_run
+
+    run = first_run.runs_root(sample) / "shipped-model-20250101-000000"
+    make_fake_run(run, data_dir=sample, n_clips=12, n_classes=4, seed=1)
+    (run / first_run.STAMP_FILE).write_text(json.dumps(first_run._stamp()))
+    (run / "job.json").write_text(json.dumps({"pid": 2 ** 22 + 781, "args": ["score"], "started": 1.0}))
+    at = goto(app(), "data")
+    no_errors(at)
+    assert not started and at.session_state["run_name"] == run.name
+    assert any("clips flagged" in m.value for m in at.success)
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def test_a_flagged_sound_is_explained_without_contradicting_itself(data_dir):
+    """Bug 5: "Sound may not belong to the picture (score 0.92): audio says spinning, picture says spinning"."""
+    path = data_dir / ".auditor" / "runs" / "default" / "flags.csv"
+    flags = pd.read_csv(path, dtype=str, keep_default_na=False)
+    flags.loc[0, ["mismatch_score", "audio_pred", "visual_pred"]] = ["0.92", "class_002", "class_002"]
+    flags.to_csv(path, index=False)
+    at = goto(app(curator="me"), "review")
+    no_errors(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "far from the sounds of clips whose picture looks like this one" in text
+    assert "says `class_002`, picture says `class_002`" not in text
+
+
+def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
+    """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
+    at = goto(app(curator="me"), "review")
+    clip = at.session_state["review_current"]
+    with ReviewStore(data_dir) as store:  # the other tab accepts the same suggestion first
+        store.record(clip, "accept", given_label=HOSTILE_LABELS[0], suggested_label=HOSTILE_LABELS[1],
+                     curator="other", expected_last_id=None)
+    button(at, "Accept suggestion").click().run()
+    no_errors(at)
+    assert not at.warning and at.session_state["review_current"] != clip
+    with ReviewStore(data_dir) as store:
+        assert store.history(clip)[["decision", "curator"]].values.tolist() == [["accept", "other"],
+                                                                                 ["accept", "me"]]
+
+
+def test_review_and_export_count_decided_clips_the_same_way(data_dir):
+    """Bug 8: Export's "Decided" counted a skip, Review did not; "Remaining" counted decided clips."""
+    at = goto(app(curator="me"), "review")
+    button(at, "Accept suggestion").click().run()
+    button(at, "Skip").click().run()
+    no_errors(at)
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    flagged = int(((flags["label_noise_score"] >= 0.5) | (flags["mismatch_score"] >= 0.5)).sum())
+    assert f"flagged clips decided: **1 of {flagged}**" in captions(at)
+    at.toggle(key="review_undecided").set_value(False).run()
+    assert f"**{flagged - 1:,}** left to decide in this queue of {flagged}" in captions(at)
+    goto(at, "export")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Decided"] == "1" and metrics["Skipped"] == "1"
+
+
+def test_export_errors_are_in_words_and_files_are_readable_by_the_team(data_dir, tmp_path):
+    """Bug 10: raw "[Errno 17] File exists" and "pass overwrite=True / --overwrite" in the UI; files 0600."""
+    at = goto(app(curator="me"), "export")
+    at.text_input(key="export_dir").set_value(str(data_dir)).run()
+    button(at, "Write files").click().run()
+    assert at.error and not any("overwrite" in e.value for e in at.error)
+    (tmp_path / "afile").write_text("x")
+    at.text_input(key="export_dir").set_value(str(tmp_path / "afile" / "out")).run()
+    button(at, "Write files").click().run()
+    assert at.error and not any("Errno" in e.value for e in at.error)
+    assert any("not a directory" in e.value for e in at.error)
+    old = os.umask(0o022)
+    try:
+        at.text_input(key="export_dir").set_value(str(tmp_path / "out")).run()
+        button(at, "Write files").click().run()
+    finally:
+        os.umask(old)
+    assert {oct((tmp_path / "out" / n).stat().st_mode & 0o777) for n in ("labels.csv", "summary.csv")} == {"0o644"}
+
+
+def test_the_data_page_caption_describes_the_check_just_made(data_dir):
+    """Bug 10: "Last checked" lagged one rerun behind the button."""
+    at = goto(app(), "data")
+    button(at, "Decode all clips").click().run()
+    assert "Last checked: 12 clips decoded" in captions(at)
+    button(at, "Check again").click().run()
+    assert "Last checked: 0 clips decoded" in captions(at)
+
+
 def test_job_badges_cover_every_job_state():
     assert set(STATE_BADGES) == set(jobs.STATES)
 
@@ -146,6 +418,8 @@ def test_model_page_refuses_a_second_job(data_dir):
     with RunLock(run):  # a job (this test) holds the run
         at.run()
         assert badges(at) == ["running"]
+        at.text_input(key="train_run_name").set_value("default")
+        replace_box(at).check()
         at.button(key="FormSubmitter:train-Start training").click().run()
     no_errors(at)
     assert any("already running" in e.value for e in at.error)

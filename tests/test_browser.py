@@ -4,15 +4,21 @@ Opens every page and saves a full-page screenshot of each under test-output/scre
 the Review page, checks that hostile labels are shown as text (no element, no script), selects clips with a
 lasso on the Explore map and sends them to Review, and checks that the Explore page draws all of 20,000 points
 in 300 classes on each map (the time it took is written to test-output/explore_render.txt, not checked).
+The curator's day: AVI and MKV clips play (converted for the browser), the review runs from the keyboard with
+undo and a note, a reload keeps the data set, run, filters, clip and curator, and a lasso selection is accepted
+in one batch after a confirmation that states the count.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +26,7 @@ import pandas as pd
 import pytest
 
 from auditor.reviews import ReviewStore
+from auditor.text import plural
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,9 +51,11 @@ def server(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (make browser-deps) for the browser tests")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     root = tmp_path_factory.mktemp("browser")
-    data, big = root / "data", root / "big"
+    data, big, containers = root / "data", root / "big", root / "containers"
     make_fake_run(data / ".auditor" / "runs" / "default", data_dir=data, n_clips=24, n_classes=5, seed=2,
                   with_files=True, hostile_labels=True, n_problems=1)
+    make_fake_run(containers / ".auditor" / "runs" / "default", data_dir=containers, n_clips=6, n_classes=2, seed=5,
+                  with_files=True, suffixes=(".avi", ".mkv", ".mp4"))
     make_fake_run(big / ".auditor" / "runs" / "default", data_dir=big, seed=4, **BIG)
     port = _free_port()
     env = os.environ | {"XDG_CONFIG_HOME": str(root / "config"), "PYTHONUNBUFFERED": "1"}
@@ -71,7 +80,7 @@ def server(tmp_path_factory):
             pytest.fail(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-2000:]}")
         time.sleep(0.3)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    yield {"url": url, "data": data, "big": big}
+    yield {"url": url, "data": data, "big": big, "containers": containers}
     proc.terminate()
     try:
         proc.wait(10)
@@ -136,13 +145,41 @@ def goto(page, server, name: str) -> None:
 
 
 def test_every_page_renders_and_is_screenshotted(server, page):
-    for name in ("data", "model", "explore", "review", "export"):
+    for name in ("data", "model", "explore", "classes", "review", "export"):
         goto(page, server, name)
         if name == "explore":
             page.wait_for_selector(".js-plotly-plot", timeout=30_000)
             assert page.locator(".js-plotly-plot").count() == 3
         assert page.locator("h1").first.inner_text().strip() == name.capitalize()
         shoot(page, name)
+
+
+def test_no_metric_is_cut_off_at_1400_px(server, page):
+    """Bug 10: "Total duration" (its value) was cut off on the Data page at 1400 px."""
+    from auditor.data.cache_location import default_cache_root
+    from auditor.model.presets import preprocess_params
+    from auditor.ui.ingest import INGEST_PRESET
+
+    # The summary an ingest of 240 clips of the sample leaves (13 min 45 s): the longest value of the row.
+    summary = default_cache_root(server["containers"]) / preprocess_params(INGEST_PRESET).digest() / "ingest.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps({"clips": 240, "classes": 8, "clips_per_class": {"a": 120, "b": 120},
+                                   "total_duration_s": 825.0, "decode_problems": 0, "clips_without_audio": 0,
+                                   "clips_with_silent_audio": 0, "decoded_now": 240}))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    goto(page, server, "data")
+    field = page.get_by_role("textbox", name="Data set folder")
+    field.fill(str(server["containers"]))
+    field.press("Enter")
+    settle(page)
+    assert "13 min 45 s" in page.inner_text("body")
+    for name in ("Data", "Export"):
+        page.get_by_role("link", name=name, exact=True).click()
+        settle(page)
+        cut = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
+                            ".filter(e => [e, ...e.querySelectorAll('*')].some(n => n.scrollWidth > n.clientWidth + 1))"
+                            ".map(e => e.innerText)")
+        assert cut == [], (name, cut)
 
 
 def test_review_records_a_decision_and_shows_hostile_labels_as_text(server, page):
@@ -170,19 +207,23 @@ def test_review_records_a_decision_and_shows_hostile_labels_as_text(server, page
     assert row["given_label"].iloc[0] == HOSTILE_LABELS[0] and row["final_label"].iloc[0] == HOSTILE_LABELS[1]
 
 
-def test_lasso_selection_on_explore_goes_to_review(server, page):
-    goto(page, server, "explore")
-    chart = page.locator(".js-plotly-plot").first
-    chart.wait_for(timeout=30_000)
+def lasso_everything(page) -> None:
+    """Draw a lasso around the whole first map of the Explore page and wait for the selection."""
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x0 + 0.02 * w, y0 + 0.02 * h)
     page.mouse.down()
-    for fx, fy in ((0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)):  # lasso around the whole map
+    for fx, fy in ((0.98, 0.02), (0.98, 0.98), (0.02, 0.98), (0.02, 0.03)):
         page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
     page.mouse.up()
     page.get_by_text("clips selected").wait_for(timeout=30_000)
     settle(page)
+
+
+def test_lasso_selection_on_explore_goes_to_review(server, page):
+    goto(page, server, "explore")
+    lasso_everything(page)
     no_exception(page)
     shoot(page, "explore_selection")
     # Legends are user text too: coloured by given label, the hostile labels must read literally.
@@ -194,7 +235,7 @@ def test_lasso_selection_on_explore_goes_to_review(server, page):
     assert page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .legendtext tspan')].filter("
                          "e => (e.getAttribute('style') || '').includes('bold')).length") == 0
     page.get_by_role("button", name="Review these").click()
-    page.get_by_text("selected on the Explore page").wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"Reviewing the \d+ clips? selected")).wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
     assert page.locator("h1").first.inner_text().strip() == "Review"
@@ -243,3 +284,150 @@ def test_explore_draws_20000_points_in_300_classes(server, page):
                            timeout=60_000)
     assert drawn_points(page) == [[scored]] * 3
     shoot(page, "explore_20000x300_by_label")
+
+
+# ------------------------------------------------------------------------------------------ the curator's day
+def review_url(server, data_key: str = "data", **params) -> str:
+    query = urllib.parse.urlencode({"data": str(server[data_key]), **params}, doseq=True)
+    return f"{server['url']}/review?{query}"
+
+
+def set_curator(page, name: str) -> None:
+    box = page.get_by_role("textbox", name="Curator name")
+    if box.input_value() != name:
+        box.fill(name)
+        box.press("Enter")
+        settle(page)
+
+
+def clip_heading(page) -> str:
+    return page.locator("h3").first.inner_text().strip()
+
+
+def press(page, key: str) -> None:
+    """Press ``key`` with the focus on the page (not in a text field) and wait for the page to settle."""
+    page.locator("h1").first.click()
+    page.keyboard.press(key)
+    page.wait_for_timeout(300)
+    settle(page)
+
+
+def latest_of(server, clip: str, data_key: str = "data") -> dict:
+    with ReviewStore(server[data_key]) as store:
+        return store.latest_for(clip) or {}
+
+
+def test_avi_and_mkv_clips_play_in_the_browser(server, page):
+    """Bug 4: AVI and MKV clips showed a blank player (served as mp4); they are converted once for playback."""
+    for clip in ("clips/clip_00000.avi", "clips/clip_00001.mkv"):
+        page.goto(review_url(server, "containers", clip=clip))
+        settle(page)
+        no_exception(page)
+        assert clip_heading(page) == clip
+        assert page.get_by_text("cannot be played").count() == 0
+        page.wait_for_function("() => { const v = document.querySelector('video');"
+                               " return v && v.readyState >= 2 && !v.error; }", timeout=30_000)
+        page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
+        page.wait_for_function("() => document.querySelector('video').currentTime > 0.1", timeout=30_000)
+        shoot(page, f"review_{Path(clip).suffix[1:]}")
+    assert list((server["containers"] / ".auditor" / "playback").glob("*.mp4"))
+
+
+def test_keyboard_review_with_undo_and_a_note(server, page):
+    page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))  # every clip
+    settle(page)
+    set_curator(page, "keys tester")
+    assert "a accept" in page.inner_text("body").replace("`", "")  # the shortcuts are shown on the page
+    first = clip_heading(page)
+    page.get_by_role("textbox", name="Note (goes with the decision)").fill("looks like a swap")
+    press(page, "a")
+    assert clip_heading(page) != first
+    mine = latest_of(server, first)
+    assert (mine["decision"], mine["curator"], mine["note"]) == ("accept", "keys tester", "looks like a swap")
+    press(page, "u")  # undo: the clip comes back, undecided
+    assert clip_heading(page) == first and latest_of(server, first)["decision"] == "undo"
+    press(page, "x")
+    assert latest_of(server, first)["decision"] == "exclude"
+    second = clip_heading(page)
+    press(page, "ArrowRight")  # next without deciding
+    third = clip_heading(page)
+    assert third != second and latest_of(server, second) == {}
+    press(page, "ArrowLeft")
+    assert clip_heading(page) == second
+    press(page, "k")
+    assert latest_of(server, second)["decision"] == "keep"
+    target = clip_heading(page)
+    press(page, "r")  # r puts the focus into the class picker; typing and Enter relabel the clip
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')").startswith("Relabel as")
+    page.keyboard.type("class_004")
+    page.keyboard.press("Enter")
+    settle(page)
+    relabel = latest_of(server, target)
+    assert (relabel["decision"], relabel["final_label"]) == ("relabel", "class_004")
+    press(page, "s")
+    no_exception(page)
+    shoot(page, "review_keyboard")
+
+
+def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
+    page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
+    settle(page)
+    set_curator(page, "reload tester")
+    page.get_by_role("textbox", name="Search").fill("clip_000")
+    page.get_by_role("textbox", name="Search").press("Enter")
+    settle(page)
+    page.locator(".st-key-review_sort").click()
+    page.get_by_role("option", name="clip name").click()
+    settle(page)
+    press(page, "ArrowRight")
+    clip = clip_heading(page)
+    assert "clip_000" in clip
+    page.reload()
+    settle(page)
+    no_exception(page)
+    assert clip_heading(page) == clip
+    assert page.get_by_role("textbox", name="Search").input_value() == "clip_000"
+    assert "sort=clip" in page.url and "clip name" in page.locator(".st-key-review_sort input").input_value()
+    assert page.get_by_role("textbox", name="Curator name").input_value() == "reload tester"
+    assert page.get_by_role("textbox", name="Data set folder").input_value() == str(server["data"])
+
+
+def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
+    page.goto(f"{server['url']}/explore?data={urllib.parse.quote(str(server['containers']))}")
+    settle(page)
+    set_curator(page, "batch tester")
+    lasso_everything(page)
+    button = page.get_by_role("button", name=re.compile(r"Accept all suggestions \(\d+\)"))
+    count = int(re.search(r"\((\d+)\)", button.inner_text()).group(1))
+    flags = pd.read_csv(server["containers"] / ".auditor" / "runs" / "default" / "flags.csv")
+    assert count == int((flags["suggested_label"] != flags["given_label"]).sum()) and count > 0
+    button.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
+    shoot(page, "explore_batch_confirm")
+    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
+    settle(page)
+    no_exception(page)
+    with ReviewStore(server["containers"]) as store:
+        mine = store.history(curators=["batch tester"])
+    assert len(mine) == count and set(mine["decision"]) == {"accept"}
+
+
+def test_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page):
+    goto(page, server, "classes")
+    page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=30_000)
+    tiles = page.locator(".js-plotly-plot .scatterlayer .point")
+    box = tiles.nth(1).bounding_box()  # a tile of the first row: a box drawn just around it
+    page.mouse.move(box["x"] - 3, box["y"] - 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=6)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"clips? in 1 tile")).wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)
+    count = int(re.search(r"([\d,]+) clips? in 1 tile", page.inner_text("body")).group(1))
+    shoot(page, "classes_tile")
+    page.get_by_role("button", name="Review these").click()
+    page.get_by_text(f"Reviewing the {plural(count, 'clip')} selected").wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)

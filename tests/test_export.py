@@ -56,10 +56,24 @@ def test_final_labels_applies_the_latest_decision():
     latest = pd.DataFrame({"clip": ["a", "b", "c"], "decision": ["relabel", "exclude", "skip"],
                            "final_label": ["z", None, None]})
     out = final_labels(manifest, latest)
-    assert out.columns.tolist() == ["clip", "given_label", "final_label", "decision", "excluded"]
+    assert out.columns.tolist() == ["clip", "given_label", "final_label", "decision", "excluded", "mismatch"]
     assert out["final_label"].tolist() == ["z", "x", "y", "y"]
     assert out["decision"].tolist() == ["relabel", "exclude", "skip", ""]
     assert out["excluded"].tolist() == [False, True, False, False]
+    assert out["mismatch"].tolist() == ["", "", "", ""]
+
+
+def test_both_problems_of_a_clip_and_an_undo_reach_the_export(data, tmp_path):
+    with ReviewStore(data) as store:
+        store.record("clips/f.mp4", "relabel", given_label="bird", final_label="cat", curator="ann",
+                     mismatch="dubbed_or_music", note="cat video, music on top")
+        undone = store.record("clips/d.mp4", "exclude", given_label="cat", curator="ann", mismatch="swapped")
+        store.undo(undone, curator="ann")  # d goes back to its keep
+    summary = export_reviewed(data, tmp_path / "out")
+    labels = read_labels(tmp_path / "out" / "labels.csv").set_index("clip")
+    assert labels.loc["clips/f.mp4", ["label", "mismatch"]].tolist() == ["cat", "dubbed_or_music"]
+    assert labels.loc["clips/d.mp4", ["label", "mismatch"]].tolist() == ["cat", ""]
+    assert summary["mismatch"] == 1 and summary["relabel"] == 2 and summary["exclude"] == 1
 
 
 def test_export_drop_applies_decisions_and_keeps_extra_columns(data, tmp_path):
@@ -75,12 +89,12 @@ def test_export_drop_applies_decisions_and_keeps_extra_columns(data, tmp_path):
         "clips/f.mp4": "bird",   # never decided
     }  # clips/b.mp4 excluded: dropped
     assert labels.set_index("clip").loc["clips/f.mp4", "source"] == "z"
-    assert summary | {"out_dir": ""} == {
-        "clips": 6, "decided": 5, "accept": 1, "keep": 1, "relabel": 1, "exclude": 1, "skip": 1,
-        "relabelled": 2, "excluded": 1, "unchanged": 3, "rows_written": 5, "history": 6, "not_in_data": 0,
+    assert summary | {"out_dir": "", "fiftyone_dir": ""} == {
+        "clips": 6, "decided": 4, "accept": 1, "keep": 1, "relabel": 1, "exclude": 1, "skip": 1,  # skip: undecided
+        "mismatch": 0, "relabelled": 2, "excluded": 1, "unchanged": 3, "rows_written": 5, "history": 6, "not_in_data": 0,
         "run_id": "",
-        "out_dir": ""}
-    assert sorted(p.name for p in out.iterdir()) == sorted(EXPORT_FILES.values())
+        "out_dir": "", "fiftyone_dir": ""}
+    assert sorted(p.name for p in out.iterdir()) == sorted([*EXPORT_FILES.values(), "fiftyone"])
     assert read_labels(data / "labels.csv")["label"].tolist() == ["dog", "dog", "cat", "cat", "bird", "bird"]
 
 
@@ -223,3 +237,49 @@ def test_20k_clips_export(tmp_path, monkeypatch):
     assert labels.set_index("clip").loc["c/00002.mp4", "weight"] == "2"
     assert len((tmp_path / "out" / "decisions.jsonl").read_text().splitlines()) == n
     shutil.rmtree(root)  # 20k files would slow down pytest's clean-up of old temporary folders in later runs
+
+
+# ------------------------------------------------------------------------------ exports for other tools
+def test_label_studio_tasks_follow_the_documented_json_and_config(data, tmp_path):
+    """Label Studio's basic JSON format: a list of {"data", "predictions"}; each prediction's result names the
+    Choices control (from_name) and the Video object (to_name) of the labeling config, with a choice it offers.
+    Checked against that documented schema (label-studio is not installed here)."""
+    import xml.etree.ElementTree as ET
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"run_id": "r9", "classes": ["bird", "cat", "dog", "fox"]}))
+    pd.DataFrame({"clip": ["clips/a.mp4", "clips/f.mp4"], "suggested_label": ["cat", "bird"],
+                  "suggested_confidence": [0.8, 0.6], "label_noise_score": [0.9, 0.1],
+                  "mismatch_score": [0.2, 0.1]}).to_csv(run / "flags.csv", index=False)
+    export_reviewed(data, tmp_path / "out", run_dir=run, excluded="column")
+    tasks = json.loads((tmp_path / "out" / "label_studio_tasks.json").read_text(encoding="utf-8"))
+    config = ET.fromstring((tmp_path / "out" / "label_studio_config.xml").read_text(encoding="utf-8"))
+    video, choices = config.find("Video"), config.find("Choices")
+    offered = {c.get("value") for c in choices.findall("Choice")}
+    assert video.get("value") == "$" + video.get("name") and choices.get("toName") == video.get("name")
+    assert offered == {"bird", "cat", "dog", "fox"}
+    assert len(tasks) == 6 and all(t["data"][video.get("name")].startswith("/data/local-files/?d=clips/")
+                                   for t in tasks)
+    by_clip = {t["data"]["clip"]: t for t in tasks}
+    assert by_clip["clips/b.mp4"]["data"]["excluded"] is True and "predictions" not in by_clip["clips/b.mp4"]
+    (pred,) = by_clip["clips/a.mp4"]["predictions"]
+    assert pred["model_version"] == "r9" and pred["score"] == 0.8
+    (result,) = pred["result"]
+    assert (result["from_name"], result["to_name"], result["type"]) == (choices.get("name"), video.get("name"),
+                                                                         "choices")
+    assert result["value"]["choices"] == ["cat"] and set(result["value"]["choices"]) <= offered
+    assert by_clip["clips/a.mp4"]["data"]["reviewed_label"] == "cat"  # ann accepted the suggestion
+
+
+def test_the_fiftyone_tree_has_one_folder_per_reviewed_label(data, tmp_path):
+    """FiftyOne's VideoClassificationDirectoryTree: <dir>/<label>/<video>; read back as its importer reads it
+    (label = the folder's name), it gives the exported labels.csv without the excluded clip."""
+    out = tmp_path / "out"
+    export_reviewed(data, out)
+    export_reviewed(data, out)  # a second export replaces the tree
+    tree = out / "fiftyone"
+    read_back = {str(p.resolve().relative_to(data.resolve())): p.parent.name for p in tree.glob("*/*")}
+    assert all(p.is_symlink() for p in tree.glob("*/*"))
+    assert read_back == read_labels(out / "labels.csv").set_index("clip")["label"].to_dict()
+    assert "clips/b.mp4" not in read_back  # excluded

@@ -192,7 +192,8 @@ def test_export_page_shows_hostile_labels_and_names_as_text(hostile_data, tmp_pa
 def test_no_unsafe_html_in_the_app_code():
     """User text reaches the page only through text elements or md_literal: no page or library module uses
     raw HTML (unsafe_allow_html, st.html, components)."""
-    allowed: set[str] = set()  # "path:line" of a reviewed use with constant, non-user HTML
+    # "path:line" of a reviewed use with constant, non-user HTML: the Review page's "r" key script.
+    allowed: set[str] = {"auditor/ui/review.py:77"}
     pattern = re.compile(r"unsafe_allow_html|st\.html\(|components\.v1|components\.html|\.markdown\([^)]*html")
     offenders = []
     for path in sorted([*(REPO / "auditor").rglob("*.py"), *(REPO / "pages").rglob("*.py")]):

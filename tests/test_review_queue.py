@@ -11,7 +11,7 @@ import pytest
 
 from auditor import review_queue
 from auditor.flags import FLAG_KINDS
-from auditor.reviews import DECISIONS
+from auditor.reviews import DECISIONS, FINAL_DECISIONS
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 
@@ -23,6 +23,7 @@ def run(tmp_path_factory):
 
 def test_vocabularies_cover_their_sources():
     assert set(review_queue.STATUS_TEXT) == set(DECISIONS)
+    assert review_queue.DECIDED_STATUSES == {review_queue.STATUS_TEXT[d] for d in FINAL_DECISIONS}
     assert set(review_queue.KIND_TEXT) == {*FLAG_KINDS, review_queue.UNSCORED}
 
 
@@ -80,6 +81,23 @@ def test_review_queue_filters_and_orders_as_worked_out_by_hand():
     # An explicit selection ignores kinds, classes and threshold, but not "unreviewed only" (c is decided).
     assert _order(kinds=["clean"], classes=["nope"], threshold=1.0, clips=["e", "c", "b"]) == ["e", "b"]
     assert _order(clips=["e", "c", "b"], unreviewed_only=False) == ["c", "e", "b"]
+
+
+def test_triage_sorts_and_searches_the_queue():
+    table = _queue_table().assign(
+        suggested_label=["z", "x", "x", "q", "x", "zz", ""], suggested_confidence=[0.5, 0.9, 0.1, 0.7, 0.8, 0.6, np.nan],
+        label_noise_score=[0.9, 0.95, 0.6, 0.1, 0.1, 0.9, np.nan], mismatch_score=[0.1, 0.9, 0.1, 0.7, 0.1, 0.2, np.nan])
+
+    def order(**kwargs) -> list[str]:
+        return review_queue.review_queue(table, threshold=-1.0, unreviewed_only=False, **kwargs)["clip"].tolist()
+
+    assert order(sort="mismatch") == ["d", "f", "a", "c", "e", "g", "b"]  # skipped b still last
+    assert order(sort="confidence") == ["e", "d", "f", "a", "c", "g", "b"]  # no confidence (g): last
+    assert order(sort="class") == ["a", "c", "e", "g", "f", "d", "b"]
+    assert order(sort="clip") == ["a", "c", "d", "e", "f", "g", "b"]
+    assert order(search="Z") == ["a", "f"]  # suggested z / zz, case-insensitive
+    with pytest.raises(ValueError, match="sort 'size' is not one of suspicious"):
+        order(sort="size")
 
 
 def test_saturated_scores_are_ordered_by_their_ranks():
@@ -147,9 +165,21 @@ def test_explain_names_both_modalities_and_the_suggestion():
            "label_noise_score": 0.9, "mismatch_score": 0.7, "audio_pred": "hammering", "visual_pred": "bouncing"}
     text = review_queue.explain(row)
     assert "Likely wrong label" in text["label"] and "`hammering`" in text["label"] and "80%" in text["label"]
-    assert "audio says `hammering`, picture says `bouncing`" in text["mismatch"]
+    assert "suggests `hammering`; the picture alone suggests `bouncing`" in text["mismatch"]
     calm = review_queue.explain(row | {"label_noise_score": 0.1, "mismatch_score": 0.1, "audio_pred": "bouncing"})
-    assert "looks right" in calm["label"] and "both say" in calm["mismatch"]
+    assert "probably right" in calm["label"] and "both suggest `bouncing`" in calm["mismatch"]
+    agreed = review_queue.explain(row | {"label_noise_score": 0.1, "suggested_label": "bouncing"})
+    assert "looks right" in agreed["label"]
+
+
+def test_a_flagged_sound_whose_modalities_agree_is_explained_without_a_contradiction():
+    """Issue 13 bug 5: "Sound may not belong to the picture: audio says spinning, picture says spinning"."""
+    row = {"given_label": "spinning", "suggested_label": "spinning", "suggested_confidence": 0.9,
+           "label_noise_score": 0.1, "mismatch_score": 0.92, "audio_pred": "spinning", "visual_pred": "spinning"}
+    text = review_queue.explain(row)["mismatch"]
+    assert "far from the sounds of clips whose picture looks like this one" in text
+    assert "the class fits, this pairing does not" in text
+    assert "says `spinning`, picture says `spinning`" not in text
     unscored = review_queue.explain({"given_label": "x", "label_noise_score": np.nan, "mismatch_score": np.nan,
                                      "problem": "corrupt"})
     assert "Not scored" in unscored["label"] and unscored["mismatch"] == ""
@@ -167,3 +197,15 @@ def test_clip_path_stays_inside_the_data_set(tmp_path):
     os.symlink(tmp_path / "secret.mp4", data / "clips" / "link.mp4")
     with pytest.raises(ValueError, match="outside"):
         review_queue.clip_path(data, "clips/link.mp4")
+
+
+def test_batch_actions_apply_to_scored_clips_and_accept_only_real_suggestions():
+    table = _queue_table().assign(suggested_label=["y", "y", "x", "", "x", "x", ""])
+    assert review_queue.batch_rows(table, "accept")["clip"].tolist() == ["a", "f"]  # b, c, e: already so
+    assert review_queue.batch_rows(table, "exclude")["clip"].tolist() == list("abcdef")  # g is unscored
+    items = review_queue.batch_decisions(review_queue.batch_rows(table, "accept"), "accept", curator="ann",
+                                         run_id="r1", note="bulk")
+    assert [(i["clip"], i["decision"], i["suggested_label"], i["note"]) for i in items] == [
+        ("a", "accept", "y", "bulk"), ("f", "accept", "x", "bulk")]
+    with pytest.raises(ValueError, match="batch decision 'skip'"):
+        review_queue.batch_rows(table, "skip")

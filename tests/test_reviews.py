@@ -47,7 +47,7 @@ def test_history_is_append_only_and_latest_is_the_last_row(store, tmp_path):
     assert latest.set_index("clip").loc["clips/b.mp4", "final_label"] == "cat"  # keep -> the given label
     assert store.latest_for("clips/a.mp4")["id"] == second
     assert store.latest_for("nope.mp4") is None
-    assert store.counts() == {"accept": 0, "keep": 1, "relabel": 1, "exclude": 0, "skip": 0}
+    assert store.counts() == {"accept": 0, "keep": 1, "relabel": 1, "exclude": 0, "skip": 0, "undo": 0}
     assert len(store.history()) == 3
     # A later skip makes it the current decision; nothing earlier is lost.
     store.record("clips/b.mp4", "skip", given_label="cat", curator="ann")
@@ -142,7 +142,7 @@ def test_a_newer_schema_is_refused_naming_both_versions(tmp_path):
     ReviewStore(tmp_path).close()
     with sqlite3.connect(store_path(tmp_path)) as conn:
         conn.execute("INSERT INTO schema_version (version) VALUES (7)")
-    with pytest.raises(ReviewStoreVersionError, match="version 7 is newer than version 1"):
+    with pytest.raises(ReviewStoreVersionError, match="version 7 is newer than version 2"):
         ReviewStore(tmp_path)
 
 
@@ -179,7 +179,7 @@ def test_20k_decisions_bulk_latest(store):
     assert (latest["curator"] == "bob").sum() == n // 10
     # keep: the clips with i % 5 == 1, plus bob's (i % 10 == 0, all accepted before, so no overlap).
     assert store.counts() == {"accept": n // 5 - n // 10, "keep": n // 5 + n // 10, "relabel": n // 5,
-                              "exclude": n // 5, "skip": n // 5}
+                              "exclude": n // 5, "skip": n // 5, "undo": 0}
 
 
 def test_record_many_is_all_or_nothing(store):
@@ -187,3 +187,49 @@ def test_record_many_is_all_or_nothing(store):
     with pytest.raises(ValueError, match="decision #1: decision 'nope'"):
         store.record_many([good, good | {"decision": "nope"}])
     assert store.history().empty
+
+
+def test_the_same_decision_twice_is_no_conflict(tmp_path):
+    """Two curators both accept the shown clip: the second accept is recorded, not reported as a conflict."""
+    with ReviewStore(tmp_path) as ann, ReviewStore(tmp_path) as bob:
+        ann.record("a.mp4", "accept", given_label="dog", suggested_label="cat", curator="ann", expected_last_id=None)
+        bob.record("a.mp4", "accept", given_label="dog", suggested_label="cat", curator="bob", expected_last_id=None)
+        with pytest.raises(ReviewConflict):  # a different decision still conflicts
+            bob.record("a.mp4", "keep", given_label="dog", curator="bob", expected_last_id=None)
+        assert ann.history("a.mp4")["curator"].tolist() == ["ann", "bob"]
+
+
+def test_undo_restores_the_decision_before_or_none(store):
+    first = store.record("a.mp4", "accept", given_label="dog", suggested_label="cat", curator="ann")
+    second = store.record("a.mp4", "relabel", given_label="dog", final_label="bird", curator="ann",
+                          mismatch="dubbed_or_music", note="music over it")
+    restored = store.undo(second, curator="ann")
+    latest = store.latest_for("a.mp4")
+    assert latest["id"] == restored and latest["decision"] == "accept" and latest["final_label"] == "cat"
+    assert latest["note"] == f"undo of #{second}: restores #{first} by ann" and latest["mismatch"] is None
+    with pytest.raises(ReviewConflict):  # only the latest decision can be undone
+        store.undo(first, curator="ann")
+    store.undo(restored, curator="ann")  # undoing the undo brings the relabel back (a redo)
+    assert store.latest_for("a.mp4")["final_label"] == "bird"
+    assert store.latest_for("a.mp4")["mismatch"] == "dubbed_or_music"
+    only = store.record("b.mp4", "keep", given_label="cat", curator="ann")
+    store.undo(only, curator="ann")
+    assert store.latest_for("b.mp4")["decision"] == "undo" and store.latest_for("b.mp4")["final_label"] is None
+    assert len(store.history()) == 6
+
+
+def test_a_version_1_store_gains_the_mismatch_column(tmp_path):
+    path = store_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+            CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, clip TEXT NOT NULL, decision TEXT NOT NULL,
+              given_label TEXT, suggested_label TEXT, final_label TEXT, curator TEXT NOT NULL, run_id TEXT,
+              label_noise_score REAL, mismatch_score REAL, timestamp TEXT NOT NULL, note TEXT);
+            INSERT INTO decisions (clip, decision, given_label, final_label, curator, timestamp)
+              VALUES ('a.mp4', 'keep', 'dog', 'dog', 'ann', '2024-01-01T00:00:00+00:00');""")
+    with ReviewStore(tmp_path) as store:
+        assert store.latest_for("a.mp4")["mismatch"] is None
+        store.record("a.mp4", "exclude", given_label="dog", curator="bob", mismatch="swapped")
+        assert store.latest()["mismatch"].tolist() == ["swapped"]

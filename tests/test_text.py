@@ -25,3 +25,11 @@ def test_format_seconds():
     assert text.format_seconds(42) == "42 s"
     assert text.format_seconds(85) == "1 min 25 s"
     assert text.format_seconds(3725) == "1 h 02 min"
+
+
+def test_error_text_says_an_os_error_in_words():
+    from auditor.text import error_text
+
+    err = FileExistsError(17, "File exists", "/tmp/out")
+    assert error_text(err) == "/tmp/out: file exists" and "Errno" not in error_text(err)
+    assert error_text(ValueError("bad value")) == "bad value" and error_text(KeyError()) == "KeyError"

@@ -75,6 +75,29 @@ def loss_figure(losses: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 460) -> go.Figure:
+    """The given x suggested label matrix as square tiles (a scatter, so that a tile can be clicked and
+    selected), coloured and labelled by its clip count; off-diagonal tiles are the suggested relabels.
+    ``cells`` = auditor.class_view.confusion_cells; the point's customdata is (given, suggested)."""
+    names = [escape_hover(c) for c in classes]
+    x = cells["suggested_label"].map(escape_hover)
+    y = cells["given_label"].map(escape_hover)
+    size = max(8.0, min(48.0, (height - 120) / max(1, len(classes)) * 0.9))
+    fig = go.Figure(go.Scatter(
+        x=x, y=y, mode="markers+text" if len(classes) <= 20 else "markers", text=cells["clips"],
+        textfont={"size": 11, "color": np.where(np.log1p(cells["clips"]) > np.log1p(cells["clips"].max()) * 0.6,
+                                                "white", "#333")}, customdata=np.column_stack([cells["given_label"], cells["suggested_label"]]),
+        marker={"symbol": "square", "size": size, "color": np.log1p(cells["clips"]), "colorscale": "Blues",
+                "line": {"width": 0}},
+        hovertemplate="given %{y} → suggested %{x}: %{text} clips<extra></extra>"))
+    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode="select",
+                      xaxis={"title": "suggested label", "type": "category", "categoryorder": "array",
+                             "categoryarray": names, "showticklabels": len(classes) <= 60},
+                      yaxis={"title": "given label", "type": "category", "categoryorder": "array",
+                             "categoryarray": names[::-1], "showticklabels": len(classes) <= 60})
+    return fig
+
+
 def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010) -> go.Figure:
     """A (64, L) log-mel as a heatmap over seconds (``hop_seconds`` per column)."""
     t = np.arange(mel.shape[1]) * hop_seconds

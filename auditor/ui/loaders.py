@@ -9,8 +9,10 @@ loads.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +21,14 @@ import streamlit as st
 
 from auditor import explore_maps, review_queue, run_folder
 from auditor.data.manifest import LABELS_FILE, Manifest, load_manifest
+from auditor.errors import UserError
 from auditor.flags import FLAG_THRESHOLD
-from auditor.reviews import ReviewStore
+from auditor.reviews import COLUMNS, ReviewStore, store_path
 
 REVIEW_FRAMES = 8  # frames in the Review page's strip
 REVIEW_FRAME_SIZE = 128
+# Converts the next clips of the queue for playback while the curator looks at this one (never calls st.*).
+_PLAYBACK_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playback")
 
 
 def _mtime(path: Path) -> int:
@@ -80,6 +85,21 @@ def embedding_matrix(run: Path) -> tuple[list[str], np.ndarray]:
     return _embedding_matrix(str(path), _mtime(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _class_report(path: str, mtime: int) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path, dtype={"class": str, "top_suggested_replacement": str}, keep_default_na=False,
+                           na_values={"estimated_noise_rate": [""], "estimated_mismatch_rate": [""]})
+    except (OSError, ValueError):
+        return None
+
+
+def class_report(run: Path) -> pd.DataFrame | None:
+    """The run's class_report.csv (labels as text), or None when it has none."""
+    path = run / run_folder.CLASS_REPORT_FILE
+    return _class_report(str(path), _mtime(path))
+
+
 def run_id(run: Path) -> str:
     """The run id in the run's config.json (the folder name when it has none): what decisions are stamped with."""
     return str((run_folder.read_config(run) or {}).get("run_id", run.name))
@@ -87,13 +107,25 @@ def run_id(run: Path) -> str:
 
 # -------------------------------------------------------------------------------------------------- reviews
 def review_store(data: Path) -> ReviewStore:
-    """The data set's ReviewStore; use as a context manager (``with loaders.review_store(data) as store``)."""
+    """The data set's ReviewStore (created on first use); use as a context manager
+    (``with loaders.review_store(data) as store``)."""
     return ReviewStore(data)
 
 
 def latest_reviews(data: Path) -> pd.DataFrame:
+    """Every clip's current decision (an empty frame, and no store file, before the first decision)."""
+    if not store_path(data).is_file():
+        return pd.DataFrame(columns=list(COLUMNS))
     with review_store(data) as store:
         return store.latest()
+
+
+def latest_decision(data: Path, clip: str) -> dict | None:
+    """The clip's current decision, or None (no store file is created to find out)."""
+    if not store_path(data).is_file():
+        return None
+    with review_store(data) as store:
+        return store.latest_for(clip)
 
 
 def scored_clips(data: Path, run: Path) -> pd.DataFrame:
@@ -136,3 +168,38 @@ def clip_media(path: Path) -> dict:
     """Decoded frames (T, S, S, 3), the sound as WAV bytes, log-mel (64, L) of a clip file (already checked to be
     inside the data set with review_queue.clip_path)."""
     return _clip_media(str(path), _mtime(path))
+
+
+def playable_video(data: Path, path: Path) -> tuple[Path, str]:
+    """(file, MIME type) the browser plays for clip file ``path``: the clip, or its converted copy
+    (auditor.playback.playback_file; raises its PlaybackError, a UserError)."""
+    from auditor.playback import playback_file  # PyAV: only when a clip is shown
+
+    return playback_file(data, path)
+
+
+def thumbnail(data: Path, path: Path) -> bytes | None:
+    """A JPEG of the clip's middle frame (auditor.playback.thumbnail), or None when it has no picture."""
+    from auditor.playback import thumbnail as make_thumbnail  # PyAV: only when a clip is shown
+
+    try:
+        return make_thumbnail(data, path)
+    except (UserError, OSError):
+        return None
+
+
+def prefetch_playback(data: Path, paths: list[Path]) -> None:
+    """Convert ``paths`` for playback in the background (those that need it), so the next clip plays at once."""
+    for path in paths:
+        _PLAYBACK_PREFETCH.submit(_prefetch_one, data, path)
+
+
+def prefetch_thumbnails(data: Path, paths: list[Path]) -> None:
+    """Make the thumbnails of ``paths`` in the background (the neighbours of the next clips)."""
+    for path in paths:
+        _PLAYBACK_PREFETCH.submit(thumbnail, data, path)
+
+
+def _prefetch_one(data: Path, path: Path) -> None:
+    with contextlib.suppress(UserError, OSError):  # the page shows the error when the clip comes up
+        playable_video(data, path)

@@ -2,7 +2,8 @@
 page registry, and the shared sidebar that sets them.
 
 Session-state keys read by several pages are named here (``*_KEY``). ``st.session_state`` dies with the tab;
-the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk (DIR/.auditor/runs).
+the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk, in the data set's work folder
+(:mod:`auditor.workspace`: DIR/.auditor, or under ``--workdir``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from auditor import jobs, run_folder
-from auditor.data.manifest import AUDITOR_DIR
+from auditor import jobs, run_folder, workspace
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES_DIR = REPO / "pages"
-SAMPLE_DATA = REPO / "sample_data"
+SAMPLE_DATA = workspace.BUNDLED_SAMPLE
 SHIPPED_MODEL = REPO / "models" / "sample"
 # model.checkpoint.CHECKPOINT_FILE in it (that module imports torch, which the pages do not load)
 SHIPPED_CHECKPOINT = SHIPPED_MODEL / run_folder.CHECKPOINT_FILE
-RUNS_SUBDIR = Path(AUDITOR_DIR) / "runs"
-DEFAULT_RUN = "default"
 SHIPPED_RUN = "shipped"
 MAX_RECENT = 8
 
@@ -32,6 +30,7 @@ PAGES = {  # name -> (file, title, icon)
     "data": ("data.py", "Data", ":material/folder_open:"),
     "model": ("model.py", "Model", ":material/model_training:"),
     "explore": ("explore.py", "Explore", ":material/scatter_plot:"),
+    "classes": ("classes.py", "Classes", ":material/grid_view:"),
     "review": ("review.py", "Review", ":material/fact_check:"),
     "export": ("export.py", "Export", ":material/download:"),
 }
@@ -43,6 +42,10 @@ CURATOR_KEY = "curator"
 PENDING_RUN_KEY = "_pending_run"  # a run to select on the next rerun (the selectbox is already drawn)
 REVIEW_CLIPS_KEY = "review_clips"  # clips sent from Explore to Review, or absent
 _RECENT_KEY = "_recent_pick"  # the sidebar's recent-folders selectbox
+_URL_BOUND_KEY = "_url_bound"  # session keys already read from the address bar in this tab
+DATA_PARAM, RUN_PARAM = "data", "run"  # ?data=<folder>&run=<name>: the data set and run in the address bar
+RECENT_FILE, SETTINGS_FILE = "recent.json", "settings.json"  # in config_dir()
+_URL_BINDS_KEY = "_url_binds"  # this script run's bind_to_url keys -> (param, default), written by write_url
 
 
 def page_file(name: str) -> str:
@@ -57,54 +60,125 @@ def navigation_pages() -> list:
 
 
 # ----------------------------------------------------------------------------------------- session, recent
+def startup_option(name: str, argv: list[str] | None = None) -> str | None:
+    """``--<name> VALUE`` (or ``--<name>=VALUE``) after ``--`` on the ``streamlit run`` line, or None."""
+    argv = sys.argv[1:] if argv is None else argv
+    flag = f"--{name}"
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def startup_data_dir(argv: list[str] | None = None, environ: dict | None = None) -> str | None:
     """``--data DIR`` (or ``--data=DIR``) after ``--`` on the ``streamlit run`` line, else $AUDITOR_DATA."""
-    argv = sys.argv[1:] if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg == "--data" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--data="):
-            return arg.split("=", 1)[1]
-    return (os.environ if environ is None else environ).get("AUDITOR_DATA") or None
+    return startup_option("data", argv) or (os.environ if environ is None else environ).get("AUDITOR_DATA") or None
 
 
 def config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "av-auditor"
 
 
-def recent_data_dirs() -> list[str]:
-    """Recently used data set folders, newest first (from ~/.config/av-auditor/recent.json)."""
+def _read_config_json(name: str) -> dict:
+    """A JSON object from the user's config folder ({} when missing or unreadable)."""
     try:
-        items = json.loads((config_dir() / "recent.json").read_text()).get("recent", [])
-        return [str(p) for p in items if isinstance(p, str)][:MAX_RECENT]
-    except (OSError, ValueError, AttributeError):
-        return []
+        value = json.loads((config_dir() / name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def remember_data_dir(path: str) -> None:
-    """Put ``path`` first in the recent list; a read-only home only loses the list, never the app."""
-    items = [path] + [p for p in recent_data_dirs() if p != path]
-    target = config_dir() / "recent.json"
+def _write_config_json(name: str, value: dict) -> None:
+    """Write a JSON object into the user's config folder; a read-only home only loses it, never the app."""
+    target = config_dir() / name
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"recent": items[:MAX_RECENT]}, indent=1))
+        tmp.write_text(json.dumps(value, indent=1))
         tmp.replace(target)
     except OSError:
         pass
 
 
+def recent_data_dirs() -> list[str]:
+    """Recently used data set folders, newest first (from ~/.config/av-auditor/recent.json)."""
+    items = _read_config_json(RECENT_FILE).get("recent", [])
+    return [str(p) for p in items if isinstance(p, str)][:MAX_RECENT] if isinstance(items, list) else []
+
+
+def remember_data_dir(path: str) -> None:
+    """Put ``path`` first in the recent list."""
+    items = [path] + [p for p in recent_data_dirs() if p != path]
+    _write_config_json(RECENT_FILE, {"recent": items[:MAX_RECENT]})
+
+
+def remember_curator() -> None:
+    """Curator name callback: the name is kept for the next tab and the next start (settings.json)."""
+    _write_config_json(SETTINGS_FILE, _read_config_json(SETTINGS_FILE) | {
+        "curator": st.session_state.get(CURATOR_KEY, "").strip()})
+
+
 def init_session() -> None:
-    """Defaults for a new tab: the data set from the command line / $AUDITOR_DATA / the recent list."""
+    """Defaults for a new tab: the data set from the address bar (?data=), the command line, $AUDITOR_DATA or
+    the recent list; the run from the address bar (?run=); the curator name from settings.json; the work
+    directory from ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
+    workspace.set_workdir(startup_option("workdir"))
     ss = st.session_state
     if DATA_KEY not in ss:
-        start = startup_data_dir()
+        start = st.query_params.get(DATA_PARAM) or startup_data_dir()
         if not start:
             start = next((p for p in recent_data_dirs() if Path(p).is_dir()), "")
         ss[DATA_KEY] = str(Path(start).expanduser().resolve()) if start else ""
         if start and Path(start).is_dir():
             remember_data_dir(ss[DATA_KEY])
-    ss.setdefault(CURATOR_KEY, "")
+        if st.query_params.get(RUN_PARAM):
+            ss[PENDING_RUN_KEY] = st.query_params[RUN_PARAM]
+    if CURATOR_KEY not in ss:
+        name = _read_config_json(SETTINGS_FILE).get("curator", "")
+        ss[CURATOR_KEY] = name if isinstance(name, str) else ""
+
+
+def bind_to_url(key: str, param: str, default, *, parse=str) -> None:
+    """Keep session key ``key`` (a widget's) in the address bar as ``?param=``: a new tab (a reload, a shared
+    link) starts from the address bar; call before the widget is drawn. ``parse`` turns the text (a list of
+    texts for a list ``default``) back into a value and raises ValueError for one that is not allowed (it is
+    ignored). The widget gets its value from the session (or ``default``): draw it without a default."""
+    ss = st.session_state
+    seen = ss.setdefault(_URL_BOUND_KEY, set())
+    if key not in seen:
+        seen.add(key)
+        if param in st.query_params and key not in ss:
+            raw = st.query_params.get_all(param) if isinstance(default, list) else st.query_params[param]
+            try:
+                ss[key] = parse(raw)
+            except (TypeError, ValueError):
+                pass
+    if key not in ss:  # the widget takes its value from here: draw it without a default of its own
+        ss[key] = default
+    ss.setdefault(_URL_BINDS_KEY, {})[key] = (param, default)
+
+
+def one_of(options) -> object:
+    """A ``parse`` for bind_to_url: the text itself when it is one of ``options``, else ValueError."""
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(map(str, options))}")
+        return value
+    return parse
+
+
+def write_url() -> None:
+    """Put the bound session keys (bind_to_url) into the address bar; a default value is left out."""
+    for key, (param, default) in st.session_state.pop(_URL_BINDS_KEY, {}).items():
+        value = st.session_state.get(key, default)
+        if value is None or value == default:
+            st.query_params.pop(param, None)
+        elif isinstance(value, list):
+            st.query_params[param] = [str(v) for v in value]
+        else:
+            st.query_params[param] = str(value)
 
 
 def select_run(name: str) -> None:
@@ -123,21 +197,29 @@ def data_dir() -> Path | None:
 
 
 def runs_root(data: Path) -> Path:
-    return data / RUNS_SUBDIR
-
-
-def _run_order(names: set[str] | list[str]) -> list[str]:
-    """The default run first, then by name."""
-    return sorted(names, key=lambda n: (n != DEFAULT_RUN, n))
+    """The folder of the data set's runs (auditor.workspace.runs_root)."""
+    return workspace.runs_root(data)
 
 
 def run_names(data: Path) -> list[str]:
-    """Run folders under DIR/.auditor/runs (default first, then by name)."""
+    """The data set's run folders, newest first (a job still ingesting has no config.json yet: it is listed
+    by its job.json)."""
     root = runs_root(data)
-    names = {Path(p).name for p in run_folder.list_runs(root)}
-    if root.is_dir():  # a job still ingesting has written no config.json yet: it is a run too
-        names |= {p.name for p in root.iterdir() if (p / jobs.JOB_FILE).is_file()}
-    return _run_order(names)
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / run_folder.CONFIG_FILE).is_file() or (p / jobs.JOB_FILE).is_file()]
+    return [p.name for p in sorted(runs, key=lambda p: (_started(p), p.name), reverse=True)]
+
+
+def _started(run: Path) -> float:
+    """When the run was made: its config.json or job.json, whichever is older (0 when unreadable)."""
+    times = []
+    for name in (run_folder.CONFIG_FILE, jobs.JOB_FILE):
+        try:
+            times.append((run / name).stat().st_mtime)
+        except OSError:
+            pass
+    return min(times, default=0.0)
 
 
 def run_dir() -> Path | None:
@@ -147,6 +229,14 @@ def run_dir() -> Path | None:
         return None
     path = runs_root(data) / name
     return path if path.is_dir() else None
+
+
+def run_label(data: Path, name: str) -> str:
+    """A run as the sidebar lists it: its name, and "running" or "no results yet" when it cannot be reviewed."""
+    run = runs_root(data) / name
+    if run_folder.run_outputs_ready(run):
+        return name
+    return f"{name} · {'running' if jobs.job_status(run).state == 'running' else 'no results yet'}"
 
 
 def outputs_ready(run: Path | None) -> bool:
@@ -198,13 +288,8 @@ def _data_changed() -> None:
 
 
 def _default_run(data: Path, names: list[str]) -> str | None:
-    """A running job's run if there is one, else 'default', else the first run with outputs, else the first."""
-    for name in names:
-        if jobs.job_status(runs_root(data) / name).state == "running":
-            return name
+    """The newest run with results (what Explore and Review can show), else the newest run."""
     ready = [n for n in names if run_folder.run_outputs_ready(runs_root(data) / n)]
-    if DEFAULT_RUN in ready:
-        return DEFAULT_RUN
     return (ready or names or [None])[0]
 
 
@@ -230,13 +315,29 @@ def sidebar() -> None:
             names = run_names(data)
             if PENDING_RUN_KEY in ss:
                 pending = ss.pop(PENDING_RUN_KEY)
-                names = _run_order(set(names) | {pending})
+                names = names if pending in names else [pending, *names]
                 ss[RUN_KEY] = pending
             if ss.get(RUN_KEY) not in names:
                 ss[RUN_KEY] = _default_run(data, names)
             if names:
-                st.selectbox("Run", names, key=RUN_KEY, help="Model runs of this data set (DIR/.auditor/runs)")
+                st.selectbox("Run", names, key=RUN_KEY, format_func=lambda n: run_label(data, n),
+                             help="The model run whose results Explore, Review and Export use (newest first).")
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",
-                      help="Stored with every review decision.")
+                      help="Stored with every review decision (and remembered for your next visit).",
+                      on_change=remember_curator)
+    _url_state(data)
+
+
+def _url_state(data: Path | None) -> None:
+    """The data set and run in the address bar (?data=...&run=...), so that a reload or a link opens them."""
+    if data is None:
+        st.query_params.pop(DATA_PARAM, None)
+    else:
+        st.query_params[DATA_PARAM] = str(data)
+    run = st.session_state.get(RUN_KEY)
+    if data is not None and run:
+        st.query_params[RUN_PARAM] = run
+    else:
+        st.query_params.pop(RUN_PARAM, None)

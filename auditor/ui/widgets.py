@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from auditor.text import md_literal
+from auditor.text import error_text, md_literal
 
 FLASH_KEY = "_flash"  # (kind, message) to show once at the top of the next page run
 _FLASH_BOXES = {"success": st.success, "error": st.error, "info": st.info, "warning": st.warning}
@@ -31,7 +31,7 @@ TABLE_COLUMNS = {
 
 def show_error(headline: str, err: BaseException | str) -> None:
     """An error box: ``headline`` (our words) plus the error text, which may name user files, shown literally."""
-    st.error(f"{headline}  \n{md_literal(err)}", icon=":material/error:")
+    st.error(f"{headline}  \n{md_literal(error_text(err))}", icon=":material/error:")
 
 
 def flash(message: str, kind: str = "success") -> None:

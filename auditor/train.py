@@ -183,6 +183,9 @@ def _prepare_run_dir(run_dir: Path, result: IngestResult, cfg: TrainConfig, resu
         if has_ckpt and not resume and not overwrite:
             raise UserError(f"{run_dir}: already holds a trained or partial run; pass --resume to continue it "
                             "or --overwrite to start again")
+        if not overwrite and any((run_dir / name).exists() for name in (FLAGS_FILE, EMBEDDINGS_FILE)):
+            raise UserError(f"{run_dir}: already holds scored results (e.g. from `score --out`); choose another "
+                            "--run folder or pass --overwrite to replace them")
     elif resume:
         print(f"note: {run_dir} has no run to resume; starting a new one", file=sys.stderr)
     for name in RUN_OUTPUTS:

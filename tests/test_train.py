@@ -162,3 +162,11 @@ def test_checkpoint_with_pickled_payload_is_refused(tmp_path):
     with pytest.raises(UserError, match="refused"):
         load_checkpoint(bad)
     assert not marker.exists()
+
+
+def test_training_into_a_scored_folder_is_refused(trained_run, small_dataset, tmp_path):
+    scored = tmp_path / "scored"
+    run_cli("score", "--run", str(trained_run), "--data", str(small_dataset), "--out", str(scored))
+    proc = run_cli("train", "--data", str(small_dataset), "--run", str(scored), *FAST, check=False)
+    assert proc.returncode == 2 and "already holds scored results" in proc.stderr
+    assert (scored / "flags.csv").is_file() and (scored / "embeddings.parquet").is_file()

@@ -54,4 +54,4 @@ def test_ingest_with_workdir_leaves_the_data_set_untouched(tmp_path):
     work = tmp_path / "work"
     run_cli("ingest", "--data", str(data), "--workers", "1", "--workdir", str(work))
     assert _files(data) == before
-    assert list(work.rglob("ingest.json")) and list(work.rglob("*.npz"))
+    assert list(work.rglob("ingest.json")) and list(work.rglob("store.json"))  # the decoded clips, packed

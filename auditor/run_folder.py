@@ -31,6 +31,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CLASS_REPORT_FILE = "class_report.csv"
 FLAGS_FILE = "flags.csv"
 EMBEDDINGS_FILE = "embeddings.parquet"
+# Per-window scores of clips cut into aligned windows (scoring.window_table); absent when every clip is one window.
+WINDOWS_FILE = "windows.csv"
 OUTPUT_FILES = (FLAGS_FILE, EMBEDDINGS_FILE)
 # Final progress events and the state each one means.
 FINAL_EVENTS = {"done": "finished", "error": "failed", "cancelled": "cancelled"}

@@ -1,5 +1,9 @@
 """Per-clip verdicts of a trained model -> flags.csv, embeddings.parquet (with UMAP), class_report.csv.
 
+windows.csv, when clips were cut into aligned windows (long clips, data/decode.window_spans): one row per window,
+  clip, window, start_s, end_s, audio ("present"/"silent"/"none"), infonce_loss (l of the window), cosine
+  (z^v . z^a), best_aligned (the window the clip's mismatch score is judged by: model/estimate.evaluate).
+
 flags.csv, one row per ingested clip (method.md "What the auditor reports"):
   clip, given_label, suggested_label, suggested_confidence (= max_k q_i), label_noise_score (= 1 - r_i),
   mismatch_score (= 1 - w_i), audio_pred (argmax p^a), visual_pred (argmax p^v), problem.
@@ -36,6 +40,7 @@ from auditor.run_folder import (
     CLASS_REPORT_FILE,
     EMBEDDINGS_FILE,
     FLAGS_FILE,
+    WINDOWS_FILE,
     RunLock,
     append_progress,
     write_config,
@@ -54,12 +59,14 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
                    device: torch.device) -> dict[str, np.ndarray]:
     """One evaluation pass and the method's per-clip estimates, as numpy arrays of length N."""
     n = len(arrays.clips)
-    ev = evaluate(model, arrays, np.arange(n), cfg, device)
+    windows: dict[str, np.ndarray] = {}
+    ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows)
     has_audio = torch.from_numpy(arrays.has_audio.copy())
     est = estimate_noise(ev, labels, has_audio, cfg, len(classes))
     p_av = torch.softmax(ev["logits_av"], dim=1)
     out = {"audio_pred": ev["logits_a"].argmax(1).numpy(), "visual_pred": ev["logits_v"].argmax(1).numpy(),
-           "z_a": ev["z_a"].numpy(), "z_v": ev["z_v"].numpy(), "u": est["u"].numpy(), "p_av": p_av.numpy()}
+           "z_a": ev["z_a"].numpy(), "z_v": ev["z_v"].numpy(), "u": est["u"].numpy(), "p_av": p_av.numpy(),
+           "windows": windows}
     if cfg.method == "ntl":
         out |= {"label_noise_score": 1.0 - est["r"].numpy(), "suggested": est["y_hat"].numpy(),
                 "confidence": est["q"].max(1).values.numpy(), "mismatch_score": 1.0 - est["w"].numpy()}
@@ -102,6 +109,10 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
     for col in ("suggested_confidence", "label_noise_score", "mismatch_score", "label_noise_rank", "mismatch_rank"):
         flags[col] = flags[col].astype(float).clip(0.0, 1.0).round(6)
     atomic_write_text(out_dir / FLAGS_FILE, flags.to_csv(index=False))
+    if s["windows"]:
+        atomic_write_text(out_dir / WINDOWS_FILE, window_table(arrays, s["windows"]).to_csv(index=False))
+    else:
+        (out_dir / WINDOWS_FILE).unlink(missing_ok=True)  # an earlier scoring's, of other clips
 
     emb = pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
                         "audio": list(s["z_a"].astype(np.float32)), "visual": list(s["z_v"].astype(np.float32)),
@@ -121,6 +132,16 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
                 "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         atomic_write_text(out_dir / "scoring.json", json.dumps(info, indent=2))
     return flags
+
+
+def window_table(arrays: ClipArrays, windows: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The rows of windows.csv (module docstring) from evaluate's ``windows_out`` over all clips of ``arrays``."""
+    owner, window = windows["owner"], windows["window"]
+    index = arrays.store.index.iloc[arrays.windows[owner, window]]
+    return pd.DataFrame({"clip": np.asarray(arrays.clips, dtype=object)[owner], "window": window,
+                         "start_s": index["start_s"].to_numpy().round(3), "end_s": index["end_s"].to_numpy().round(3),
+                         "audio": index["audio"].to_numpy(), "infonce_loss": windows["ell"].round(6),
+                         "cosine": windows["cosine"].round(6), "best_aligned": windows["best"].astype(int)})
 
 
 def _audio_problems(result: IngestResult, arrays: ClipArrays) -> np.ndarray:

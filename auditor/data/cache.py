@@ -2,13 +2,15 @@
 
 The unit of decoding (and of resuming a killed ingest) is one entry per clip, in ``<cache root>/<params
 digest>/<key[:2]>/<key>.npz`` with ``frames`` (T, S, S, 3) uint8, ``mel`` (64, L) float16, ``duration``, ``audio``
-("present", "silent" or "none": see features.is_silent), ``audio_dbfs``, ``warning``; a clip that cannot be
+("present", "silent" or "none": see features.is_silent), ``audio_dbfs``, ``warning``, and for a long clip cut into W
+aligned windows (decode.window_spans) ``frames_w``/``mel_w`` of windows w = 1..W-1 beside window 0's ``frames``/
+``mel``, ``spans`` (W, 2) seconds, ``window_audio`` and ``window_dbfs`` (W,); a clip that cannot be
 decoded gets ``<key>.problem.json`` instead, so a re-run does not retry it either. ``key`` = sha1 of (relative
 path, file size, mtime in ns, preprocessing digest): a re-run decodes nothing, a changed file gets a new key and is
 decoded again. Every entry is written to a temporary name and renamed, so a killed ingest never leaves a
 half-written entry that a later run would trust. Every PACK_EVERY decoded clips and at the end, the entries are
 packed into the data set's memory-mapped store (data/store.py) and deleted: the store is what training and
-scoring read (:func:`load_arrays`). One ingest at a time holds a parameters' folder (``.ingest.lock``), so
+scoring read (:func:`load_arrays`), one row per window (window w > 0 of clip ``key`` is row ``key@w``). One ingest at a time holds a parameters' folder (``.ingest.lock``), so
 torchrun's ranks decode once. The cache root is ``DIR/.auditor/cache`` or, when DIR is read-only,
 ``~/.cache/av-auditor/<sha1 of DIR>`` (data/cache_location.py).
 """
@@ -38,7 +40,17 @@ from auditor.data.decode import DecodeError, decode_clip
 from auditor.data.features import SILENT_BELOW_DBFS, audio_level_dbfs, log_mel
 from auditor.data.manifest import Manifest, Problem, load_manifest
 from auditor.data.params import PreprocessParams
-from auditor.data.store import ClipArrays, Store, open_store, open_stores, pack, store_dir, stored_meta
+from auditor.data.store import (
+    ClipArrays,
+    Store,
+    open_store,
+    open_stores,
+    pack,
+    store_dir,
+    stored_meta,
+    window_key,
+    window_rows,
+)
 from auditor.errors import UserError
 
 REPORT_COLUMNS = ["clip", "problem", "detail", "kept"]
@@ -95,22 +107,33 @@ def decode_to_cache(path: str, cache_dir: str, key: str, params: PreprocessParam
     cache = Path(cache_dir)
     try:
         dec = decode_clip(path, num_frames=params.num_frames, size=params.frame_size,
-                          max_audio_seconds=params.max_audio_seconds, sample_rate=params.sample_rate)
+                          max_audio_seconds=params.max_audio_seconds, sample_rate=params.sample_rate,
+                          max_windows=params.max_windows)
     except DecodeError as err:
         record = {"problem": err.kind, "detail": str(err)}
     except Exception as err:  # a decoder bug on one hostile file must not stop the other clips
         record = {"problem": "corrupt", "detail": f"{type(err).__name__}: {str(err)[:200]}"}
     else:
-        mel = log_mel(dec.audio, params.sample_rate).astype(np.float16)
-        level = audio_level_dbfs(dec.audio, params.sample_rate) if dec.has_audio else None
-        audio = "none" if not dec.has_audio else "silent" if level < SILENT_BELOW_DBFS else "present"
+        arrays, windows = {}, []
+        for w, win in enumerate(dec.windows):
+            level = audio_level_dbfs(win.audio, params.sample_rate) if dec.has_audio else None
+            windows.append({"start": win.start, "end": win.end, "audio_dbfs": level,
+                            "audio": "none" if level is None else "silent" if level < SILENT_BELOW_DBFS else "present"})
+            suffix = f"_{w}" if w else ""
+            arrays[f"frames{suffix}"] = win.frames
+            arrays[f"mel{suffix}"] = log_mel(win.audio, params.sample_rate).astype(np.float16)
+        meta = _clip_meta(dec.duration, dec.warning, windows)
         try:
             _atomic_write(_entry_path(cache, key), lambda fh: np.savez(
-                fh, frames=dec.frames, mel=mel, duration=np.float32(dec.duration), audio=np.str_(audio),
-                audio_dbfs=np.float32(np.nan if level is None else level), warning=np.str_(dec.warning)))
+                fh, **arrays, duration=np.float32(dec.duration), audio=np.str_(meta["audio"]),
+                audio_dbfs=np.float32(np.nan if meta["audio_dbfs"] is None else meta["audio_dbfs"]),
+                warning=np.str_(dec.warning), spans=np.array([[x["start"], x["end"]] for x in windows], np.float32),
+                window_audio=np.array([x["audio"] for x in windows]),
+                window_dbfs=np.array([np.nan if x["audio_dbfs"] is None else x["audio_dbfs"] for x in windows],
+                                     np.float32)))
         except OSError as err:  # disk full, read-only: the same for every clip, so stop with one clear line
             raise _write_error(cache, err) from None
-        return {"duration": dec.duration, "audio": audio, "audio_dbfs": level, "warning": dec.warning}
+        return meta
     try:
         _atomic_write(_problem_path(cache, key), lambda fh: fh.write(json.dumps(record).encode()))
     except OSError as err:
@@ -118,14 +141,24 @@ def decode_to_cache(path: str, cache_dir: str, key: str, params: PreprocessParam
     return record
 
 
+def _clip_meta(duration: float, warning: str, windows: list[dict]) -> dict:
+    """The ingest's record of a usable clip from its windows' ({start, end, audio, audio_dbfs}): its sound is
+    "none" without a track, "present" when any window's is, else "silent"; its level the loudest window's."""
+    levels = [x["audio_dbfs"] for x in windows if x["audio_dbfs"] is not None]
+    audio = "none" if not levels else "present" if any(x["audio"] == "present" for x in windows) else "silent"
+    return {"duration": float(duration), "audio": audio, "audio_dbfs": max(levels) if levels else None,
+            "warning": warning, "windows": windows}
+
+
 def _read_entry_meta(cache: Path, key: str) -> dict | None:
     entry = _entry_path(cache, key)
     if entry.is_file():
         try:
             with np.load(entry) as z:
-                dbfs = float(z["audio_dbfs"])
-                return {"duration": float(z["duration"]), "audio": str(z["audio"]),
-                        "audio_dbfs": None if np.isnan(dbfs) else dbfs, "warning": str(z["warning"])}
+                windows = [{"start": float(span[0]), "end": float(span[1]), "audio": str(audio),
+                            "audio_dbfs": None if np.isnan(dbfs) else float(dbfs)}
+                           for span, audio, dbfs in zip(z["spans"], z["window_audio"], z["window_dbfs"], strict=True)]
+                return _clip_meta(float(z["duration"]), str(z["warning"]), windows)
         except (OSError, ValueError, KeyError):
             entry.unlink(missing_ok=True)  # unreadable entry: decode again
             return None
@@ -160,7 +193,7 @@ def ingest(data_dir: str | os.PathLike[str], params: PreprocessParams | None = N
     with _ingest_lock(cache):
         stores = open_stores(cache)
         keys = [entry_key(c, manifest.path_of(c), params) for c in manifest.rows["clip"]]
-        stored = stored_meta(stores)
+        stored = _stored_clip_meta(stored_meta(stores))
         metas: list[dict | None] = [stored.get(k) or _read_entry_meta(cache, k) for k in keys]
         todo = [i for i, m in enumerate(metas) if m is None]
         packer = _Packer(cache, store_dir(cache, manifest.root), params, stores, keys, metas,
@@ -168,6 +201,24 @@ def ingest(data_dir: str | os.PathLike[str], params: PreprocessParams | None = N
         _decode(manifest, params, cache, keys, metas, todo, workers, progress, show_bar, packer.decoded)
         store = packer.pack()
     return _assemble(manifest, params, cache, keys, metas, decoded_now=len(todo), store=store.path)
+
+
+def _stored_clip_meta(rows: dict[str, dict]) -> dict[str, dict]:
+    """Clip key -> the ingest's record of the clip, from the store's records of its window rows (``key@w``)."""
+    clips: dict[str, list[tuple[int, dict]]] = {}
+    for row_key, meta in rows.items():
+        key, _, w = row_key.partition("@")
+        clips.setdefault(key, []).append((int(w or 0), meta))
+    out = {}
+    for key, wins in clips.items():
+        wins.sort(key=lambda x: x[0])
+        if [w for w, _ in wins] != list(range(len(wins))):
+            continue  # a window missing: decode the clip again
+        first = wins[0][1]
+        windows = [{"start": m["start_s"], "end": m["end_s"], "audio": m["audio"], "audio_dbfs": m["audio_dbfs"]}
+                   for _, m in wins]
+        out[key] = _clip_meta(first["duration"], first["warning"], windows)
+    return out
 
 
 class _Packer:
@@ -189,8 +240,9 @@ class _Packer:
     def pack(self) -> Store:
         usable = [i for i, m in enumerate(self.metas) if m is not None and "problem" not in m]
         keys = [self.keys[i] for i in usable]
+        rows = [row for i in usable for row in window_rows(self.keys[i], self.metas[i])]
         try:
-            store = pack(self.path, keys, [self.metas[i] for i in usable], self.frame_shape, self.stores,
+            store = pack(self.path, [k for k, _ in rows], [m for _, m in rows], self.frame_shape, self.stores,
                          lambda key: _entry_path(self.cache, key))
         except OSError as err:
             raise _write_error(self.cache, err) from None
@@ -332,9 +384,20 @@ def load_arrays(result: IngestResult, indices: np.ndarray | None = None) -> Clip
     if store is None:
         raise UserError(f"{result.store_dir}: the data set's array store is missing or damaged; run ingest again")
     rows = store.rows_of(table["key"])
+    where = dict(zip(store.index["key"], range(len(store.index)), strict=True))
+    windows = [[rows[i]] for i in range(len(rows))]
+    for i, key in enumerate(table["key"]):
+        while window_key(key, len(windows[i])) in where:
+            windows[i].append(where[window_key(key, len(windows[i]))])
+    longest = max((len(w) for w in windows), default=1)
+    window_matrix = None
+    if longest > 1:
+        window_matrix = np.full((len(rows), longest), -1, np.int64)
+        for i, w in enumerate(windows):
+            window_matrix[i, :len(w)] = w
     return ClipArrays(clips=table["clip"].tolist(), labels=table["label"].tolist(), frames=store.frames,
                       mel=store.mel, mel_lengths=store.index["mel_length"].to_numpy(np.int64)[rows],
-                      has_audio=table["has_audio"].to_numpy(bool), rows=rows, store=store)
+                      has_audio=table["has_audio"].to_numpy(bool), rows=rows, store=store, windows=window_matrix)
 
 
 def prepare_data(data_dir: str | os.PathLike[str], params: PreprocessParams, *, workers: int | None = None,

@@ -4,7 +4,10 @@ Contract of :func:`decode_clip`: returns a :class:`DecodedClip` with ``frames`` 
 (T frames at the centres of T equal segments of the clip, shorter side resized to S then centre-cropped,
 rotation metadata applied) and ``audio`` float32 (n,) mono at ``sample_rate`` in [-1, 1], at most
 ``max_audio_seconds`` long (the middle of a longer clip). A clip with no audio stream gets silence and
-``has_audio = False``. A clip longer than ``SEEK_ABOVE_SECONDS`` is read by seeking, so a 10-minute file costs
+``has_audio = False``. With ``max_windows`` > 1 a long clip is also cut into aligned windows (:func:`window_spans`):
+``windows`` then holds, per window, T frames at the centres of T equal segments of the window and the window's
+sound, so that picture and sound of a window come from the same time span (``frames``/``audio`` are the first
+window's); a clip of one window has ``windows`` = [the whole clip]. A clip longer than ``SEEK_ABOVE_SECONDS`` is read by seeking, so a 10-minute file costs
 T seeks and a few seconds of audio, not a full decode; a file written live (no duration in its header) is
 measured from its packets' time stamps first, without decoding. Damage after the first good frame is tolerated:
 the T frames are taken from what decoded and ``warning`` says where the video stopped. Anything else raises
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -32,6 +35,8 @@ ENDS_EARLY_FRACTION = 0.1
 # Without a usable duration every frame is kept downscaled until the end; past this many the kept ones are thinned
 # to every other frame (memory stays bounded for any length).
 MAX_HELD_FRAMES = 256
+# A clip becomes several windows only from (1 + WINDOW_TOLERANCE) window lengths on: a 10.02-s clip stays one.
+WINDOW_TOLERANCE = 0.25
 
 
 class DecodeError(Exception):
@@ -43,16 +48,42 @@ class DecodeError(Exception):
 
 
 @dataclass
+class DecodedWindow:
+    """Picture and sound of one time span of a clip."""
+
+    start: float  # seconds from the clip's start
+    end: float
+    frames: np.ndarray  # (T, S, S, 3) uint8, at the centres of T equal segments of [start, end]
+    audio: np.ndarray  # (n,) float32, mono, SAMPLE_RATE: the sound of [start, end] (at most max_audio_seconds)
+
+
+@dataclass
 class DecodedClip:
     frames: np.ndarray  # (T, S, S, 3) uint8
     audio: np.ndarray  # (n,) float32, mono, SAMPLE_RATE
     duration: float  # seconds of video
     has_audio: bool
     warning: str = ""  # non-fatal damage, e.g. "decoding stopped at 3.2 s: ..."
+    windows: list[DecodedWindow] = field(default_factory=list)  # aligned windows (module docstring)
+
+
+def window_spans(duration: float, window_seconds: float, max_windows: int) -> list[tuple[float, float]]:
+    """The aligned windows of a clip of ``duration`` seconds: [(0, duration)] when ``max_windows`` is 1 or the clip
+    is at most (1 + WINDOW_TOLERANCE) * ``window_seconds`` long; else W = min(max_windows,
+    ceil(duration / window_seconds - WINDOW_TOLERANCE)) equal parts of the clip, window w being the centred
+    min(part, window_seconds) seconds of part w (so the windows cover the whole clip when W * window_seconds >=
+    duration, and W evenly spread excerpts of a longer one)."""
+    count = math.ceil(duration / window_seconds - WINDOW_TOLERANCE) if duration > 0 else 1
+    count = max(1, min(max_windows, count))
+    if count == 1:
+        return [(0.0, float(duration))]
+    part = duration / count
+    length = min(part, window_seconds)
+    return [(w * part + (part - length) / 2, w * part + (part + length) / 2) for w in range(count)]
 
 
 def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int = 64,
-                max_audio_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE) -> DecodedClip:
+                max_audio_seconds: float = 10.0, sample_rate: int = SAMPLE_RATE, max_windows: int = 1) -> DecodedClip:
     """Decode ``path`` (see the module docstring for the contract)."""
     path = Path(path)
     if path.stat().st_size == 0:
@@ -69,6 +100,15 @@ def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int 
         if duration is None:  # written live (browser recordings, streams): the header holds no duration
             duration = _duration_from_packets(path)
         warnings: list[str] = []
+        spans = window_spans(duration, max_audio_seconds, max_windows) if duration else [(0.0, 0.0)]
+        if len(spans) > 1:
+            windows = _decode_windows(path, container, vstream, duration, spans, num_frames, size, sample_rate,
+                                      warnings)
+            if windows is not None:
+                return DecodedClip(frames=windows[0].frames, audio=windows[0].audio, duration=float(duration),
+                                   has_audio=bool(container.streams.audio), warning="; ".join(warnings),
+                                   windows=windows)
+            warnings.clear()  # damaged: decoded as one window below, which reports the damage
         if duration is not None and duration > SEEK_ABOVE_SECONDS:
             frames = _frames_by_seeking(container, vstream, duration, num_frames, size, warnings)
         else:
@@ -92,7 +132,32 @@ def decode_clip(path: str | os.PathLike[str], *, num_frames: int = 8, size: int 
     if not has_audio:
         audio = np.zeros(int(min(duration, max_audio_seconds) * sample_rate), np.float32)
     return DecodedClip(frames=frames, audio=audio, duration=float(duration), has_audio=has_audio,
-                       warning="; ".join(warnings))
+                       warning="; ".join(warnings), windows=[DecodedWindow(0.0, float(duration), frames, audio)])
+
+
+def _decode_windows(path: Path, container, vstream, duration: float, spans: list[tuple[float, float]],
+                    num_frames: int, size: int, sample_rate: int, warnings: list[str]) -> list[DecodedWindow] | None:
+    """The frames and sound of each window of ``spans``; None when the video turns out damaged or shorter than its
+    header says (the caller then decodes the clip as one window)."""
+    targets = np.concatenate([start + _segment_centres(end - start, num_frames) for start, end in spans])
+    if duration > SEEK_ABOVE_SECONDS:
+        frames = _frames_by_seeking(container, vstream, duration, num_frames, size, warnings, targets)
+    else:
+        frames, decoded = _frames_by_decoding(container, vstream, duration, num_frames, size, warnings, targets)
+        if duration - decoded > max(2.0 / float(vstream.average_rate or 25), ENDS_EARLY_FRACTION * duration):
+            return None
+    if warnings:
+        return None
+    frames = frames.reshape(len(spans), num_frames, *frames.shape[1:])
+    audios = []
+    for start, end in spans:
+        if container.streams.audio:
+            with av.open(str(path), metadata_errors="ignore") as audio_container:
+                audios.append(_decode_audio_span(audio_container, start, end - start, sample_rate, warnings))
+        else:
+            audios.append(np.zeros(int((end - start) * sample_rate), np.float32))
+    return [DecodedWindow(float(start), float(end), f, a) for (start, end), f, a in zip(spans, frames, audios,
+                                                                                     strict=True)]
 
 
 def _short(err: BaseException) -> str:
@@ -181,9 +246,9 @@ def _segment_centres(duration: float, num_frames: int) -> np.ndarray:
     return (np.arange(num_frames) + 0.5) * (duration / num_frames)
 
 
-def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings):
-    """Decode the (short) stream once, keeping only the frame nearest each segment centre. Returns the frames and
-    the seconds of video that decoded.
+def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings, targets=None):
+    """Decode the (short) stream once, keeping only the frame nearest each segment centre (or each of ``targets``,
+    seconds from the start). Returns the frames and the seconds of video that decoded.
 
     With a known duration only T frame references are held at a time (bounded memory for any resolution);
     without one every frame is downscaled to S x S as it comes (thinned to every other one whenever more than
@@ -192,7 +257,9 @@ def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings
     vstream.thread_type = "AUTO"
     fps = float(vstream.average_rate or 25)
     wanted = _segment_centres(duration, num_frames) if duration and duration > 0 else None
-    best: list[tuple[float, av.VideoFrame] | None] = [None] * num_frames
+    if targets is not None:
+        wanted = np.asarray(targets, dtype=float)
+    best: list[tuple[float, av.VideoFrame] | None] = [None] * (num_frames if wanted is None else len(wanted))
     small: list[np.ndarray] = []
     small_times: list[float] = []
     stride = 1  # without a duration: keep every stride-th frame
@@ -232,12 +299,14 @@ def _frames_by_decoding(container, vstream, duration, num_frames, size, warnings
     return frames, decoded
 
 
-def _frames_by_seeking(container, vstream, duration, num_frames, size, warnings):
-    """Seek to each segment centre of a long stream and take the first frame at or after it."""
+def _frames_by_seeking(container, vstream, duration, num_frames, size, warnings, targets=None):
+    """Seek to each segment centre of a long stream (or each of ``targets``, seconds from the start) and take the
+    first frame at or after it."""
     tb = vstream.time_base
     start = float(vstream.start_time * tb) if vstream.start_time is not None else 0.0
     out: list[np.ndarray] = []
-    for target in _segment_centres(duration, num_frames) + start:
+    targets = _segment_centres(duration, num_frames) if targets is None else np.asarray(targets, dtype=float)
+    for target in targets + start:
         frame = None
         try:
             container.seek(int(target / tb), stream=vstream, backward=True, any_frame=False)
@@ -254,17 +323,22 @@ def _frames_by_seeking(container, vstream, duration, num_frames, size, warnings)
                 out.append(out[-1])
     if not out:
         raise DecodeError("corrupt", "no decodable frame at any sampled time")
-    while len(out) < num_frames:
+    while len(out) < len(targets):
         out.append(out[-1])
     return np.stack(out)
 
 
 def _decode_audio(container, duration, max_seconds, sample_rate, warnings) -> np.ndarray:
     """Mono float32 at sample_rate: the whole track, or its middle max_seconds when longer."""
+    start = (duration - max_seconds) / 2.0 if duration is not None and duration > max_seconds else 0.0
+    return _decode_audio_span(container, start, min(duration or math.inf, max_seconds), sample_rate, warnings)
+
+
+def _decode_audio_span(container, start, seconds, sample_rate, warnings) -> np.ndarray:
+    """Mono float32 at sample_rate: ``seconds`` of the track from ``start`` (seconds from the clip's start), padded
+    with silence where the track is shorter."""
     astream = container.streams.audio[0]
-    start = 0.0
-    if duration is not None and duration > max_seconds:
-        start = (duration - max_seconds) / 2.0
+    if start > 0:
         try:
             container.seek(int(start * av.time_base), backward=True, any_frame=False)
         except (av.FFmpegError, ValueError) as err:
@@ -273,7 +347,7 @@ def _decode_audio(container, duration, max_seconds, sample_rate, warnings) -> np
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
     first_time: float | None = None
-    limit = int(max_seconds * sample_rate)
+    limit = int(seconds * sample_rate)
     got = 0
     try:
         for frame in container.decode(astream):
@@ -292,7 +366,7 @@ def _decode_audio(container, duration, max_seconds, sample_rate, warnings) -> np
     audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if start > 0 and first_time is not None and first_time < start:
         audio = audio[int((start - first_time) * sample_rate):]
-    want = int(min(duration or math.inf, max_seconds) * sample_rate)
+    want = int(seconds * sample_rate)
     audio = audio[:want] if want > 0 else audio
     if audio.size < want:  # AAC priming/padding and short tracks: pad with silence to the video's length
         audio = np.pad(audio, (0, want - audio.size))

@@ -6,7 +6,9 @@ parameters' folder of the ingest cache; the id = 12 hex digits of sha1 of the da
 
 * ``frames-<c>.u8``: raw (M, T, S, S, 3) uint8, C order;
 * ``mel-<c>.f16``: raw (M, n_mels, L) float16, each clip padded with features.SILENCE to L = the longest clip;
-* ``index-<c>.parquet``: one line per row (INDEX_COLUMNS): the clip's cache key and what the ingest knows of it;
+* ``index-<c>.parquet``: one line per row (INDEX_COLUMNS): the row's key and what the ingest knows of it; a clip
+  cut into W aligned windows has W rows, keys ``key``, ``key@1`` .. ``key@W-1`` (:func:`window_key`), each with its
+  window's span (start_s, end_s) and sound (audio, audio_dbfs);
 * ``store.json``: written last, atomically; names the three files and M. A reader trusts nothing else.
 
 Raw files with their shapes in ``store.json`` rather than ``.npy``: appending writes past the end and touches no
@@ -37,7 +39,7 @@ from auditor.data.features import N_MELS, SILENCE
 STORE_FORMAT = 1
 STORES_DIR = "stores"
 MANIFEST_FILE = "store.json"
-INDEX_COLUMNS = ["key", "mel_length", "audio", "duration", "audio_dbfs", "warning"]
+INDEX_COLUMNS = ["key", "mel_length", "audio", "duration", "audio_dbfs", "warning", "start_s", "end_s"]
 # Bytes a process reads through a store's memory maps before it hands the mapped pages back to the page cache
 # (madvise DONTNEED): a pass over a large store keeps a bounded resident set (20,000 clips: 1.3 GB peak instead of
 # 4.1 GB), and a page read again comes from the page cache as long as the kernel keeps it there.
@@ -80,7 +82,9 @@ class ClipArrays:
     M >= N rows (a store's memory maps, or arrays in memory with M = N) and clip i is row ``rows[i]`` (default
     0..N-1); ``mel_lengths`` (N,) are the clips' valid mel frames (the rest is features.SILENCE), ``has_audio`` (N,)
     bool a usable, not silent, sound track. Read through :meth:`read_frames` and :meth:`read_mel`: they hand the
-    store's pages back every RESIDENT_BYTES, so a pass over a store larger than memory stays small."""
+    store's pages back every RESIDENT_BYTES, so a pass over a store larger than memory stays small.
+    ``windows`` (N, W) int: the rows of each clip's aligned windows (-1 past a clip's last; column 0 = ``rows``),
+    None when every clip is one window; :meth:`at_windows` and :meth:`window_items` view windows as clips."""
 
     clips: list[str]
     labels: list[str]
@@ -90,6 +94,7 @@ class ClipArrays:
     has_audio: np.ndarray
     rows: np.ndarray | None = None
     store: Store | None = None
+    windows: np.ndarray | None = None
     _read: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +104,34 @@ class ClipArrays:
     def take(self, idx: np.ndarray) -> ClipArrays:
         """The clips ``idx`` (indices into 0..N-1), reading the same rows (nothing is copied)."""
         return ClipArrays([self.clips[i] for i in idx], [self.labels[i] for i in idx], self.frames, self.mel,
-                          self.mel_lengths[idx], self.has_audio[idx], self.rows[idx], self.store)
+                          self.mel_lengths[idx], self.has_audio[idx], self.rows[idx], self.store,
+                          None if self.windows is None else self.windows[idx])
+
+    def window_counts(self) -> np.ndarray:
+        """(N,) int: each clip's number of aligned windows."""
+        return np.ones(len(self.clips), np.int64) if self.windows is None else (self.windows >= 0).sum(1)
+
+    def at_windows(self, idx: np.ndarray, window: np.ndarray) -> ClipArrays:
+        """Window ``window[j]`` of clip ``idx[j]`` as item j (a view: clip name and label of the clip; mel length
+        and ``has_audio`` of the window, whose sound must be present in a clip that has sound)."""
+        idx = np.asarray(idx, np.int64)
+        if self.windows is None:
+            return self.take(idx)
+        rows = self.windows[idx, np.asarray(window, np.int64)]
+        index = self.store.index if self.store is not None else None
+        lengths = index["mel_length"].to_numpy(np.int64)[rows] if index is not None else self.mel_lengths[idx]
+        present = (index["audio"].to_numpy()[rows] == "present") if index is not None else True
+        return ClipArrays([self.clips[i] for i in idx], [self.labels[i] for i in idx], self.frames, self.mel,
+                          lengths, self.has_audio[idx] & present, rows, self.store)
+
+    def window_items(self, idx: np.ndarray) -> tuple[ClipArrays, np.ndarray, np.ndarray]:
+        """Every window of the clips ``idx`` as one item: (the view, owner (n,) = position in ``idx`` of each item's
+        clip, window (n,) = its window number), clip by clip in window order."""
+        idx = np.asarray(idx, np.int64)
+        counts = self.window_counts()[idx]
+        owner = np.repeat(np.arange(len(idx)), counts)
+        window = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self.at_windows(idx[owner], window), owner, window
 
     def read_frames(self, idx: np.ndarray, picks: np.ndarray) -> np.ndarray:
         """Frames ``picks`` (B, T) of clips ``idx`` (B,): (B, T, S, S, 3) uint8, a copy."""
@@ -178,13 +210,30 @@ def open_stores(cache: Path) -> dict[Path, Store]:
     return stores
 
 
+def window_key(key: str, window: int) -> str:
+    """The store key of window ``window`` of the clip ``key``: ``key`` itself for window 0, else ``key@window``."""
+    return f"{key}@{window}" if window else key
+
+
+def window_rows(key: str, meta: dict) -> list[tuple[str, dict]]:
+    """(row key, row record) of each window of the clip ``key`` whose ingest record is ``meta`` (with ``windows``:
+    [{start, end, audio, audio_dbfs}], else one window spanning the clip)."""
+    windows = meta.get("windows") or [{"start": 0.0, "end": meta["duration"], "audio": meta["audio"],
+                                       "audio_dbfs": meta.get("audio_dbfs")}]
+    return [(window_key(key, w), {"duration": meta["duration"], "warning": meta["warning"], "audio": x["audio"],
+                                  "audio_dbfs": x["audio_dbfs"], "start_s": x["start"], "end_s": x["end"]})
+            for w, x in enumerate(windows)]
+
+
 def stored_meta(stores: dict[Path, Store]) -> dict[str, dict]:
-    """Key -> the ingest's record of the clip (duration, audio, audio_dbfs, warning) over all ``stores``."""
+    """Row key -> the ingest's record of the row (duration, audio, audio_dbfs, warning, start_s, end_s) over all
+    ``stores``."""
     meta = {}
     for store in stores.values():
         for rec in store.index.itertuples(index=False):
             meta[rec.key] = {"duration": float(rec.duration), "audio": rec.audio, "warning": rec.warning,
-                             "audio_dbfs": None if pd.isna(rec.audio_dbfs) else float(rec.audio_dbfs)}
+                             "audio_dbfs": None if pd.isna(rec.audio_dbfs) else float(rec.audio_dbfs),
+                             "start_s": float(rec.start_s), "end_s": float(rec.end_s)}
     return meta
 
 
@@ -207,13 +256,15 @@ class _Source:
     store: Store | None = None
     row: int = -1
     entry: Path | None = None
+    window: int = 0  # which window of the entry
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """(frames (T, S, S, 3) uint8, mel (n_mels, mel_length) float16)."""
         if self.store is not None:
             return self.store.frames[self.row], self.store.mel[self.row, :, :self.mel_length]
+        suffix = f"_{self.window}" if self.window else ""
         with np.load(self.entry) as z:
-            return z["frames"], z["mel"].astype(np.float16, copy=False)
+            return z[f"frames{suffix}"], z[f"mel{suffix}"].astype(np.float16, copy=False)
 
 
 def pack(path: Path, keys: list[str], metas: list[dict], frame_shape: tuple[int, ...], stores: dict[Path, Store],
@@ -255,9 +306,11 @@ def _source(key: str, found: dict[str, tuple[Store, int]], entry_of: Callable[[s
     if key in found:
         store, row = found[key]
         return _Source(int(store.index["mel_length"].iat[row]), store, row)
-    entry = entry_of(key)
+    clip_key, _, window = key.partition("@")
+    entry = entry_of(clip_key)
     with np.load(entry) as z:
-        return _Source(int(_npz_shape(z, "mel")[-1]), entry=entry)
+        return _Source(int(_npz_shape(z, f"mel_{window}" if window else "mel")[-1]), entry=entry,
+                       window=int(window or 0))
 
 
 def _npz_shape(z: np.lib.npyio.NpzFile, name: str) -> tuple[int, ...]:
@@ -271,7 +324,8 @@ def _npz_shape(z: np.lib.npyio.NpzFile, name: str) -> tuple[int, ...]:
 def _index_line(key: str, meta: dict, mel_length: int) -> dict:
     dbfs = meta.get("audio_dbfs")
     return {"key": key, "mel_length": mel_length, "audio": meta["audio"], "duration": float(meta["duration"]),
-            "audio_dbfs": np.nan if dbfs is None else float(dbfs), "warning": meta["warning"]}
+            "audio_dbfs": np.nan if dbfs is None else float(dbfs), "warning": meta["warning"],
+            "start_s": float(meta.get("start_s", 0.0)), "end_s": float(meta.get("end_s", meta["duration"]))}
 
 
 def _append_rows(path: Path, manifest: dict, sources: list[_Source]) -> int:

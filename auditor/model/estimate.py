@@ -37,8 +37,37 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
-             device: torch.device, batch_size: int = EVAL_BATCH) -> dict[str, torch.Tensor]:
-    """Evaluation-mode forward pass over ``indices``: z_v, z_a (n, d), logits_av/_a/_v (n, K) on the CPU."""
+             device: torch.device, batch_size: int = EVAL_BATCH,
+             windows_out: dict[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+    """Evaluation-mode forward pass over ``indices``: z_v, z_a (n, d), logits_av/_a/_v (n, K) on the CPU.
+
+    Clips cut into aligned windows (``arrays.windows``) are evaluated window by window and summarised per clip:
+    l_{i,s} = the InfoNCE loss of window s among the windows of the other clips (per_clip_infonce, the clip's own
+    windows left out of its negatives); the clip's z_v, z_a are those of its best-aligned window s* = argmin_s
+    l_{i,s} over the windows whose sound is present (window 0 when none is), its logits the mean over its
+    windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
+    (position in ``indices``), window, ell, cosine (z_v . z_a), best (s == s*)."""
+    if arrays.windows is None or len(indices) == 0:
+        return _forward(model, arrays, np.asarray(indices), cfg, device, batch_size)
+    items, owner, window = arrays.window_items(np.asarray(indices))
+    ev = _forward(model, items, np.arange(len(owner)), cfg, device, batch_size)
+    ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
+    ranked = np.where(items.has_audio, ell.numpy(), np.inf)
+    order = np.lexsort((window, ranked, owner))  # by clip, then l (absent sound last), then window number
+    best = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]] if len(order) else order
+    counts = torch.from_numpy(np.bincount(owner, minlength=len(indices))).clamp_min(1).float()[:, None]
+    out = {k: ev[k][best] for k in ("z_v", "z_a")}
+    for k in ("logits_av", "logits_a", "logits_v"):
+        out[k] = torch.zeros(len(indices), ev[k].shape[1]).index_add_(0, torch.from_numpy(owner), ev[k]) / counts
+    if windows_out is not None:
+        windows_out.update(owner=owner, window=window, ell=ell.numpy(), best=np.isin(np.arange(len(owner)), best),
+                           cosine=(ev["z_v"] * ev["z_a"]).sum(1).numpy())
+    return out
+
+
+def _forward(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
+             device: torch.device, batch_size: int) -> dict[str, torch.Tensor]:
+    """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays``."""
     preset = get_preset(cfg.preset)
     was_training = model.training
     model.eval()

@@ -6,6 +6,8 @@ Sound: a window of ``audio_frames`` log-mel frames (random in training, centred 
 standardised with a fixed offset/scale so values are O(1).
 A batch is made in two steps: :func:`draw_batch` draws every random choice (cheap, in order, from one generator),
 :func:`make_inputs` reads the clips and applies them (the work a DataLoader worker does, model/loader.py).
+A clip cut into aligned windows (data/decode.window_spans) gives one window per draw in training, drawn uniformly
+(frames and sound from the same time span); evaluation reads the windows as items (model/estimate.evaluate).
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class Draws:
     flip: np.ndarray | None = None
     shift: np.ndarray | None = None
     gain: np.ndarray | None = None
+    windows: np.ndarray | None = None  # (B,) the window of each clip, when the data set has clips of several
 
     def __getitem__(self, rows: slice) -> Draws:
         """The choices of the clips ``rows`` of the batch (a rank's part)."""
+        windows = None if self.windows is None else self.windows[rows]
         if self.flip is None:
-            return Draws(self.picks[rows], self.offsets[rows])
-        return Draws(self.picks[rows], self.offsets[rows], self.flip[rows], self.shift[:, rows], self.gain[rows])
+            return Draws(self.picks[rows], self.offsets[rows], windows=windows)
+        return Draws(self.picks[rows], self.offsets[rows], self.flip[rows], self.shift[:, rows], self.gain[rows],
+                     windows)
 
 
 def batch_inputs(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
@@ -56,22 +61,31 @@ def batch_inputs(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_fra
 def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
                rng: np.random.Generator | None) -> Draws:
     """Every random choice of the batch ``idx``, drawn from ``rng`` in a fixed order (frame picks clip by clip,
-    flips, shifts, mel windows clip by clip, gains); reads only the clips' mel lengths."""
+    flips, shifts, then, when clips have several windows, a window per clip (the first in evaluation), mel windows
+    clip by clip, gains); reads only the clips' mel lengths."""
     cached, size = arrays.frames.shape[1], arrays.frames.shape[2]
     picks = np.stack([frame_indices(cached, num_frames, rng) for _ in idx])  # (B, T)
-    flip = shift = gain = None
+    flip = shift = gain = windows = None
     if rng is not None:
         flip = rng.random(len(idx)) < 0.5
         shift = rng.integers(0, 2 * _shift_pad(size) + 1, size=(2, len(idx)))
-    offsets = np.array([window_offset(max(1, int(arrays.mel_lengths[i])), audio_frames, rng) for i in idx], np.int64)
+    lengths = arrays.mel_lengths[idx]
+    if arrays.windows is not None:
+        counts = arrays.window_counts()[idx]
+        windows = rng.integers(0, counts) if rng is not None else np.zeros(len(idx), np.int64)
+        lengths = arrays.at_windows(idx, windows).mel_lengths
+    offsets = np.array([window_offset(max(1, int(n)), audio_frames, rng) for n in lengths], np.int64)
     if rng is not None:
         gain = rng.uniform(-GAIN_LOG_POWER, GAIN_LOG_POWER, size=len(idx)).astype(np.float32)
-    return Draws(picks, offsets, flip, shift, gain)
+    return Draws(picks, offsets, flip, shift, gain, windows)
 
 
 def make_inputs(arrays: ClipArrays, idx: np.ndarray, draws: Draws, audio_frames: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Read clips ``idx`` and apply ``draws``: (frames (B, T, 3, S, S) float32, mel (B, 1, 64, L) float32)."""
+    source = arrays
+    if draws.windows is not None:
+        arrays, idx = arrays.at_windows(idx, draws.windows), np.arange(len(idx))
     frames = torch.from_numpy(arrays.read_frames(idx, draws.picks))  # (B, T, S, S, 3) uint8
     frames = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, 3, S, S)
     if draws.flip is not None:
@@ -79,6 +93,8 @@ def make_inputs(arrays: ClipArrays, idx: np.ndarray, draws: Draws, audio_frames:
     frames = (frames - IMAGENET_MEAN) / IMAGENET_STD
 
     mels = [window_at(arrays.read_mel(i), audio_frames, off) for i, off in zip(idx, draws.offsets, strict=True)]
+    if arrays is not source:  # count the view's reads where the store's pages are handed back
+        source._touched(arrays._read)
     mel = torch.from_numpy(np.stack(mels).astype(np.float32))[:, None]  # (B, 1, 64, L)
     if draws.gain is not None:
         mel = mel + torch.from_numpy(draws.gain).view(-1, 1, 1, 1)

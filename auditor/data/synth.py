@@ -24,7 +24,7 @@ import math
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -302,7 +302,17 @@ def _spin_speed(m: dict, t: np.ndarray) -> np.ndarray:
 
 
 def _render_frames(m: dict, rng: np.random.Generator, n_frames: int) -> np.ndarray:
-    """(n_frames, SIZE, SIZE, 3) uint8 frames showing the motion ``m``."""
+    """(n_frames, SIZE, SIZE, 3) uint8 frames showing the motion ``m`` (:func:`_frame_stream`, stacked)."""
+    out = np.empty((n_frames, SIZE, SIZE, 3), np.uint8)
+    for i, frame in enumerate(_frame_stream(m, rng, n_frames)):
+        out[i] = frame
+    return out
+
+
+def _frame_stream(m: dict, rng: np.random.Generator, n_frames: int) -> Iterator[np.ndarray]:
+    """The ``n_frames`` (SIZE, SIZE, 3) uint8 frames showing the motion ``m``, one at a time (memory: one frame).
+
+    Every draw from ``rng`` happens in this call, before the first frame is asked for."""
     bg, bg_lum = _background(rng)
     s = rng.uniform(0.8, 1.2)  # object scale
     ox, oy = rng.uniform(-8, 8), rng.uniform(-6, 6)  # scene offset
@@ -321,13 +331,15 @@ def _render_frames(m: dict, rng: np.random.Generator, n_frames: int) -> np.ndarr
     walk = rng.normal(0, 1, (n_frames + 7, 2)).cumsum(axis=0)
     jx, jy = (np.clip(np.round(_JIT + amp * np.tanh(np.convolve(walk[:, k], np.ones(8) / 8, "valid") / 4)),
                       0, 2 * _JIT).astype(int) for k in (0, 1))
-    out = np.empty((n_frames, SIZE, SIZE, 3), np.uint8)
-    for i in range(n_frames):
-        canvas = _Canvas(bg)
-        scene(canvas, i / FPS)
-        crop = canvas.img[jy[i]:jy[i] + SIZE, jx[i]:jx[i] + SIZE]
-        out[i] = np.clip(crop * 255 + 0.5, 0, 255).astype(np.uint8)
-    return out
+
+    def frames() -> Iterator[np.ndarray]:
+        for i in range(n_frames):
+            canvas = _Canvas(bg)
+            scene(canvas, i / FPS)
+            crop = canvas.img[jy[i]:jy[i] + SIZE, jx[i]:jx[i] + SIZE]
+            yield np.clip(crop * 255 + 0.5, 0, 255).astype(np.uint8)
+
+    return frames()
 
 
 def _scene_bouncing(m, rng, s, cx, cy, flip, col, col2, line, bg_lum):
@@ -729,8 +741,22 @@ def _sine_sweep(freq: np.ndarray) -> np.ndarray:
 
 
 def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
-    """(n,) float32 in [-1, 1]: the class sound of motion ``m`` plus background noise."""
+    """(n,) float32 in [-1, 1]: the class sound of motion ``m`` (:func:`_class_sound`), its peak at -14 to -3 dBFS,
+    plus coloured noise 5-30 dB below its RMS."""
+    buf = _class_sound(m, rng, n)
+    peak = np.max(np.abs(buf)) + 1e-9
+    buf *= 10 ** (rng.uniform(-14, -3) / 20) / peak
+    snr_db = rng.uniform(5, 30)
+    rms = math.sqrt(float(np.mean(buf * buf))) + 1e-9
+    buf += _colored_noise(rng, n, rng.uniform(0.0, 1.5)) * rms / 10 ** (snr_db / 20)
+    return np.clip(buf, -1, 1).astype(np.float32)
+
+
+def _class_sound(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n,) float64, unnormalised: the sound of motion ``m`` over [t0, t0 + n / SAMPLE_RATE) seconds of its
+    time, t0 = ``m.get("t0", 0)``; ``m["events"]`` are times relative to t0 (negative: started before)."""
     cls = m["cls"]
+    t0 = m.get("t0", 0.0)
     p = rng.uniform(0.72, 1.3)  # pitch factor
     buf = np.zeros(n)
     if cls == "bouncing":
@@ -778,6 +804,8 @@ def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
             _add(buf, ev, rng.uniform(0.6, 1.0) * x)
     elif cls == "spinning":
         t = np.arange(n) / SAMPLE_RATE
+        if t0:
+            t = t + t0
         speed = _spin_speed(m, t) / m["omega"]
         fb = 130 * p * speed
         phase = 2 * np.pi * np.cumsum(fb) / SAMPLE_RATE
@@ -789,6 +817,8 @@ def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
         buf *= 0.6 + 0.4 * speed
     elif cls == "sawing":
         t = np.arange(n) / SAMPLE_RATE
+        if t0:
+            t = t + t0
         w = 2 * np.pi * (t / m["period"] + m["phase"])
         v = np.cos(w)  # stroke velocity (normalised)
         env = np.abs(v) ** 1.5
@@ -818,12 +848,7 @@ def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
                 x += 0.5 * np.sin(2 * np.pi * fr * rng.uniform(0.95, 1.05) * t) * np.exp(-t / 0.008)
                 x += 0.3 * np.sin(2 * np.pi * 420 * p * t) * np.exp(-t / 0.012)
                 _add(buf, ev + delay, gain * rng.uniform(0.6, 1.0) * x)
-    peak = np.max(np.abs(buf)) + 1e-9
-    buf *= 10 ** (rng.uniform(-14, -3) / 20) / peak
-    snr_db = rng.uniform(5, 30)
-    rms = math.sqrt(float(np.mean(buf * buf))) + 1e-9
-    buf += _colored_noise(rng, n, rng.uniform(0.0, 1.5)) * rms / 10 ** (snr_db / 20)
-    return np.clip(buf, -1, 1).astype(np.float32)
+    return buf
 
 
 # ================================================================================================================

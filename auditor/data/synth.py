@@ -12,6 +12,10 @@ noise at 5-30 dB SNR. Sound events are tied to the motion (a thud at each floor 
 hammer hit, ...), unless the clip is *mismatched*: then its sound is rendered for another class, from that
 class's own, independent motion.
 
+Long clips (``generate_dataset(clip_seconds=(A, B))``, :func:`render_event_clip`): A-B seconds of the same motion,
+the class sound audible only in one 2-3 s event at a random place, over quiet background noise (-48 to -42 dBFS
+RMS); frames are encoded as they are drawn, so memory does not grow with the clip's length.
+
 Classes (confusable pairs: hammering/clapping = periodic impacts, bouncing/dripping = falling objects,
 bell/spinning = tonal sound and rotation about a pivot, sawing/typing = dense noisy strokes and repetitive
 back-and-forth hand work): see :data:`CLASSES` and :data:`CONFUSABLE`.
@@ -918,25 +922,34 @@ def event_window(seed: int, index: int, clip_seconds: tuple[float, float]) -> tu
     U(A, B) seconds rounded to whole frames, F = max(1, round(U(A, B) * 25)); the event lasts
     L = min(U(EVENT_SECONDS), F / 25) seconds and starts at U(0, F / 25 - L), so 0 <= start < end <= F / 25.
     """
+    n_frames, start, end, _ = _event_plan(seed, index, clip_seconds)
+    return n_frames, start, end
+
+
+def _event_plan(seed: int, index: int,
+                clip_seconds: tuple[float, float]) -> tuple[int, float, float, np.random.Generator]:
+    """:func:`event_window` and its stream, to draw the clip's background noise from next."""
     a, b = check_clip_seconds(clip_seconds)
     rng = np.random.default_rng([int(seed), int(index)]).spawn(3)[2]
     n_frames = max(1, int(round(rng.uniform(a, b) * FPS)))
     seconds = n_frames / FPS
     length = min(float(rng.uniform(*EVENT_SECONDS)), seconds)
     start = float(rng.uniform(0.0, seconds - length))
-    return n_frames, start, start + length
+    return n_frames, start, start + length, rng
 
 
 def render_event_clip(seed: int, index: int, visual_class: str, audio_class: str | None = None, *,
                       clip_seconds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Render long clip ``index`` of ``seed`` without encoding it: (frames (F, 128, 128, 3) uint8 at 25 fps,
-    audio (F * 640,) float32 mono 16 kHz, (event start, event end) seconds), F and the event from
+    audio (F * 640,) float32 mono 16 kHz in [-1, 1], (event start, event end) seconds), F and the event from
     :func:`event_window`.
 
-    The picture shows the motion of ``visual_class`` for the whole clip. The sound track is quiet background
-    noise (BACKGROUND_DBFS RMS) throughout plus, inside the event only, the sound of ``audio_class`` (None: the
-    picture's own motion, synchronised; another class: its own, independent motion), levelled like a short
-    clip's sound (peak -14 to -3 dBFS, own noise 5-30 dB below) and faded in and out over EVENT_FADE_SECONDS.
+    The picture shows the motion of ``visual_class`` for the whole clip. The sound track is coloured background
+    noise of RMS G = U(BACKGROUND_DBFS) dBFS throughout (drawn with the event, so the same whatever
+    ``audio_class``) plus, inside the event only, the sound of ``audio_class`` (None or ``visual_class``: the
+    picture's own motion, synchronised; another class: its own, independent motion) with its own noise 5-30 dB
+    below it (:func:`_render_audio`), scaled to an RMS of G + U(EVENT_ABOVE_DB) dB (less where its peak would pass
+    EVENT_PEAK_DBFS) and faded in and out over EVENT_FADE_SECONDS.
     """
     frames, audio, event = _event_clip(seed, index, visual_class, audio_class, clip_seconds)
     return np.stack(list(frames)), audio, event
@@ -946,7 +959,7 @@ def _event_clip(seed: int, index: int, visual_class: str, audio_class: str | Non
                 clip_seconds: tuple[float, float]) -> tuple[Iterator[np.ndarray], np.ndarray, tuple[float, float]]:
     """:func:`render_event_clip` with the frames as a stream (memory: one frame, not F)."""
     _check_classes(visual_class, audio_class)
-    n_frames, start, end = event_window(seed, index, clip_seconds)
+    n_frames, start, end, plan_rng = _event_plan(seed, index, clip_seconds)
     vis_rng, aud_rng, _ = np.random.default_rng([int(seed), int(index)]).spawn(3)
     seconds = n_frames / FPS
     motion = _motion(visual_class, vis_rng, seconds)
@@ -955,35 +968,36 @@ def _event_clip(seed: int, index: int, visual_class: str, audio_class: str | Non
         sound_motion = motion
     else:
         sound_motion = _motion(audio_class, aud_rng, seconds)
-    audio = _event_audio(sound_motion, aud_rng, n_frames * SAMPLES_PER_FRAME, start, end)
-    return frames, audio, (start, end)
+    level_db = plan_rng.uniform(*BACKGROUND_DBFS)
+    audio = _colored_noise(plan_rng, n_frames * SAMPLES_PER_FRAME, plan_rng.uniform(0.0, 1.5)) * 10 ** (level_db / 20)
+    _add_event(audio, sound_motion, aud_rng, start, end, level_db)
+    return frames, np.clip(audio, -1, 1).astype(np.float32), (start, end)
 
 
-def _event_audio(m: dict, rng: np.random.Generator, n: int, start: float, end: float) -> np.ndarray:
-    """(n,) float32 in [-1, 1]: coloured noise of RMS G = U(BACKGROUND_DBFS) dBFS, plus over samples
-    [round(start * 16000), round(end * 16000)) :func:`_render_audio` of motion ``m`` in that window, scaled to an
-    RMS of G + U(EVENT_ABOVE_DB) dB (lowered where its peak would pass EVENT_PEAK_DBFS), faded in and out."""
-    level_db = rng.uniform(*BACKGROUND_DBFS)
-    out = _colored_noise(rng, n, rng.uniform(0.0, 1.5)) * 10 ** (level_db / 20)
-    a, b = int(round(start * SAMPLE_RATE)), min(int(round(end * SAMPLE_RATE)), n)
-    if b > a:
-        t0 = a / SAMPLE_RATE
-        events = np.asarray(m["events"], dtype=np.float64)
-        events = events[(events > t0 - _SOUND_TAIL_SECONDS) & (events < b / SAMPLE_RATE)] - t0
-        sound = _render_audio(dict(m, t0=t0, events=events), rng, b - a).astype(np.float64)
-        above_db = rng.uniform(*EVENT_ABOVE_DB)
-        peak = float(np.max(np.abs(sound)))
-        if peak < 1e-6:  # a window without any of the motion's sound (only in clips far shorter than an event)
-            return np.clip(out, -1, 1).astype(np.float32)
-        rms = math.sqrt(float(np.mean(sound * sound)))
-        sound *= min(10 ** ((level_db + above_db) / 20) / rms, 10 ** (EVENT_PEAK_DBFS / 20) / peak)
-        k = min(int(EVENT_FADE_SECONDS * SAMPLE_RATE), (b - a) // 2)
-        if k:
-            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
-            sound[:k] *= ramp
-            sound[-k:] *= ramp[::-1]
-        out[a:b] += sound
-    return np.clip(out, -1, 1).astype(np.float32)
+def _add_event(out: np.ndarray, m: dict, rng: np.random.Generator, start: float, end: float,
+               level_db: float) -> None:
+    """Add to ``out`` over samples [round(start * 16000), round(end * 16000)) :func:`_render_audio` of motion
+    ``m`` in that window, scaled to an RMS of ``level_db`` + U(EVENT_ABOVE_DB) dB (lowered where its peak would
+    pass EVENT_PEAK_DBFS), faded in and out over EVENT_FADE_SECONDS."""
+    a, b = int(round(start * SAMPLE_RATE)), min(int(round(end * SAMPLE_RATE)), len(out))
+    if b <= a:
+        return
+    t0 = a / SAMPLE_RATE
+    events = np.asarray(m["events"], dtype=np.float64)
+    events = events[(events > t0 - _SOUND_TAIL_SECONDS) & (events < b / SAMPLE_RATE)] - t0
+    sound = _render_audio(dict(m, t0=t0, events=events), rng, b - a).astype(np.float64)
+    above_db = rng.uniform(*EVENT_ABOVE_DB)
+    peak = float(np.max(np.abs(sound)))
+    if peak < 1e-6:  # a window without any of the motion's sound (only in clips far shorter than an event)
+        return
+    rms = math.sqrt(float(np.mean(sound * sound)))
+    sound *= min(10 ** ((level_db + above_db) / 20) / rms, 10 ** (EVENT_PEAK_DBFS / 20) / peak)
+    k = min(int(EVENT_FADE_SECONDS * SAMPLE_RATE), (b - a) // 2)
+    if k:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+        sound[:k] *= ramp
+        sound[-k:] *= ramp[::-1]
+    out[a:b] += sound
 
 
 def encode_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], audio: np.ndarray) -> None:

@@ -1107,8 +1107,7 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     """Render the procedural audio-visual data set into ``out_dir``.
 
     Writes ``out_dir/clips/clip_NNNNN.mp4`` (H.264 yuv420p 128x128 at 25 fps + AAC 16 kHz mono, 2-5 s unless
-    ``clip_seconds``; names do
-    not reveal the class), ``out_dir/labels.csv`` (``clip,label``, clip relative to ``out_dir``) and
+    ``clip_seconds``; names do not reveal the class), ``out_dir/labels.csv`` (``clip,label``, clip relative to ``out_dir``) and
     ``out_dir/truth.csv`` (``clip,true_label,given_label,label_is_noisy,audio_label,is_mismatched``, 0/1 ints).
     Classes are balanced (round-robin, shuffled). ``label_noise`` in [0, 1) flips each given label with that
     probability (``noise_type`` "symmetric": to a uniform other class; "asymmetric": to ``CONFUSABLE[true]``);
@@ -1123,7 +1122,7 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     ``out_dir/test/`` (clips/, labels.csv, truth.csv). Same arguments -> byte-identical files, whatever
     ``workers`` (processes; default ``os.cpu_count()``). ``progress(done, total)`` is called after each clip.
 
-    ``clip_seconds`` = (A, B), 0 < A <= B <= MAX_CLIP_SECONDS, makes long clips (test split included): each clip
+    ``clip_seconds`` = (A, B), 0 < A <= B <= MAX_CLIP_SECONDS (600), makes long clips (test split included): each clip
     lasts U(A, B) seconds rounded to whole frames, its picture shows the class's motion throughout, and its sound
     track is quiet coloured background noise (-48 to -42 dBFS RMS) with the sound of its ``audio_label`` audible
     only in one event of 2-3 s (U(2, 3), at most the clip) that starts at U(0, length - event) seconds

@@ -52,6 +52,10 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                         "other classes' sounds")
     p.add_argument("--muted", type=float, default=0.0,
                    help="fraction of clips whose sound track is present but silent (truth.csv: is_muted)")
+    p.add_argument("--clip-seconds", default=None, metavar="A-B",
+                   help="clips of A-B seconds (or S: all S seconds) whose class sound is one short event (2-3 s) at "
+                        "a random place over a quiet background (truth.csv: event_start_s, event_end_s; "
+                        "default: 2-5 s clips with sound throughout)")
     p.add_argument("--workers", type=int, default=None)
 
 

@@ -49,8 +49,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated data settings, each 'clean' or parts joined by '+' in this order: symR | "
                         "asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX (long-tailed class sizes, "
                         "largest:smallest = X), muteF (share of clips with a silent sound track), durA-B (clips of "
-                        "A-B s with a short sound event) and clsK (K classes) - these two are refused until the "
-                        "generator has them; or a suite: 'table' (the default: "
+                        "A-B s whose class sound is one short event at a random place) and clsK (K classes); "
+                        "or a suite: 'table' (the default: "
                         f"{describe_settings(TABLE)}), 'grid' ({describe_grid()}), 'quick' ({QUICK_SETTING.name}). "
                         "E.g. sym0.4+mm0.2,asym0.2,sym0.2+lt8+mute0.04")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of: {','.join(METHODS)} (default: all)")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from auditor.data.inject import inject_dataset
-from auditor.data.synth import generate_dataset
+from auditor.data.synth import MAX_CLIP_SECONDS, generate_dataset
 from auditor.errors import UserError
 from auditor.model.presets import preprocess_params
 
@@ -19,10 +20,28 @@ def run_sample(args: argparse.Namespace) -> int:
     summary = generate_dataset(args.out, clips=args.clips, label_noise=args.label_noise,
                                noise_type=args.noise_type, mismatch=args.mismatch, seed=args.seed,
                                test_clips=args.test_clips, imbalance=args.imbalance, muted=args.muted,
-                               num_classes=args.classes,
+                               num_classes=args.classes, clip_seconds=parse_clip_seconds(args.clip_seconds),
                                workers=args.workers)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
+
+
+_CLIP_SECONDS = re.compile(r"^\s*(\d*\.?\d+)\s*(?:-\s*(\d*\.?\d+)\s*)?$")
+
+
+def parse_clip_seconds(text: str | None) -> tuple[float, float] | None:
+    """``--clip-seconds``: "A-B" -> (A, B), "S" -> (S, S), None -> None; UserError naming the option unless
+    0 < A <= B <= synth.MAX_CLIP_SECONDS."""
+    if text is None:
+        return None
+    m = _CLIP_SECONDS.match(text)
+    if m is None:
+        raise UserError(f"--clip-seconds: cannot read {text!r}; expected A-B or S seconds, e.g. 10-30 or 8")
+    a = float(m[1])
+    b = float(m[2]) if m[2] else a
+    if not 0.0 < a <= b <= MAX_CLIP_SECONDS:
+        raise UserError(f"--clip-seconds {text!r}: needs A-B with 0 < A <= B <= {MAX_CLIP_SECONDS:g} seconds")
+    return a, b
 
 
 def run_inject(args: argparse.Namespace) -> int:

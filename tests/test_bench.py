@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from auditor.bench import settings as bench_settings
 from auditor.bench.baselines import (
     infonce_loss_scores,
     knn_scores,
@@ -102,11 +103,33 @@ def test_generator_args_only_name_what_differs_from_the_default():
         "label_noise": 0.0, "noise_type": "symmetric", "mismatch": 0.0, "imbalance": 8.0, "muted": 0.04}
 
 
-def test_settings_the_generator_cannot_make_are_refused_naming_the_option(tmp_path):
+def test_settings_the_generator_cannot_make_are_refused_naming_the_option(tmp_path, monkeypatch):
     check_generator(TABLE)  # long-tailed and muted: the generator has them
-    with pytest.raises(UserError, match="dur10-30 needs long clips .* no clip_seconds= option"):
-        check_generator(parse_settings("sym0.4+dur10-30"))
+    check_generator(parse_settings("sym0.4+dur10-30"))  # long clips: clip_seconds
     BenchConfig(out=tmp_path, settings=parse_settings("sym0.3+cls32")).validate()  # the generator has num_classes
+    what = bench_settings.GENERATOR_OPTIONS["seconds"][1]  # a generator without the option: refused, named
+    monkeypatch.setitem(bench_settings.GENERATOR_OPTIONS, "seconds", ("clip_length", what))
+    with pytest.raises(UserError, match="dur10-30 needs long clips .* no clip_length= option"):
+        check_generator(parse_settings("sym0.4+dur10-30"))
+
+
+def test_bench_generates_long_clips_once_and_reuses_them(tmp_path, monkeypatch):
+    import auditor.bench.run as bench_run
+
+    calls = []
+
+    def fake_generate(out_dir, **kwargs):
+        calls.append(kwargs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "truth.csv").write_text("clip,true_label\n")
+        return {"seconds": 0.0}
+
+    monkeypatch.setattr(bench_run, "generate_dataset", fake_generate)
+    cfg = BenchConfig(out=tmp_path, clips=10, test_clips=0)
+    setting = parse_settings("sym0.2+dur10-30")[0]
+    for _ in range(2):
+        bench_run._setting_data(cfg, setting, 0, lambda line: None)
+    assert len(calls) == 1 and calls[0]["clip_seconds"] == (10.0, 30.0)
 
 
 def test_parse_methods_orders_and_rejects_unknown():

@@ -143,7 +143,7 @@ def _setting_data(cfg: BenchConfig, setting: Setting, seed: int,
         data_dir = (Path(cfg.out) / "data" / cfg.data_name(setting, seed)).resolve()
         marker = data_dir / "bench_data.json"
         args = {"clips": cfg.clips, **setting.generator_args(), "seed": seed, "test_clips": cfg.test_clips}
-        if not marker.is_file() or json.loads(marker.read_text()) != args:
+        if not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(args)):  # tuples: lists
             log(f"generating {data_dir.name} ({cfg.clips} + {cfg.test_clips} test clips)")
             summary = generate_dataset(data_dir, workers=cfg.workers, **args)
             log(f"generated {data_dir.name} in {summary['seconds']:.0f} s")

@@ -31,8 +31,9 @@ Settings syntax (:func:`parse_settings`): comma-separated items, each ``clean`` 
 sizes long-tailed, largest : smallest = X), ``muteF`` (share F of clips with a present but silent sound track),
 ``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``clsK`` (K classes); e.g.
 ``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``. Suites: ``table`` (the issue's table,
-:data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. ``dur`` and ``cls`` parse, but a bench refuses them while the
-generator lacks the option (:data:`GENERATOR_OPTIONS`).
+:data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset option
+(:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, cls -> num_classes); a bench
+refuses a setting whose option the generator lacks.
 
 Seed splits (:data:`SPLITS`): ``dev`` seeds 0.. for choosing defaults, ``report`` seeds 1000.. for the numbers
 reported; the two never overlap (at most MAX_SEEDS seeds each).
@@ -123,8 +124,7 @@ _DEFAULT_SETTING = {f.name: f.default for f in fields(Setting)}
 GENERATOR_OPTIONS: dict[str, tuple[str, str]] = {
     "imbalance": ("imbalance", "long-tailed class sizes"),
     "muted": ("muted", "clips with a present but silent sound track"),
-    "seconds": ("clip_seconds", "long clips with a short sound event at a random place (its clips are 2-5 s, "
-                                "the sound spanning the clip)"),
+    "seconds": ("clip_seconds", "long clips with a short sound event at a random place"),
     "classes": ("num_classes", "a chosen number of classes (up to synth.MAX_CLASSES)"),
 }
 

@@ -22,9 +22,10 @@ TRUTH_COLUMNS = ["clip", "true_label", "given_label", "label_is_noisy", "audio_l
 
 def write_tables(root: Path, clips: Sequence[str], true_labels: Sequence[str], given: Sequence[str],
                  audio_labels: Sequence[str], is_mismatched: Sequence[int],
-                 is_muted: Sequence[int] | None = None) -> None:
+                 is_muted: Sequence[int] | None = None, extra: Mapping[str, Sequence] | None = None) -> None:
     """Write ``root/labels.csv`` (clip,label = the given labels) and ``root/truth.csv`` (TRUTH_COLUMNS, plus
-    ``is_muted`` when given: 1 for a clip whose sound track is present but silent)."""
+    ``is_muted`` when given: 1 for a clip whose sound track is present but silent, then the ``extra`` columns in
+    their order; None / NaN values are written as empty fields)."""
     pd.DataFrame({"clip": clips, "label": given}).to_csv(root / "labels.csv", index=False, lineterminator="\n")
     truth = pd.DataFrame({
         "clip": clips,
@@ -38,6 +39,9 @@ def write_tables(root: Path, clips: Sequence[str], true_labels: Sequence[str], g
     if is_muted is not None:
         truth["is_muted"] = [int(m) for m in is_muted]
         columns.append("is_muted")
+    for name, values in (extra or {}).items():
+        truth[name] = list(values)
+        columns.append(name)
     truth[columns].to_csv(root / "truth.csv", index=False, lineterminator="\n")
 # Tags that separate the random streams of the noise and mismatch choices from each other and from the
 # per-clip streams of the generator (np.random.default_rng([seed, index])).

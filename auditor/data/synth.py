@@ -12,6 +12,10 @@ noise at 5-30 dB SNR. Sound events are tied to the motion (a thud at each floor 
 hammer hit, ...), unless the clip is *mismatched*: then its sound is rendered for another class, from that
 class's own, independent motion.
 
+Long clips (``generate_dataset(clip_seconds=(A, B))``, :func:`render_event_clip`): A-B seconds of the same motion,
+the class sound audible only in one 2-3 s event at a random place, over quiet background noise (-48 to -42 dBFS
+RMS); frames are encoded as they are drawn, so memory does not grow with the clip's length.
+
 Classes (confusable pairs: hammering/clapping = periodic impacts, bouncing/dripping = falling objects,
 bell/spinning = tonal sound and rotation about a pivot, sawing/typing = dense noisy strokes and repetitive
 back-and-forth hand work): see :data:`CLASSES` and :data:`CONFUSABLE`.
@@ -20,11 +24,12 @@ back-and-forth hand work): see :data:`CLASSES` and :data:`CONFUSABLE`.
 from __future__ import annotations
 
 import colorsys
+import itertools
 import math
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -60,6 +65,17 @@ FPS = 25
 SIZE = 128
 SAMPLE_RATE = 16_000
 MIN_SECONDS, MAX_SECONDS = 2.0, 5.0
+# Long clips (generate_dataset(clip_seconds=...)): the class sound is one event of EVENT_SECONDS (uniform) at a
+# uniform place in the clip, faded in and out over EVENT_FADE_SECONDS, its RMS EVENT_ABOVE_DB (uniform) above the
+# background's (less where its peak would pass EVENT_PEAK_DBFS); the whole track carries coloured background
+# noise of BACKGROUND_DBFS (uniform, RMS dB re full scale; above features.SILENT_BELOW_DBFS = -60).
+EVENT_SECONDS = (2.0, 3.0)
+EVENT_FADE_SECONDS = 0.05
+EVENT_ABOVE_DB = (15.0, 30.0)
+EVENT_PEAK_DBFS = -1.0
+BACKGROUND_DBFS = (-48.0, -42.0)
+MAX_CLIP_SECONDS = 600.0
+_SOUND_TAIL_SECONDS = 2.5  # the longest single sound of an event (a bell's ring): events this early still sound
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 _JIT = 4  # camera-jitter margin (pixels): scenes are drawn on a (SIZE + 2*_JIT)^2 canvas and cropped
 _CANVAS = SIZE + 2 * _JIT
@@ -302,7 +318,17 @@ def _spin_speed(m: dict, t: np.ndarray) -> np.ndarray:
 
 
 def _render_frames(m: dict, rng: np.random.Generator, n_frames: int) -> np.ndarray:
-    """(n_frames, SIZE, SIZE, 3) uint8 frames showing the motion ``m``."""
+    """(n_frames, SIZE, SIZE, 3) uint8 frames showing the motion ``m`` (:func:`_frame_stream`, stacked)."""
+    out = np.empty((n_frames, SIZE, SIZE, 3), np.uint8)
+    for i, frame in enumerate(_frame_stream(m, rng, n_frames)):
+        out[i] = frame
+    return out
+
+
+def _frame_stream(m: dict, rng: np.random.Generator, n_frames: int) -> Iterator[np.ndarray]:
+    """The ``n_frames`` (SIZE, SIZE, 3) uint8 frames showing the motion ``m``, one at a time (memory: one frame).
+
+    Every draw from ``rng`` happens in this call, before the first frame is asked for."""
     bg, bg_lum = _background(rng)
     s = rng.uniform(0.8, 1.2)  # object scale
     ox, oy = rng.uniform(-8, 8), rng.uniform(-6, 6)  # scene offset
@@ -321,13 +347,15 @@ def _render_frames(m: dict, rng: np.random.Generator, n_frames: int) -> np.ndarr
     walk = rng.normal(0, 1, (n_frames + 7, 2)).cumsum(axis=0)
     jx, jy = (np.clip(np.round(_JIT + amp * np.tanh(np.convolve(walk[:, k], np.ones(8) / 8, "valid") / 4)),
                       0, 2 * _JIT).astype(int) for k in (0, 1))
-    out = np.empty((n_frames, SIZE, SIZE, 3), np.uint8)
-    for i in range(n_frames):
-        canvas = _Canvas(bg)
-        scene(canvas, i / FPS)
-        crop = canvas.img[jy[i]:jy[i] + SIZE, jx[i]:jx[i] + SIZE]
-        out[i] = np.clip(crop * 255 + 0.5, 0, 255).astype(np.uint8)
-    return out
+
+    def frames() -> Iterator[np.ndarray]:
+        for i in range(n_frames):
+            canvas = _Canvas(bg)
+            scene(canvas, i / FPS)
+            crop = canvas.img[jy[i]:jy[i] + SIZE, jx[i]:jx[i] + SIZE]
+            yield np.clip(crop * 255 + 0.5, 0, 255).astype(np.uint8)
+
+    return frames()
 
 
 def _scene_bouncing(m, rng, s, cx, cy, flip, col, col2, line, bg_lum):
@@ -729,8 +757,22 @@ def _sine_sweep(freq: np.ndarray) -> np.ndarray:
 
 
 def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
-    """(n,) float32 in [-1, 1]: the class sound of motion ``m`` plus background noise."""
+    """(n,) float32 in [-1, 1]: the class sound of motion ``m`` (:func:`_class_sound`), its peak at -14 to -3 dBFS,
+    plus coloured noise 5-30 dB below its RMS."""
+    buf = _class_sound(m, rng, n)
+    peak = np.max(np.abs(buf)) + 1e-9
+    buf *= 10 ** (rng.uniform(-14, -3) / 20) / peak
+    snr_db = rng.uniform(5, 30)
+    rms = math.sqrt(float(np.mean(buf * buf))) + 1e-9
+    buf += _colored_noise(rng, n, rng.uniform(0.0, 1.5)) * rms / 10 ** (snr_db / 20)
+    return np.clip(buf, -1, 1).astype(np.float32)
+
+
+def _class_sound(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n,) float64, unnormalised: the sound of motion ``m`` over [t0, t0 + n / SAMPLE_RATE) seconds of its
+    time, t0 = ``m.get("t0", 0)``; ``m["events"]`` are times relative to t0 (negative: started before)."""
     cls = m["cls"]
+    t0 = m.get("t0", 0.0)
     p = rng.uniform(0.72, 1.3)  # pitch factor
     buf = np.zeros(n)
     if cls == "bouncing":
@@ -778,6 +820,8 @@ def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
             _add(buf, ev, rng.uniform(0.6, 1.0) * x)
     elif cls == "spinning":
         t = np.arange(n) / SAMPLE_RATE
+        if t0:
+            t = t + t0
         speed = _spin_speed(m, t) / m["omega"]
         fb = 130 * p * speed
         phase = 2 * np.pi * np.cumsum(fb) / SAMPLE_RATE
@@ -789,6 +833,8 @@ def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
         buf *= 0.6 + 0.4 * speed
     elif cls == "sawing":
         t = np.arange(n) / SAMPLE_RATE
+        if t0:
+            t = t + t0
         w = 2 * np.pi * (t / m["period"] + m["phase"])
         v = np.cos(w)  # stroke velocity (normalised)
         env = np.abs(v) ** 1.5
@@ -818,16 +864,17 @@ def _render_audio(m: dict, rng: np.random.Generator, n: int) -> np.ndarray:
                 x += 0.5 * np.sin(2 * np.pi * fr * rng.uniform(0.95, 1.05) * t) * np.exp(-t / 0.008)
                 x += 0.3 * np.sin(2 * np.pi * 420 * p * t) * np.exp(-t / 0.012)
                 _add(buf, ev + delay, gain * rng.uniform(0.6, 1.0) * x)
-    peak = np.max(np.abs(buf)) + 1e-9
-    buf *= 10 ** (rng.uniform(-14, -3) / 20) / peak
-    snr_db = rng.uniform(5, 30)
-    rms = math.sqrt(float(np.mean(buf * buf))) + 1e-9
-    buf += _colored_noise(rng, n, rng.uniform(0.0, 1.5)) * rms / 10 ** (snr_db / 20)
-    return np.clip(buf, -1, 1).astype(np.float32)
+    return buf
 
 
 # ================================================================================================================
 # one clip
+
+
+def _check_classes(visual_class: str, audio_class: str | None) -> None:
+    for name in (visual_class, audio_class or visual_class):
+        if name not in CLASSES:
+            raise UserError(f"unknown class {name!r}; valid: {', '.join(CLASSES)}")
 
 
 def render_clip(seed: int, index: int, visual_class: str, audio_class: str | None = None,
@@ -839,9 +886,7 @@ def render_clip(seed: int, index: int, visual_class: str, audio_class: str | Non
     gives that class's sound from its own, independent motion (a mismatched clip). ``duration`` (seconds, 2-5)
     overrides the random clip length.
     """
-    for name in (visual_class, audio_class or visual_class):
-        if name not in CLASSES:
-            raise UserError(f"unknown class {name!r}; valid: {', '.join(CLASSES)}")
+    _check_classes(visual_class, audio_class)
     rng = np.random.default_rng([int(seed), int(index)])
     vis_rng, aud_rng = rng.spawn(2)
     seconds = float(vis_rng.uniform(MIN_SECONDS, MAX_SECONDS)) if duration is None else float(duration)
@@ -856,17 +901,126 @@ def render_clip(seed: int, index: int, visual_class: str, audio_class: str | Non
     return frames, audio
 
 
-def encode_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray) -> None:
-    """Write ``frames`` ((F, H, W, 3) uint8, 25 fps) and ``audio`` ((n,) float32 mono 16 kHz) as H.264 + AAC mp4.
+def check_clip_seconds(value, name: str = "clip_seconds") -> tuple[float, float]:
+    """``value`` = (A, B) as floats when 0 < A <= B <= MAX_CLIP_SECONDS; else UserError naming ``name``."""
+    problem = f"{name} must be (A, B) seconds with 0 < A <= B <= {MAX_CLIP_SECONDS:g}, got {value!r}"
+    if isinstance(value, (str, bytes)):
+        raise UserError(problem)
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise UserError(problem) from None
+    if not 0.0 < a <= b <= MAX_CLIP_SECONDS:  # NaN fails too
+        raise UserError(problem)
+    return a, b
+
+
+def event_window(seed: int, index: int, clip_seconds: tuple[float, float]) -> tuple[int, float, float]:
+    """(frames F, event start, event end in seconds) of long clip ``index`` of ``seed``.
+
+    From the clip's own stream (third child of ``np.random.default_rng([seed, index])``): the length is
+    U(A, B) seconds rounded to whole frames, F = max(1, round(U(A, B) * 25)); the event lasts
+    L = min(U(EVENT_SECONDS), F / 25) seconds and starts at U(0, F / 25 - L), so 0 <= start < end <= F / 25.
+    """
+    n_frames, start, end, _ = _event_plan(seed, index, clip_seconds)
+    return n_frames, start, end
+
+
+def _event_plan(seed: int, index: int,
+                clip_seconds: tuple[float, float]) -> tuple[int, float, float, np.random.Generator]:
+    """:func:`event_window` and its stream, to draw the clip's background noise from next."""
+    a, b = check_clip_seconds(clip_seconds)
+    rng = np.random.default_rng([int(seed), int(index)]).spawn(3)[2]
+    n_frames = max(1, int(round(rng.uniform(a, b) * FPS)))
+    seconds = n_frames / FPS
+    length = min(float(rng.uniform(*EVENT_SECONDS)), seconds)
+    start = float(rng.uniform(0.0, seconds - length))
+    return n_frames, start, start + length, rng
+
+
+def render_event_clip(seed: int, index: int, visual_class: str, audio_class: str | None = None, *,
+                      clip_seconds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Render long clip ``index`` of ``seed`` without encoding it: (frames (F, 128, 128, 3) uint8 at 25 fps,
+    audio (F * 640,) float32 mono 16 kHz in [-1, 1], (event start, event end) seconds), F and the event from
+    :func:`event_window`.
+
+    The picture shows the motion of ``visual_class`` for the whole clip. The sound track is coloured background
+    noise of RMS G = U(BACKGROUND_DBFS) dBFS throughout (drawn with the event, so the same whatever
+    ``audio_class``) plus, inside the event only, the sound of ``audio_class`` (None or ``visual_class``: the
+    picture's own motion, synchronised; another class: its own, independent motion) with its own noise 5-30 dB
+    below it (:func:`_render_audio`), scaled to an RMS of G + U(EVENT_ABOVE_DB) dB (less where its peak would pass
+    EVENT_PEAK_DBFS) and faded in and out over EVENT_FADE_SECONDS.
+    """
+    frames, audio, event = _event_clip(seed, index, visual_class, audio_class, clip_seconds)
+    return np.stack(list(frames)), audio, event
+
+
+def _event_clip(seed: int, index: int, visual_class: str, audio_class: str | None,
+                clip_seconds: tuple[float, float]) -> tuple[Iterator[np.ndarray], np.ndarray, tuple[float, float]]:
+    """:func:`render_event_clip` with the frames as a stream (memory: one frame, not F)."""
+    _check_classes(visual_class, audio_class)
+    n_frames, start, end, plan_rng = _event_plan(seed, index, clip_seconds)
+    vis_rng, aud_rng, _ = np.random.default_rng([int(seed), int(index)]).spawn(3)
+    seconds = n_frames / FPS
+    motion = _motion(visual_class, vis_rng, seconds)
+    frames = _frame_stream(motion, vis_rng, n_frames)
+    if audio_class is None or audio_class == visual_class:
+        sound_motion = motion
+    else:
+        sound_motion = _motion(audio_class, aud_rng, seconds)
+    level_db = plan_rng.uniform(*BACKGROUND_DBFS)
+    audio = _colored_noise(plan_rng, n_frames * SAMPLES_PER_FRAME, plan_rng.uniform(0.0, 1.5)) * 10 ** (level_db / 20)
+    _add_event(audio, sound_motion, aud_rng, start, end, level_db)
+    return frames, np.clip(audio, -1, 1).astype(np.float32), (start, end)
+
+
+def _add_event(out: np.ndarray, m: dict, rng: np.random.Generator, start: float, end: float,
+               level_db: float) -> None:
+    """Add to ``out`` over samples [round(start * 16000), round(end * 16000)) :func:`_render_audio` of motion
+    ``m`` in that window, scaled to an RMS of ``level_db`` + U(EVENT_ABOVE_DB) dB (lowered where its peak would
+    pass EVENT_PEAK_DBFS), faded in and out over EVENT_FADE_SECONDS."""
+    a, b = int(round(start * SAMPLE_RATE)), min(int(round(end * SAMPLE_RATE)), len(out))
+    if b <= a:
+        return
+    t0 = a / SAMPLE_RATE
+    events = np.asarray(m["events"], dtype=np.float64)
+    events = events[(events > t0 - _SOUND_TAIL_SECONDS) & (events < b / SAMPLE_RATE)] - t0
+    sound = _render_audio(dict(m, t0=t0, events=events), rng, b - a).astype(np.float64)
+    above_db = rng.uniform(*EVENT_ABOVE_DB)
+    peak = float(np.max(np.abs(sound)))
+    if peak < 1e-6:  # a window without any of the motion's sound (only in clips far shorter than an event)
+        return
+    rms = math.sqrt(float(np.mean(sound * sound)))
+    sound *= min(10 ** ((level_db + above_db) / 20) / rms, 10 ** (EVENT_PEAK_DBFS / 20) / peak)
+    k = min(int(EVENT_FADE_SECONDS * SAMPLE_RATE), (b - a) // 2)
+    if k:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+        sound[:k] *= ramp
+        sound[-k:] *= ramp[::-1]
+    out[a:b] += sound
+
+
+def encode_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], audio: np.ndarray) -> None:
+    """Write ``frames`` ((F, H, W, 3) uint8 at 25 fps, or an iterable of (H, W, 3) frames, encoded as they come)
+    and ``audio`` ((n,) float32 mono 16 kHz) as H.264 + AAC mp4.
 
     Deterministic: one x264 thread, bit-exact muxing (no creation time, no version strings from the muxer).
     """
     path = Path(path)
+    if isinstance(frames, np.ndarray):
+        height, width = frames.shape[1], frames.shape[2]
+    else:
+        stream = iter(frames)
+        first = next(stream, None)
+        if first is None:
+            raise ValueError(f"{path}: no frames to encode")
+        height, width = first.shape[0], first.shape[1]
+        frames = itertools.chain([first], stream)
     tmp = path.with_name(path.name + ".part.mp4")
     with av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as container:
         vs = container.add_stream("libx264", rate=FPS,
                                   options={"threads": "1", "preset": "veryfast", "crf": "23", "g": "50"})
-        vs.width, vs.height = frames.shape[2], frames.shape[1]
+        vs.width, vs.height = width, height
         vs.pix_fmt = "yuv420p"
         vs.codec_context.thread_count = 1
         aus = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono", options={"aac_coder": "fast"})
@@ -877,11 +1031,15 @@ def encode_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _render_task(task: tuple[str, int, int, str, str, bool]) -> float:
-    path, seed, index, visual_class, audio_class, muted = task
-    frames, audio = render_clip(seed, index, visual_class, audio_class)
+def _render_task(task: tuple[str, int, int, str, str, bool, tuple[float, float] | None]) -> float:
+    """Render and write one clip; returns its length in seconds."""
+    path, seed, index, visual_class, audio_class, muted, clip_seconds = task
+    if clip_seconds is None:
+        frames, audio = render_clip(seed, index, visual_class, audio_class)
+    else:
+        frames, audio, _ = _event_clip(seed, index, visual_class, audio_class, clip_seconds)
     encode_mp4(path, frames, np.zeros_like(audio) if muted else audio)
-    return len(frames) / FPS
+    return len(audio) / SAMPLE_RATE
 
 
 # ================================================================================================================
@@ -944,12 +1102,12 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: float = 0.0,
                      noise_type: str = "symmetric", mismatch: float = 0.0, seed: int = 0,
                      test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, num_classes: int = len(CLASSES),
-                     workers: int | None = None,
+                     clip_seconds: tuple[float, float] | None = None, workers: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> dict:
     """Render the procedural audio-visual data set into ``out_dir``.
 
-    Writes ``out_dir/clips/clip_NNNNN.mp4`` (H.264 yuv420p 128x128 at 25 fps + AAC 16 kHz mono, 2-5 s; names do
-    not reveal the class), ``out_dir/labels.csv`` (``clip,label``, clip relative to ``out_dir``) and
+    Writes ``out_dir/clips/clip_NNNNN.mp4`` (H.264 yuv420p 128x128 at 25 fps + AAC 16 kHz mono, 2-5 s unless
+    ``clip_seconds``; names do not reveal the class), ``out_dir/labels.csv`` (``clip,label``, clip relative to ``out_dir``) and
     ``out_dir/truth.csv`` (``clip,true_label,given_label,label_is_noisy,audio_label,is_mismatched``, 0/1 ints).
     Classes are balanced (round-robin, shuffled). ``label_noise`` in [0, 1) flips each given label with that
     probability (``noise_type`` "symmetric": to a uniform other class; "asymmetric": to ``CONFUSABLE[true]``);
@@ -963,6 +1121,14 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     > 0 adds a clean split in
     ``out_dir/test/`` (clips/, labels.csv, truth.csv). Same arguments -> byte-identical files, whatever
     ``workers`` (processes; default ``os.cpu_count()``). ``progress(done, total)`` is called after each clip.
+
+    ``clip_seconds`` = (A, B), 0 < A <= B <= MAX_CLIP_SECONDS (600), makes long clips (test split included): each clip
+    lasts U(A, B) seconds rounded to whole frames, its picture shows the class's motion throughout, and its sound
+    track is quiet coloured background noise (-48 to -42 dBFS RMS) with the sound of its ``audio_label`` audible
+    only in one event of 2-3 s (U(2, 3), at most the clip) that starts at U(0, length - event) seconds
+    (:func:`event_window`, :func:`render_event_clip`). truth.csv then ends with ``event_start_s,event_end_s``
+    (seconds, 3 decimals, 0 <= start < end <= the clip's length; empty for a muted clip, which stays digital
+    silence throughout). None (default): 2-5 s clips whose sound spans the clip, and no event columns.
 
     Returns ``{"clips", "classes" (count), "noisy", "mismatched", "test_clips", "seconds" (wall time)}``.
     Raises ``ValueError`` (``UserError``) naming a bad argument.
@@ -979,6 +1145,8 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         raise UserError(f"muted must be a fraction in [0, 1), got {muted!r}")
     if noise_type not in NOISE_TYPES:
         raise UserError(f"unknown noise type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
+    if clip_seconds is not None:
+        clip_seconds = check_clip_seconds(clip_seconds)
     out_dir = Path(out_dir)
 
     vocabulary = class_vocabulary(_check_int("num_classes", num_classes, 1))
@@ -997,9 +1165,9 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     if test_clips:
         (out_dir / "test" / "clips").mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m)
+    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m, clip_seconds)
              for i, (name, v, a, m) in enumerate(zip(names, true_labels, audio_labels, muted_clips, strict=True))]
-    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False)
+    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False, clip_seconds)
               for j, (name, v) in enumerate(zip(test_names, test_labels, strict=True))]
 
     total = len(tasks)
@@ -1018,9 +1186,14 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
                 if progress:
                     progress(done, total)
 
-    _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None)
+    events: list | None = None
+    test_events: list | None = None
+    if clip_seconds is not None:
+        events = [None if m else _event_columns(seed, i, clip_seconds) for i, m in enumerate(muted_clips)]
+        test_events = [_event_columns(seed, clips + j, clip_seconds) for j in range(test_clips)]
+    _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None, events)
     if test_clips:
-        _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels)
+        _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels, events=test_events)
     return {
         "clips": clips,
         "classes": len(classes),
@@ -1032,7 +1205,20 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     }
 
 
+def _event_columns(seed: int, index: int, clip_seconds: tuple[float, float]) -> tuple[float, float]:
+    """(event_start_s, event_end_s) of a long clip, rounded to 3 decimals."""
+    _, start, end = event_window(seed, index, clip_seconds)
+    return round(start, 3), round(end, 3)
+
+
 def _write_tables(root: Path, names: list[str], true_labels: list[str], given: list[str],
-                  audio_labels: list[str], muted: list[bool] | None = None) -> None:
+                  audio_labels: list[str], muted: list[bool] | None = None,
+                  events: list[tuple[float, float] | None] | None = None) -> None:
+    """labels.csv and truth.csv; ``events`` (None: no event columns) adds event_start_s,event_end_s, empty for a
+    clip whose entry is None."""
+    extra = None
+    if events is not None:
+        extra = {"event_start_s": [e[0] if e else None for e in events],
+                 "event_end_s": [e[1] if e else None for e in events]}
     write_tables(root, names, true_labels, given, audio_labels,
-                 [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)], muted)
+                 [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)], muted, extra)

@@ -35,6 +35,7 @@ from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
 from auditor.model.estimate import estimate_noise, evaluate
+from auditor.model.loader import loader_workers
 from auditor.model.presets import preprocess_params
 from auditor.run_folder import (
     CLASS_REPORT_FILE,
@@ -60,7 +61,8 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
     """One evaluation pass and the method's per-clip estimates, as numpy arrays of length N."""
     n = len(arrays.clips)
     windows: dict[str, np.ndarray] = {}
-    ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows)
+    ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows,
+                  workers=loader_workers(-1, device, 1))
     has_audio = torch.from_numpy(arrays.has_audio.copy())
     est = estimate_noise(ev, labels, has_audio, cfg, len(classes))
     p_av = torch.softmax(ev["logits_av"], dim=1)
@@ -236,7 +238,8 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
     model, ckpt = load_trained(model_run, dev)
     cfg_dict = ckpt["config"]
     _, arrays = prepare_data(data_dir, preprocess_params(cfg_dict["preset"]), show_bar=False, cache_root=cache_root)
-    ev = evaluate(model, arrays, np.arange(len(arrays.clips)), TrainConfig(**cfg_dict), dev)
+    ev = evaluate(model, arrays, np.arange(len(arrays.clips)), TrainConfig(**cfg_dict), dev,
+                  workers=loader_workers(-1, dev, 1))
     names = np.asarray(ckpt["classes"], dtype=object)
     return pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
                          "predicted_label": names[ev["logits_av"].argmax(1).numpy()],

@@ -244,8 +244,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     ddp_model = dist.wrap(model, ctx)
     plan = EpochPlan(arrays, seed=cfg.seed, batch_size=batch_size, local_batch=local_batch, rank=ctx.rank,
                      steps=steps_per_epoch, num_frames=preset.num_frames, audio_frames=preset.audio_frames)
-    batches = training_batches(arrays, plan, loader_workers(cfg.loader_workers, device, ctx.world),
-                               pin_memory=device.type == "cuda")
+    workers = loader_workers(cfg.loader_workers, device, ctx.world)
+    batches = training_batches(arrays, plan, workers, pin_memory=device.type == "cuda")
     if ctx.rank == 0:
         append_progress(run_dir, {"event": "start", "epoch": start_epoch, "epochs_total": cfg.epochs_total,
                                   "clips": n, "classes": k, "device": str(device), "world_size": ctx.world,
@@ -298,7 +298,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         # sharded over ranks and gathered.
         estimates = {}
         if cfg.method == "ntl":
-            ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device), n, ctx)
+            ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device, workers=workers), n, ctx)
             est = estimate_noise(ev, labels, has_audio, cfg, k)
             state.update_estimates(est, epoch, cfg)
             estimates = {"est_label_noise": float((1 - est["r"]).mean()),

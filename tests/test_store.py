@@ -223,3 +223,19 @@ def test_automatic_loader_workers(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert loader_workers(-1, torch.device("cpu"), 1) == 0 and loader_workers(3, torch.device("cpu"), 1) == 3
     assert loader_workers(-1, torch.device("cuda"), 1) == 8 and loader_workers(-1, torch.device("cuda", 1), 4) == 3
+
+
+def test_evaluation_batches_are_the_same_from_loader_workers(tmp_path):
+    from auditor.model.loader import evaluation_batches
+
+    _clips(tmp_path, {"c0": 1.0, "c1": 0.6, "c2": 1.2, "c3": 0.8, "c4": 1.1})
+    arrays = load_arrays(ingest(tmp_path, PARAMS, workers=1))
+    idx = np.array([4, 0, 2, 1, 3])
+    here = list(evaluation_batches(arrays, idx, 2, 2, 64, workers=0, pin_memory=False))
+    ahead = list(evaluation_batches(arrays, idx, 2, 2, 64, workers=2, pin_memory=False))
+    assert [b[0].tolist() for b in here] == [[4, 0], [2, 1], [3]]
+    assert len(ahead) == len(here)
+    for a, b in zip(here, ahead, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    frames, mel = batch_inputs(arrays, idx[:2], 2, 64, None)
+    assert torch.equal(here[0][1], frames) and torch.equal(here[0][2], mel)

@@ -15,7 +15,7 @@ import torch
 from auditor.data.cache import ClipArrays
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
-from auditor.model.inputs import batch_inputs
+from auditor.model.loader import evaluation_batches
 from auditor.model.losses import cross_modal_infonce
 from auditor.model.network import AudioVisualNet
 from auditor.model.noise_estimation import mixture_posterior
@@ -38,8 +38,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
              device: torch.device, batch_size: int = EVAL_BATCH,
-             windows_out: dict[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
-    """Evaluation-mode forward pass over ``indices``: z_v, z_a (n, d), logits_av/_a/_v (n, K) on the CPU.
+             windows_out: dict[str, np.ndarray] | None = None, workers: int = 0) -> dict[str, torch.Tensor]:
+    """Evaluation-mode forward pass over ``indices``: z_v, z_a (n, d), logits_av/_a/_v (n, K) on the CPU; the
+    inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches).
 
     Clips cut into aligned windows (``arrays.windows``) are evaluated window by window and summarised per clip:
     l_{i,s} = the InfoNCE loss of window s among the windows of the other clips (per_clip_infonce, the clip's own
@@ -48,9 +49,9 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
     (position in ``indices``), window, ell, cosine (z_v . z_a), best (s == s*)."""
     if arrays.windows is None or len(indices) == 0:
-        return _forward(model, arrays, np.asarray(indices), cfg, device, batch_size)
+        return _forward(model, arrays, np.asarray(indices), cfg, device, batch_size, workers)
     items, owner, window = arrays.window_items(np.asarray(indices))
-    ev = _forward(model, items, np.arange(len(owner)), cfg, device, batch_size)
+    ev = _forward(model, items, np.arange(len(owner)), cfg, device, batch_size, workers)
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
     ranked = np.where(items.has_audio, ell.numpy(), np.inf)
     order = np.lexsort((window, ranked, owner))  # by clip, then l (absent sound last), then window number
@@ -66,17 +67,17 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
 
 
 def _forward(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
-             device: torch.device, batch_size: int) -> dict[str, torch.Tensor]:
+             device: torch.device, batch_size: int, workers: int) -> dict[str, torch.Tensor]:
     """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays``."""
     preset = get_preset(cfg.preset)
     was_training = model.training
     model.eval()
     outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("z_v", "z_a", "logits_av", "logits_a", "logits_v")}
+    batches = evaluation_batches(arrays, indices, batch_size, preset.num_frames, preset.audio_frames, workers,
+                                 pin_memory=device.type == "cuda")
     with torch.no_grad(), autocast(device):
-        for start in range(0, len(indices), batch_size):
-            idx = indices[start:start + batch_size]
-            frames, mel = batch_inputs(arrays, idx, preset.num_frames, preset.audio_frames, None)
-            out = model(frames.to(device), mel.to(device))
+        for _, frames, mel in batches:
+            out = model(frames.to(device, non_blocking=True), mel.to(device, non_blocking=True))
             for k in outs:
                 outs[k].append(getattr(out, k).float().cpu())
     model.train(was_training)

@@ -1,4 +1,5 @@
-"""Training batches through a ``torch.utils.data.DataLoader``, the same for any number of workers and of ranks.
+"""Training and evaluation batches through a ``torch.utils.data.DataLoader``, the same for any number of workers and
+of ranks.
 
 The order and every random choice of an epoch are drawn in the main process, in order, by :class:`EpochPlan`
 (the DataLoader iterates its sampler there): perm = default_rng([seed, epoch]).permutation(N), and one generator
@@ -11,6 +12,7 @@ every rank maps the same files: the page cache holds one copy of the data set.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -81,3 +83,17 @@ def training_batches(arrays: ClipArrays, plan: EpochPlan, workers: int, pin_memo
                       prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
                       # its own generator: starting an epoch must not draw from the global torch RNG (dropout)
                       generator=torch.Generator())
+
+
+def evaluation_batches(arrays: ClipArrays, indices: np.ndarray, batch_size: int, num_frames: int, audio_frames: int,
+                       workers: int, pin_memory: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(clip indices, frames, mel) of ``indices`` in order, ``batch_size`` at a time, with no random choice
+    (inputs.draw_batch without a generator): made by ``workers`` processes ahead of the model (0 = here, when
+    each batch is asked for). The same tensors for any ``workers``."""
+    plans = [(chunk, draw_batch(arrays, chunk, num_frames, audio_frames, None))
+             for chunk in (indices[s:s + batch_size] for s in range(0, len(indices), batch_size))]
+    batches = _Batches(arrays, audio_frames)
+    if workers == 0:
+        return (batches[plan] for plan in plans)
+    return DataLoader(batches, sampler=plans, batch_size=None, num_workers=min(workers, len(plans)) or 1,
+                      pin_memory=pin_memory, prefetch_factor=PREFETCH_BATCHES)

@@ -64,7 +64,7 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
     ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows,
                   workers=loader_workers(-1, device, 1))
     has_audio = torch.from_numpy(arrays.has_audio.copy())
-    est = estimate_noise(ev, labels, has_audio, cfg, len(classes))
+    est = estimate_noise(ev, labels, has_audio, cfg, len(classes), device)
     p_av = torch.softmax(ev["logits_av"], dim=1)
     out = {"audio_pred": ev["logits_a"].argmax(1).numpy(), "visual_pred": ev["logits_v"].argmax(1).numpy(),
            "z_a": ev["z_a"].numpy(), "z_v": ev["z_v"].numpy(), "u": est["u"].numpy(), "p_av": p_av.numpy(),

@@ -299,7 +299,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         estimates = {}
         if cfg.method == "ntl":
             ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device, workers=workers), n, ctx)
-            est = estimate_noise(ev, labels, has_audio, cfg, k)
+            est = estimate_noise(ev, labels, has_audio, cfg, k, device)
             state.update_estimates(est, epoch, cfg)
             estimates = {"est_label_noise": float((1 - est["r"]).mean()),
                          "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,

@@ -17,7 +17,7 @@ from auditor.cli_model import add_train_arguments
 from auditor.cli_review import add_export_arguments
 from auditor.data.noise import NOISE_TYPES
 from auditor.data.synth import CLASSES as SAMPLE_CLASSES
-from auditor.data.synth import MAX_CLASSES
+from auditor.data.synth import MAX_CLASSES, MEDIA
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
@@ -56,6 +56,11 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                    help="clips of A-B seconds (or S: all S seconds) whose class sound is one short event (2-3 s) at "
                         "a random place over a quiet background (truth.csv: event_start_s, event_end_s; "
                         "default: 2-5 s clips with sound throughout)")
+    p.add_argument("--media", choices=MEDIA, default=MEDIA[0],
+                   help="uniform: every clip H.264 + AAC .mp4, 128x128, 25 fps, 16 kHz mono; mixed: each clip in a "
+                        "random container (.mp4/.mkv/.webm/.mov), frame size, frame rate, sample rate "
+                        "(16/44.1/48 kHz) and mono/stereo, as scraped collections are (truth.csv: container, width, "
+                        "height, fps, sample_rate, channels, video_codec, audio_codec)")
     p.add_argument("--workers", type=int, default=None)
 
 

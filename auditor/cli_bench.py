@@ -49,10 +49,11 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated data settings, each 'clean' or parts joined by '+' in this order: symR | "
                         "asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX (long-tailed class sizes, "
                         "largest:smallest = X), muteF (share of clips with a silent sound track), durA-B (clips of "
-                        "A-B s whose class sound is one short event at a random place) and clsK (K classes); "
+                        "A-B s whose class sound is one short event at a random place), clsK (K classes) and mixed "
+                        "(each clip in its own container, codecs, frame size, frame rate and sample rate); "
                         "or a suite: 'table' (the default: "
                         f"{describe_settings(TABLE)}), 'grid' ({describe_grid()}), 'quick' ({QUICK_SETTING.name}). "
-                        "E.g. sym0.4+mm0.2,asym0.2,sym0.2+lt8+mute0.04")
+                        "E.g. sym0.4+mm0.2,asym0.2,sym0.2+lt8+mute0.04,sym0.1+mm0.05+mixed")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of: {','.join(METHODS)} (default: all)")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"repeat every setting with K seeds of the split, data and training alike (mean ± std; "

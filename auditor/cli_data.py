@@ -21,7 +21,7 @@ def run_sample(args: argparse.Namespace) -> int:
                                noise_type=args.noise_type, mismatch=args.mismatch, seed=args.seed,
                                test_clips=args.test_clips, imbalance=args.imbalance, muted=args.muted,
                                num_classes=args.classes, clip_seconds=parse_clip_seconds(args.clip_seconds),
-                               workers=args.workers)
+                               media=args.media, workers=args.workers)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
 

@@ -113,6 +113,20 @@ def test_settings_the_generator_cannot_make_are_refused_naming_the_option(tmp_pa
         check_generator(parse_settings("sym0.4+dur10-30"))
 
 
+def test_mixed_media_setting_part():
+    setting = parse_settings("sym0.1+mm0.05+mixed")[0]
+    assert setting == Setting("symmetric", 0.1, 0.05, media="mixed") and setting.name == "sym0.1+mm0.05+mixed"
+    assert parse_settings(setting.name) == [setting] and parse_settings("MIXED") == [Setting(media="mixed")]
+    assert parse_settings("sym0.2+lt8+mute0.04+dur10-30+cls16+mixed")[0].media == "mixed"
+    assert setting.generator_args() == {"label_noise": 0.1, "noise_type": "symmetric", "mismatch": 0.05,
+                                        "media": "mixed"}
+    assert "media" not in Setting("symmetric", 0.1, 0.05).generator_args()  # uniform data is still reused
+    check_generator([setting])  # generate_dataset has media=
+    for bad in ("sym0.1+mixed+mm0.05", "mixedsym0.1", "sym0.1+mix", "sym0.1+mixed+"):
+        with pytest.raises(UserError, match="--settings"):
+            parse_settings(bad)
+
+
 def test_bench_generates_long_clips_once_and_reuses_them(tmp_path, monkeypatch):
     import auditor.bench.run as bench_run
 

@@ -29,11 +29,12 @@ warm-up epochs (TrainConfig.warmup_epochs resolved):
 Settings syntax (:func:`parse_settings`): comma-separated items, each ``clean`` or parts in this order, joined by
 ``+``: ``symR`` | ``asymR`` (label-noise rate R in [0, 1)), ``mmM`` (mismatch rate M in [0, 1]), ``ltX`` (class
 sizes long-tailed, largest : smallest = X), ``muteF`` (share F of clips with a present but silent sound track),
-``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``clsK`` (K classes); e.g.
-``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``. Suites: ``table`` (the issue's table,
-:data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset option
-(:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, cls -> num_classes); a bench
-refuses a setting whose option the generator lacks.
+``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``clsK`` (K classes), ``mixed``
+(each clip in its own container, codecs, frame size, frame rate, sample rate and channel layout); e.g.
+``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.05+mixed``. Suites: ``table``
+(the issue's table, :data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset
+option (:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, cls -> num_classes,
+mixed -> media="mixed"); a bench refuses a setting whose option the generator lacks.
 
 Seed splits (:data:`SPLITS`): ``dev`` seeds 0.. for choosing defaults, ``report`` seeds 1000.. for the numbers
 reported; the two never overlap (at most MAX_SEEDS seeds each).
@@ -88,7 +89,8 @@ CLEAN_NAME = "clean"
 @dataclass(frozen=True)
 class Setting:
     """One setting of the generated data: noise_type in NOISE_TYPES (or DATA_NOISE_TYPE), rates in [0, 1], and
-    the generator's data shape (imbalance 1 = balanced; seconds / classes None = the generator's own)."""
+    the generator's data shape (imbalance 1 = balanced; seconds / classes None = the generator's own; media
+    "uniform" or "mixed", synth.MEDIA)."""
 
     noise_type: str = NOISE_TYPES[0]
     label_noise: float = 0.0
@@ -97,10 +99,12 @@ class Setting:
     muted: float = 0.0
     seconds: tuple[float, float] | None = None
     classes: int | None = None
+    media: str = "uniform"
 
     @property
     def name(self) -> str:
-        """e.g. ``sym0.4+mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``clean``; :func:`parse_settings` reads it back."""
+        """e.g. ``sym0.4+mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.05+mixed``, ``clean``;
+        :func:`parse_settings` reads it back."""
         if self == Setting():
             return CLEAN_NAME
         parts = [f"{NOISE_SHORT.get(self.noise_type, self.noise_type)}{self.label_noise:g}", f"mm{self.mismatch:g}"]
@@ -108,6 +112,7 @@ class Setting:
         parts += [f"mute{self.muted:g}"] if self.muted else []
         parts += [f"dur{self.seconds[0]:g}-{self.seconds[1]:g}"] if self.seconds else []
         parts += [f"cls{self.classes}"] if self.classes else []
+        parts += [self.media] if self.media != "uniform" else []
         return "+".join(parts)
 
     def generator_args(self) -> dict:
@@ -126,6 +131,7 @@ GENERATOR_OPTIONS: dict[str, tuple[str, str]] = {
     "muted": ("muted", "clips with a present but silent sound track"),
     "seconds": ("clip_seconds", "long clips with a short sound event at a random place"),
     "classes": ("num_classes", "a chosen number of classes (up to synth.MAX_CLASSES)"),
+    "media": ("media", "clips in mixed containers, codecs, frame sizes, frame rates and sample rates"),
 }
 
 # The issue's table: no noise at all (false alarms), low noise, long-tailed ~8:1 with 4% muted sound tracks,
@@ -146,8 +152,8 @@ _NOISE_NAMES = {name: t for t, short in NOISE_SHORT.items() for name in (t, shor
 _NUM = r"\d*\.?\d+"
 _ITEM = re.compile(rf"^(?:(?P<type>{'|'.join(sorted(_NOISE_NAMES, key=len, reverse=True))})(?P<r>{_NUM}))?"
                    rf"(?:\+?mm(?P<m>{_NUM}))?(?:\+?lt(?P<lt>{_NUM}))?(?:\+?mute(?P<mute>{_NUM}))?"
-                   rf"(?:\+?dur(?P<d0>{_NUM})-(?P<d1>{_NUM}))?(?:\+?cls(?P<cls>\d+))?$")
-_EXAMPLES = "sym0.4+mm0.2, asym0.2, mm0.2, sym0.2+lt8+mute0.04, clean, table, grid or quick"
+                   rf"(?:\+?dur(?P<d0>{_NUM})-(?P<d1>{_NUM}))?(?:\+?cls(?P<cls>\d+))?(?:\+?(?P<media>mixed))?$")
+_EXAMPLES = "sym0.4+mm0.2, asym0.2, mm0.2, sym0.2+lt8+mute0.04, sym0.1+mm0.05+mixed, clean, table, grid or quick"
 
 # Seed splits: the first seed of each; a split has at most MAX_SEEDS seeds so that they never overlap.
 SPLITS: dict[str, int] = {"dev": 0, "report": 1000}
@@ -193,7 +199,8 @@ def _parse_item(raw: str, item: str) -> Setting:
         if not ok:
             raise UserError(f"--settings: {raw!r}: {what}")
     return Setting(_NOISE_NAMES[m["type"]] if m["type"] else NOISE_TYPES[0], rate, mism, lt, mute,
-                   (float(m["d0"]), float(m["d1"])) if m["d0"] else None, int(m["cls"]) if m["cls"] else None)
+                   (float(m["d0"]), float(m["d1"])) if m["d0"] else None, int(m["cls"]) if m["cls"] else None,
+                   m["media"] or "uniform")
 
 
 def parse_methods(text: str) -> tuple[str, ...]:

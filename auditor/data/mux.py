@@ -3,6 +3,7 @@
 * :func:`container_format`: the PyAV/FFmpeg muxer name for a file suffix.
 * :func:`encode_audio`: (C, n) float32 samples -> the encoded packets of an audio stream, flushed.
 * :func:`encode_video`: (F, H, W, 3) uint8 frames -> the encoded packets of a video stream, flushed.
+* :func:`resample_audio`: (C, n) float32 samples at one rate -> the same sound at another rate, n * new / old long.
 * :func:`swap_audio`: a clip's picture with another clip's sound track, remuxed without re-encoding when possible.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -47,15 +48,40 @@ def encode_audio(stream: av.AudioStream, samples: np.ndarray, rate: int) -> list
     return packets
 
 
-def encode_video(stream: av.VideoStream, frames: np.ndarray, fps: int) -> list[av.Packet]:
-    """Encode ``frames`` ((F, H, W, 3) uint8 RGB) on ``stream`` with pts in frames at ``fps``; returns every
-    packet, the encoder's flush included."""
+def encode_video(stream: av.VideoStream, frames: Iterable[np.ndarray], fps: int) -> list[av.Packet]:
+    """Encode ``frames`` ((F, H, W, 3) uint8 RGB, or an iterable of (H, W, 3) frames) on ``stream`` with pts in
+    frames at ``fps``; returns every packet, the encoder's flush included. Frames whose size differs from the
+    stream's width x height are scaled to it by PyAV (swscale, bilinear) as they are converted to its pix_fmt."""
     packets: list[av.Packet] = []
     for i, img in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
         packets.extend(stream.encode(_at(frame, i, fps)))
     packets.extend(stream.encode(None))
     return packets
+
+
+def resample_audio(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """``samples`` ((C, n) float32, C = 1 or 2, at ``rate``) resampled to ``new_rate`` with PyAV's
+    AudioResampler (swresample): (C, round(n * new_rate / rate)) float32, time-aligned with the input (sample 0
+    at time 0; the filter's tail flushed, the length cut or zero-padded to the exact count). Deterministic;
+    digital silence stays exactly zero. Same rate: the samples unchanged."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if new_rate == rate:
+        return samples
+    channels, n = samples.shape
+    count = int(round(n * new_rate / rate))
+    if n == 0:
+        return np.zeros((channels, 0), np.float32)
+    layout = "mono" if channels == 1 else "stereo"
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=new_rate)
+    frame = _at(av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout), 0, rate)
+    frame.sample_rate = rate
+    chunks = [f.to_ndarray() for f in resampler.resample(frame)] + [f.to_ndarray() for f in resampler.resample(None)]
+    out = np.zeros((channels, count), np.float32)
+    if chunks:
+        joined = np.concatenate(chunks, axis=1)[:, :count]
+        out[:, : joined.shape[1]] = joined
+    return out
 
 
 def _at(frame, pts: int, rate: int):

@@ -3,7 +3,10 @@
 Every clip is drawn from its own random stream ``np.random.default_rng([seed, index])`` and rendered with numpy
 (signed-distance shapes with soft edges, no per-pixel Python loops), then encoded with PyAV as H.264 (libx264,
 yuv420p, one thread, 25 fps, 128x128) + AAC (16 kHz mono) in an ``.mp4`` without time stamps or version strings,
-so the same arguments give byte-identical files.
+so the same arguments give byte-identical files. With ``generate_dataset(media="mixed")`` each clip is instead
+written in a container, codecs, frame size, frame rate, sample rate and channel layout of its own
+(:class:`MediaFormat`, :func:`media_format`, :func:`encode_clip`), as scraped collections are; what it shows and
+sounds like does not change.
 
 Per clip, everything that is not the class varies: object size, position, colours (random hues; the object's
 brightness only contrasts with the background), background (smooth noise / gradient / stripes), tempo, swing
@@ -31,12 +34,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
-from auditor.data.mux import encode_audio, encode_video
+from auditor.data.mux import _mux_sorted, _output, encode_audio, encode_video, resample_audio
 from auditor.data.noise import (
     NOISE_TYPES,
     choose_label_noise,
@@ -82,6 +85,29 @@ _CANVAS = SIZE + 2 * _JIT
 _YY, _XX = np.mgrid[0:_CANVAS, 0:_CANVAS].astype(np.float32) + 0.5
 _ORDER_STREAM = (0, 0x0A10)
 _TEST_ORDER_STREAM = (0, 0x0A13)
+
+# generate_dataset(media=...): "uniform" writes every clip as below (encode_mp4); "mixed" draws each clip's
+# MediaFormat (media_format) from its own stream np.random.default_rng([seed, index, _MEDIA_STREAM]).
+MEDIA = ("uniform", "mixed")
+_MEDIA_STREAM = 0x3ED1A
+MIXED_CONTAINERS = ("mp4", "mkv", "webm", "mov")
+MIXED_SIZES = ((160, 120), (128, 128), (176, 144), (96, 128), (192, 108))  # (width, height)
+MIXED_FPS = (25, 30, 24, 15)
+MIXED_SAMPLE_RATES = (16_000, 44_100, 48_000)
+MIXED_BALANCE_DB = (0.5, 3.0)  # a stereo clip with unequal channels: one channel this much quieter (uniform)
+# Codec (the name FFmpeg's decoder reports) -> (encoder, its options); libx264/libvpx on one thread, libvpx with
+# the "good" deadline at a fixed cpu-used (the "realtime" deadline picks its speed from the clock: not
+# reproducible). The native Vorbis encoder is "experimental" in FFmpeg and encodes stereo only.
+_ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
+    "h264": ("libx264", {"threads": "1", "preset": "veryfast", "crf": "23"}),
+    "vp8": ("libvpx", {"threads": "1", "deadline": "good", "cpu-used": "4", "crf": "10", "b": "1M"}),
+    "vp9": ("libvpx-vp9", {"threads": "1", "deadline": "good", "cpu-used": "5", "crf": "32", "b": "0",
+                           "row-mt": "0"}),
+    "aac": ("aac", {"aac_coder": "fast"}),
+    "opus": ("libopus", {}),
+    "vorbis": ("vorbis", {"strict": "experimental"}),
+}
+AUDIO_BIT_RATE = 48_000  # per channel (the Vorbis encoder picks its own)
 
 
 # ================================================================================================================
@@ -1000,11 +1026,105 @@ def _add_event(out: np.ndarray, m: dict, rng: np.random.Generator, start: float,
     out[a:b] += sound
 
 
+@dataclass(frozen=True)
+class MediaFormat:
+    """How one clip is written: container (the file suffix, no dot), codecs (FFmpeg decoder names, keys of
+    ``_ENCODERS``), picture size (None: the rendered frames' own, 128x128), frame rate, sample rate, channels and,
+    for stereo, ``balance_db``: the right channel's level relative to the left's in dB (0: the same signal on
+    both; < 0: the right one quieter, > 0: the left one; the louder channel keeps the rendered level).
+    The default is the "uniform" format of every clip of ``generate_dataset(media="uniform")``."""
+
+    container: str = "mp4"
+    video_codec: str = "h264"
+    audio_codec: str = "aac"
+    width: int | None = None
+    height: int | None = None
+    fps: int = FPS
+    sample_rate: int = SAMPLE_RATE
+    channels: int = 1
+    balance_db: float = 0.0
+
+    def truth_columns(self) -> dict:
+        """The columns truth.csv gains for this clip with ``media="mixed"``."""
+        return {"container": self.container, "width": self.width or SIZE, "height": self.height or SIZE,
+                "fps": self.fps, "sample_rate": self.sample_rate, "channels": self.channels,
+                "video_codec": self.video_codec, "audio_codec": self.audio_codec}
+
+
+UNIFORM_MEDIA = MediaFormat()
+MEDIA_COLUMNS = tuple(UNIFORM_MEDIA.truth_columns())
+
+
+def media_format(seed: int, index: int) -> MediaFormat:
+    """The "mixed" format of clip ``index`` of ``seed``, from its own stream (``default_rng([seed, index,
+    _MEDIA_STREAM])``, independent of everything else about the clip): each choice uniform among
+
+    * container MIXED_CONTAINERS: .mp4 / .mov = H.264 + AAC; .mkv = H.264 + AAC or Opus; .webm = VP8 or VP9 +
+      Opus, or Vorbis (stereo only);
+    * size MIXED_SIZES (the 128x128 picture scaled to it, aspect ratio not kept); frame rate MIXED_FPS;
+    * channels 1 or 2 (stereo: half the clips the same signal on both, half one channel quieter by
+      U(MIXED_BALANCE_DB) dB); sample rate MIXED_SAMPLE_RATES, except Opus: always 48 kHz (what it decodes to).
+    """
+    u = np.random.default_rng([int(seed), int(index), _MEDIA_STREAM]).random(10)  # a fixed number of draws
+
+    def pick(options, x):
+        return options[min(int(x * len(options)), len(options) - 1)]
+
+    container = pick(MIXED_CONTAINERS, u[0])
+    width, height = pick(MIXED_SIZES, u[1])
+    fps = pick(MIXED_FPS, u[2])
+    channels = pick((1, 2), u[3])
+    sample_rate = pick(MIXED_SAMPLE_RATES, u[4])
+    video_codec, audio_codec = "h264", "aac"
+    if container == "mkv":
+        audio_codec = pick(("aac", "opus"), u[5])
+    elif container == "webm":
+        video_codec = pick(("vp8", "vp9"), u[6])
+        audio_codec = pick(("opus", "vorbis"), u[5]) if channels == 2 else "opus"
+    if audio_codec == "opus":
+        sample_rate = 48_000
+    balance = 0.0
+    if channels == 2 and u[7] < 0.5:
+        balance = float(np.interp(u[8], (0.0, 1.0), MIXED_BALANCE_DB)) * (1.0 if u[9] < 0.5 else -1.0)
+    return MediaFormat(container, video_codec, audio_codec, width, height, fps, sample_rate, channels, balance)
+
+
+def _retime(frames: Iterable[np.ndarray], fps: int, count: int) -> Iterator[np.ndarray]:
+    """``count`` frames at ``fps`` showing the FPS-rate ``frames``: output frame k is the input frame nearest
+    k / fps seconds, floor(k * FPS / fps + 1/2), or the last one where the input ends before. Streams (one frame
+    held)."""
+    source = iter(frames)
+    held, have = None, -1
+    for k in range(count):
+        want = (2 * k * FPS + fps) // (2 * fps)
+        while have < want:
+            frame = next(source, None)
+            if frame is None:
+                break
+            held, have = frame, have + 1
+        yield held
+
+
 def encode_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], audio: np.ndarray) -> None:
     """Write ``frames`` ((F, H, W, 3) uint8 at 25 fps, or an iterable of (H, W, 3) frames, encoded as they come)
-    and ``audio`` ((n,) float32 mono 16 kHz) as H.264 + AAC mp4.
+    and ``audio`` ((n,) float32 mono 16 kHz) as H.264 + AAC mp4 (:func:`encode_clip` in the uniform format).
 
     Deterministic: one x264 thread, bit-exact muxing (no creation time, no version strings from the muxer).
+    """
+    encode_clip(path, frames, audio)
+
+
+def encode_clip(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], audio: np.ndarray,
+                media: MediaFormat = UNIFORM_MEDIA) -> None:
+    """Write ``frames`` (rendered at 25 fps: (F, H, W, 3) uint8, or an iterable of (H, W, 3) frames, encoded as
+    they come) and ``audio`` ((n,) float32 mono 16 kHz, n = F * 640) to ``path`` in the format ``media``:
+    the picture scaled to media's width x height (PyAV's swscale, bilinear) and re-timed to its frame rate
+    (:func:`_retime`: round(n / 16000 * fps) frames, so the picture lasts as long as the sound within half a frame
+    of the new rate), the sound resampled to its sample rate (:func:`auditor.data.mux.resample_audio`, same
+    duration) and, for stereo, copied to both channels with ``balance_db`` between them (digital silence stays
+    silence). The container is the one of ``path``'s suffix (:func:`auditor.data.mux.container_format`).
+
+    Deterministic: one encoder thread, fixed encoder settings, bit-exact muxing; written under a temporary name.
     """
     path = Path(path)
     if isinstance(frames, np.ndarray):
@@ -1016,29 +1136,43 @@ def encode_mp4(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], audi
             raise ValueError(f"{path}: no frames to encode")
         height, width = first.shape[0], first.shape[1]
         frames = itertools.chain([first], stream)
-    tmp = path.with_name(path.name + ".part.mp4")
-    with av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as container:
-        vs = container.add_stream("libx264", rate=FPS,
-                                  options={"threads": "1", "preset": "veryfast", "crf": "23", "g": "50"})
+    width, height = media.width or width, media.height or height
+    if media.fps != FPS:
+        frames = _retime(frames, media.fps, max(1, int(round(len(audio) * media.fps / SAMPLE_RATE))))
+    samples = audio[None, :]
+    if media.sample_rate != SAMPLE_RATE:
+        samples = resample_audio(samples, SAMPLE_RATE, media.sample_rate)
+    if media.channels == 2:
+        gains = 10 ** (-max(media.balance_db, 0.0) / 20), 10 ** (min(media.balance_db, 0.0) / 20)
+        samples = np.concatenate([samples * np.float32(g) for g in gains]).astype(np.float32)
+    vcodec, voptions = _ENCODERS[media.video_codec]
+    acodec, aoptions = _ENCODERS[media.audio_codec]
+    with _output(path) as container:
+        vs = container.add_stream(vcodec, rate=media.fps, options=voptions | {"g": str(2 * media.fps)})
         vs.width, vs.height = width, height
         vs.pix_fmt = "yuv420p"
         vs.codec_context.thread_count = 1
-        aus = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono", options={"aac_coder": "fast"})
-        aus.bit_rate = 48_000
+        aus = container.add_stream(acodec, rate=media.sample_rate, layout="mono" if media.channels == 1 else "stereo",
+                                   options=dict(aoptions))
+        aus.bit_rate = AUDIO_BIT_RATE * media.channels
         aus.codec_context.thread_count = 1
-        container.mux(encode_video(vs, frames, FPS))
-        container.mux(encode_audio(aus, audio[None, :], SAMPLE_RATE))
-    os.replace(tmp, path)
+        vpackets = encode_video(vs, frames, media.fps)
+        apackets = encode_audio(aus, samples, media.sample_rate)
+        if media == UNIFORM_MEDIA:  # the order the uniform files have always been muxed in (same bytes)
+            container.mux(vpackets)
+            container.mux(apackets)
+        else:
+            _mux_sorted(container, [(p, vs) for p in vpackets] + [(p, aus) for p in apackets])
 
 
-def _render_task(task: tuple[str, int, int, str, str, bool, tuple[float, float] | None]) -> float:
+def _render_task(task: tuple[str, int, int, str, str, bool, tuple[float, float] | None, MediaFormat]) -> float:
     """Render and write one clip; returns its length in seconds."""
-    path, seed, index, visual_class, audio_class, muted, clip_seconds = task
+    path, seed, index, visual_class, audio_class, muted, clip_seconds, media = task
     if clip_seconds is None:
         frames, audio = render_clip(seed, index, visual_class, audio_class)
     else:
         frames, audio, _ = _event_clip(seed, index, visual_class, audio_class, clip_seconds)
-    encode_mp4(path, frames, np.zeros_like(audio) if muted else audio)
+    encode_clip(path, frames, np.zeros_like(audio) if muted else audio, media)
     return len(audio) / SAMPLE_RATE
 
 
@@ -1102,8 +1236,8 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: float = 0.0,
                      noise_type: str = "symmetric", mismatch: float = 0.0, seed: int = 0,
                      test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, num_classes: int = len(CLASSES),
-                     clip_seconds: tuple[float, float] | None = None, workers: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> dict:
+                     clip_seconds: tuple[float, float] | None = None, media: str = "uniform",
+                     workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Render the procedural audio-visual data set into ``out_dir``.
 
     Writes ``out_dir/clips/clip_NNNNN.mp4`` (H.264 yuv420p 128x128 at 25 fps + AAC 16 kHz mono, 2-5 s unless
@@ -1130,6 +1264,19 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     (seconds, 3 decimals, 0 <= start < end <= the clip's length; empty for a muted clip, which stays digital
     silence throughout). None (default): 2-5 s clips whose sound spans the clip, and no event columns.
 
+    ``media`` "uniform" (default): every clip as above, ``clip_NNNNN.mp4``. "mixed": the media real collections
+    mix. Each clip (test split included) is written in its own :class:`MediaFormat` drawn by :func:`media_format`
+    from a stream of its own (``default_rng([seed, index, _MEDIA_STREAM])``), so its picture content, labels, sound,
+    mismatch, muting and event are those of the uniform clip of the same arguments: a container ``clip_NNNNN.mp4``
+    / ``.mov`` (H.264 + AAC), ``.mkv`` (H.264 + AAC or Opus) or ``.webm`` (VP8 or VP9 + Opus or Vorbis); the
+    128x128 picture scaled to 160x120, 128x128, 176x144, 96x128 or 192x108 (aspect ratio not kept); 25, 30, 24 or
+    15 fps (frame k = the rendered 25-fps frame nearest k / fps s, the clip's duration kept within half a frame);
+    16, 44.1 or 48 kHz (Opus: 48 kHz), mono or stereo (the same signal on both channels, or one up to 3 dB
+    quieter) resampled from the rendered 16-kHz sound (a muted clip stays digital silence). labels.csv and
+    truth.csv name those files, and truth.csv ends with ``container,width,height,fps,sample_rate,channels,
+    video_codec,audio_codec`` (container = the suffix without the dot, codecs as FFmpeg's decoders name them:
+    h264, vp8, vp9, aac, opus, vorbis). Byte-identical files for the same arguments, as for "uniform".
+
     Returns ``{"clips", "classes" (count), "noisy", "mismatched", "test_clips", "seconds" (wall time)}``.
     Raises ``ValueError`` (``UserError``) naming a bad argument.
     """
@@ -1147,6 +1294,8 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         raise UserError(f"unknown noise type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
     if clip_seconds is not None:
         clip_seconds = check_clip_seconds(clip_seconds)
+    if media not in MEDIA:
+        raise UserError(f"unknown media {media!r}; valid: {', '.join(MEDIA)}")
     out_dir = Path(out_dir)
 
     vocabulary = class_vocabulary(_check_int("num_classes", num_classes, 1))
@@ -1157,17 +1306,18 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     donors = choose_mismatch([vocabulary[c][1] for c in true_labels], mismatch, mismatch_rng(seed))
     audio_labels = [true_labels[i] if d is None else true_labels[d] for i, d in enumerate(donors)]
     muted_clips = choose_muted(donors, muted, muted_rng(seed))
-    names = [f"clips/clip_{i:05d}.mp4" for i in range(clips)]
+    formats = [media_format(seed, i) if media == "mixed" else UNIFORM_MEDIA for i in range(clips + test_clips)]
+    names = [f"clips/clip_{i:05d}.{formats[i].container}" for i in range(clips)]
 
     test_labels = _class_labels(test_clips, np.random.default_rng([seed, *_TEST_ORDER_STREAM]), 1.0, classes)
-    test_names = [f"clips/clip_{j:05d}.mp4" for j in range(test_clips)]
+    test_names = [f"clips/clip_{j:05d}.{formats[clips + j].container}" for j in range(test_clips)]
 
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     if test_clips:
         (out_dir / "test" / "clips").mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m, clip_seconds)
+    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m, clip_seconds, formats[i])
              for i, (name, v, a, m) in enumerate(zip(names, true_labels, audio_labels, muted_clips, strict=True))]
-    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False, clip_seconds)
+    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False, clip_seconds, formats[clips + j])
               for j, (name, v) in enumerate(zip(test_names, test_labels, strict=True))]
 
     total = len(tasks)
@@ -1191,9 +1341,12 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     if clip_seconds is not None:
         events = [None if m else _event_columns(seed, i, clip_seconds) for i, m in enumerate(muted_clips)]
         test_events = [_event_columns(seed, clips + j, clip_seconds) for j in range(test_clips)]
-    _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None, events)
+    mixed = media == "mixed"
+    _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None, events,
+                  formats[:clips] if mixed else None)
     if test_clips:
-        _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels, events=test_events)
+        _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels, events=test_events,
+                      media=formats[clips:] if mixed else None)
     return {
         "clips": clips,
         "classes": len(classes),
@@ -1213,12 +1366,15 @@ def _event_columns(seed: int, index: int, clip_seconds: tuple[float, float]) -> 
 
 def _write_tables(root: Path, names: list[str], true_labels: list[str], given: list[str],
                   audio_labels: list[str], muted: list[bool] | None = None,
-                  events: list[tuple[float, float] | None] | None = None) -> None:
+                  events: list[tuple[float, float] | None] | None = None,
+                  media: list[MediaFormat] | None = None) -> None:
     """labels.csv and truth.csv; ``events`` (None: no event columns) adds event_start_s,event_end_s, empty for a
-    clip whose entry is None."""
-    extra = None
+    clip whose entry is None; ``media`` (None: no media columns) then adds MEDIA_COLUMNS."""
+    extra = {}
     if events is not None:
         extra = {"event_start_s": [e[0] if e else None for e in events],
                  "event_end_s": [e[1] if e else None for e in events]}
+    if media is not None:
+        extra |= {column: [f.truth_columns()[column] for f in media] for column in MEDIA_COLUMNS}
     write_tables(root, names, true_labels, given, audio_labels,
                  [int(a != t) for a, t in zip(audio_labels, true_labels, strict=True)], muted, extra)

@@ -137,10 +137,18 @@ def test_every_mixed_clip_decodes_and_is_ingested(sets, tmp_path):
 
 
 def _frames32(path: Path) -> tuple[np.ndarray, int]:
-    """Every decoded frame scaled to 32x32 (whole picture, no crop) as float32, and the frame rate."""
+    """Every decoded frame's centre square (what the ingest keeps of a frame) scaled to 32x32, as float32, and the
+    frame rate."""
     with av.open(str(path)) as container:
         v = container.streams.video[0]
-        frames = [f.reformat(width=32, height=32, format="rgb24").to_ndarray() for f in container.decode(v)]
+        frames = []
+        for f in container.decode(v):
+            img = f.to_ndarray(format="rgb24")
+            side = min(img.shape[:2])
+            top, left = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+            square = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[top:top + side, left:left + side]),
+                                                format="rgb24")
+            frames.append(square.reformat(width=32, height=32).to_ndarray())
         return np.stack(frames).astype(np.float32), int(v.average_rate)
 
 

@@ -1089,6 +1089,19 @@ def media_format(seed: int, index: int) -> MediaFormat:
     return MediaFormat(container, video_codec, audio_codec, width, height, fps, sample_rate, channels, balance)
 
 
+def _boxed(frames: Iterable[np.ndarray], aspect: float) -> Iterator[np.ndarray]:
+    """Each (H, W, 3) frame centred on black bars to the width : height ``aspect`` (pillarbox or letterbox), so a
+    frame scaled to another shape keeps its whole picture undistorted in its centre, as a camera's own
+    recording of another shape would show it to a decoder that crops the centre square."""
+    for frame in frames:
+        h, w = frame.shape[:2]
+        new_h, new_w = (h, max(w, round(h * aspect))) if aspect >= w / h else (max(h, round(w / aspect)), w)
+        top, left = (new_h - h) // 2, (new_w - w) // 2
+        out = np.zeros((new_h, new_w, 3), np.uint8)
+        out[top:top + h, left:left + w] = frame
+        yield out
+
+
 def _retime(frames: Iterable[np.ndarray], fps: int, count: int) -> Iterator[np.ndarray]:
     """``count`` frames at ``fps`` showing the FPS-rate ``frames``: output frame k is the input frame nearest
     k / fps seconds, floor(k * FPS / fps + 1/2), or the last one where the input ends before. Streams (one frame
@@ -1118,7 +1131,8 @@ def encode_clip(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], aud
                 media: MediaFormat = UNIFORM_MEDIA) -> None:
     """Write ``frames`` (rendered at 25 fps: (F, H, W, 3) uint8, or an iterable of (H, W, 3) frames, encoded as
     they come) and ``audio`` ((n,) float32 mono 16 kHz, n = F * 640) to ``path`` in the format ``media``:
-    the picture scaled to media's width x height (PyAV's swscale, bilinear) and re-timed to its frame rate
+    the picture centred on black bars to media's aspect ratio (:func:`_boxed`), scaled to its width x height
+    (PyAV's swscale, bilinear) and re-timed to its frame rate
     (:func:`_retime`: round(n / 16000 * fps) frames, so the picture lasts as long as the sound within half a frame
     of the new rate), the sound resampled to its sample rate (:func:`auditor.data.mux.resample_audio`, same
     duration) and, for stereo, copied to both channels with ``balance_db`` between them (digital silence stays
@@ -1136,6 +1150,8 @@ def encode_clip(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], aud
             raise ValueError(f"{path}: no frames to encode")
         height, width = first.shape[0], first.shape[1]
         frames = itertools.chain([first], stream)
+    if media.width and media.width * height != media.height * width:
+        frames = _boxed(frames, media.width / media.height)
     width, height = media.width or width, media.height or height
     if media.fps != FPS:
         frames = _retime(frames, media.fps, max(1, int(round(len(audio) * media.fps / SAMPLE_RATE))))

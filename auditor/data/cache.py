@@ -10,8 +10,8 @@ path, file size, mtime in ns, preprocessing digest): a re-run decodes nothing, a
 decoded again. Every entry is written to a temporary name and renamed, so a killed ingest never leaves a
 half-written entry that a later run would trust. Every PACK_EVERY decoded clips and at the end, the entries are
 packed into the data set's memory-mapped store (data/store.py) and deleted: the store is what training and
-scoring read (:func:`load_arrays`), one row per window (window w > 0 of clip ``key`` is row ``key@w``). One ingest at a time holds a parameters' folder (``.ingest.lock``), so
-torchrun's ranks decode once. The cache root is ``DIR/.auditor/cache`` or, when DIR is read-only,
+scoring read (:func:`load_arrays`), one row per window (window w > 0 of clip ``key`` is row ``key@w``). One
+ingest at a time holds a parameters' folder (``.ingest.lock``), so torchrun's ranks decode once. The cache root is ``DIR/.auditor/cache`` or, when DIR is read-only,
 ``~/.cache/av-auditor/<sha1 of DIR>`` (data/cache_location.py).
 """
 

@@ -298,6 +298,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
         # sharded over ranks and gathered.
         estimates = {}
         if cfg.method == "ntl":
+            est_started = time.time()
             ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device, workers=workers), n, ctx)
             est = estimate_noise(ev, labels, has_audio, cfg, k, device)
             state.update_estimates(est, epoch, cfg)
@@ -306,7 +307,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                          # agreement of the corrected distribution's argmax with the given labels
                          "q_agreement": float((est["q"].argmax(1) == labels).float().mean()),
                          "w_mixture": est["w_fit"].summary(), "r_mixture": est["r_fit"].summary(),
-                         "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])}}
+                         "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])},
+                         "estimate_s": round(time.time() - est_started, 2)}
         if ctx.rank == 0:
             elapsed = time.time() - t0
             save_checkpoint(ckpt_path, model, opt, sched, state.as_dict(), epoch + 1, elapsed, cfg, classes,
@@ -317,6 +319,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                                       "epochs_total": cfg.epochs_total,
                                       "losses": {k_: v / steps_per_epoch for k_, v in sums.items()}, **estimates,
                                       "elapsed_s": round(elapsed, 2),
+                                      # this process's CPU seconds so far (all its threads): cost under load
+                                      "cpu_s": round(time.process_time(), 2),
                                       "eta_s": round(eta, 1) if eta is not None else None})
         dist.barrier()
     if bar is not None:

@@ -14,7 +14,7 @@ from auditor.data.features import audio_level_dbfs
 from auditor.data.params import PreprocessParams
 from auditor.model.config import TrainConfig
 from auditor.model.estimate import evaluate
-from auditor.model.inputs import draw_batch, make_inputs
+from auditor.model.inputs import draw_batch, make_inputs, window_draw_weights
 from auditor.model.network import AudioVisualNet
 from auditor.model.presets import get_preset
 from tests.conftest import run_cli
@@ -103,12 +103,15 @@ def test_training_draws_a_window_per_clip_and_evaluation_summarises_them(tmp_pat
     arrays = load_arrays(ingest(tmp_path, PARAMS, workers=1))
     preset = get_preset("cpu")
     idx = np.array([0, 1, 2, 3])
-    seen = set()
-    for seed in range(30):
+    weights = window_draw_weights(arrays.window_levels(idx))
+    assert weights[0].argmax() == 1  # the window of clip 0's tone
+    drawn = []
+    for seed in range(300):
         draws = draw_batch(arrays, idx, preset.num_frames, preset.audio_frames, np.random.default_rng(seed))
         assert ((draws.windows >= 0) & (draws.windows < arrays.window_counts())).all()
-        seen.add(int(draws.windows[0]))
-    assert seen == {0, 1, 2}
+        drawn.append(draws.windows)
+    share = (np.array(drawn)[:, 0, None] == np.arange(3)).mean(0)
+    assert np.abs(share - weights[0]).max() < 0.08
     frames, _ = make_inputs(arrays, idx, draws, preset.audio_frames)
     assert frames.shape[0] == 4
 
@@ -121,13 +124,29 @@ def test_training_draws_a_window_per_clip_and_evaluation_summarises_them(tmp_pat
     assert out["owner"].tolist() == [0, 0, 0, 1, 2, 2, 3] and out["window"].tolist() == [0, 1, 2, 0, 0, 1, 0]
     items, owner, _ = arrays.window_items(idx)
     per_item = evaluate(model, items, np.arange(len(owner)), cfg, torch.device("cpu"))
+    levels = arrays.window_levels(idx)
     for i in range(4):
         mine = np.flatnonzero(owner == i)
-        present = [j for j in mine if items.has_audio[j]] or [mine[0]]
+        loudest = levels[i].max()
+        present = [j for j in mine if items.has_audio[j] and levels[i, out["window"][j]] >= loudest - 10]
+        present = present or [mine[0]]
         best = min(present, key=lambda j: out["ell"][j])
         assert out["best"][mine].tolist() == [j == best for j in mine]
         assert torch.allclose(ev["z_v"][i], per_item["z_v"][best], atol=1e-6)
         assert torch.allclose(ev["logits_av"][i], per_item["logits_av"][mine].mean(0), atol=1e-5)
+
+
+def test_window_draw_weights_follow_the_sound_amplitude():
+    inf = np.inf
+    nan = np.nan
+    w = window_draw_weights(np.array([[-20.0, -20.0, -inf], [-20.0, -40.0, -inf], [nan, nan, -inf],
+                                      [-30.0, -inf, -inf], [-200.0, -200.0, -200.0]]))
+    assert np.allclose(w.sum(1), 1)
+    assert np.allclose(w[0], [0.5, 0.5, 0])  # equally loud: equally likely; no third window: never
+    assert w[1, 0] == pytest.approx(10 / 11)  # 20 dB louder: 10 times the amplitude
+    assert np.allclose(w[2], [0.5, 0.5, 0])  # no sound track: uniform over the clip's windows
+    assert np.allclose(w[3], [1, 0, 0])
+    assert np.allclose(w[4], 1 / 3)  # digital silence throughout: equally (im)probable
 
 
 @pytest.mark.slow

@@ -124,6 +124,16 @@ class ClipArrays:
         return ClipArrays([self.clips[i] for i in idx], [self.labels[i] for i in idx], self.frames, self.mel,
                           lengths, self.has_audio[idx] & present, rows, self.store)
 
+    def window_levels(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), W) float: the sound level (dBFS, features.audio_level_dbfs) of each window of the clips
+        ``idx``; NaN for a window of a clip without a sound track, -inf past a clip's last window."""
+        idx = np.asarray(idx, np.int64)
+        if self.windows is None or self.store is None:
+            return np.zeros((len(idx), 1))
+        rows = self.windows[idx]
+        levels = self.store.index["audio_dbfs"].to_numpy(np.float64)[np.maximum(rows, 0)]
+        return np.where(rows >= 0, levels, -np.inf)
+
     def window_items(self, idx: np.ndarray) -> tuple[ClipArrays, np.ndarray, np.ndarray]:
         """Every window of the clips ``idx`` as one item: (the view, owner (n,) = position in ``idx`` of each item's
         clip, window (n,) = its window number), clip by clip in window order."""

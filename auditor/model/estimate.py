@@ -29,6 +29,9 @@ EVAL_BATCH = 128
 # The feature-distance evidence needs neighbours of the clip's own class: with fewer other clips of its class than
 # this, a clip has no class to be near and is judged by the classifier alone.
 MIN_CLASS_NEIGHBOURS = 2
+# A long clip is judged by its best-aligned window among those whose sound is within this many dB of its loudest
+# window's: the audible parts of its track, not the background between its sound events.
+AUDIBLE_WITHIN_DB = 10.0
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -45,15 +48,19 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     Clips cut into aligned windows (``arrays.windows``) are evaluated window by window and summarised per clip:
     l_{i,s} = the InfoNCE loss of window s among the windows of the other clips (per_clip_infonce, the clip's own
     windows left out of its negatives); the clip's z_v, z_a are those of its best-aligned window s* = argmin_s
-    l_{i,s} over the windows whose sound is present (window 0 when none is), its logits the mean over its
-    windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
+    l_{i,s} over the windows whose sound is present and within AUDIBLE_WITHIN_DB of the clip's loudest window
+    (window 0 when none is), its logits the mean over its windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
     (position in ``indices``), window, ell, cosine (z_v . z_a), best (s == s*)."""
     if arrays.windows is None or len(indices) == 0:
         return _forward(model, arrays, np.asarray(indices), cfg, device, batch_size, workers)
     items, owner, window = arrays.window_items(np.asarray(indices))
     ev = _forward(model, items, np.arange(len(owner)), cfg, device, batch_size, workers)
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
-    ranked = np.where(items.has_audio, ell.numpy(), np.inf)
+    levels = arrays.window_levels(np.asarray(indices))[owner, window]
+    loudest = np.full(len(indices), -np.inf)
+    np.maximum.at(loudest, owner, levels)
+    audible = items.has_audio & (levels >= loudest[owner] - AUDIBLE_WITHIN_DB)
+    ranked = np.where(audible, ell.numpy(), np.inf)
     order = np.lexsort((window, ranked, owner))  # by clip, then l (absent sound last), then window number
     best = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]] if len(order) else order
     counts = torch.from_numpy(np.bincount(owner, minlength=len(indices))).clamp_min(1).float()[:, None]

@@ -6,8 +6,9 @@ Sound: a window of ``audio_frames`` log-mel frames (random in training, centred 
 standardised with a fixed offset/scale so values are O(1).
 A batch is made in two steps: :func:`draw_batch` draws every random choice (cheap, in order, from one generator),
 :func:`make_inputs` reads the clips and applies them (the work a DataLoader worker does, model/loader.py).
-A clip cut into aligned windows (data/decode.window_spans) gives one window per draw in training, drawn uniformly
-(frames and sound from the same time span); evaluation reads the windows as items (model/estimate.evaluate).
+A clip cut into aligned windows (data/decode.window_spans) gives one window per draw in training (frames and sound
+from the same time span), drawn with :func:`window_draw_weights`; evaluation reads the windows as items
+(model/estimate.evaluate).
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ class Draws:
                      windows)
 
 
+def window_draw_weights(levels: np.ndarray) -> np.ndarray:
+    """(B, W) probabilities of drawing each window of B clips from their levels (ClipArrays.window_levels: dBFS,
+    NaN = no sound track, -inf = no such window): proportional to the window's RMS amplitude 10^(dBFS/20), so the
+    loudest part of a long clip's track (most likely its own sound event) is drawn most and equally loud windows
+    equally; uniform over a clip's windows when it has no sound track."""
+    finite = np.isfinite(levels)
+    amplitude = np.where(finite, 10.0 ** (np.where(finite, levels, 0.0) / 20.0), 0.0)
+    exists = (levels != -np.inf) | (np.arange(levels.shape[1]) == 0)
+    none = amplitude.sum(1, keepdims=True) <= 0
+    weights = np.where(none, exists, amplitude).astype(np.float64)
+    return weights / weights.sum(1, keepdims=True)
+
+
 def batch_inputs(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
                  rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(frames (B, T, 3, S, S) float32, mel (B, 1, 64, L) float32) for clips ``idx``; ``rng`` None = evaluation."""
@@ -71,8 +85,10 @@ def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frame
         shift = rng.integers(0, 2 * _shift_pad(size) + 1, size=(2, len(idx)))
     lengths = arrays.mel_lengths[idx]
     if arrays.windows is not None:
-        counts = arrays.window_counts()[idx]
-        windows = rng.integers(0, counts) if rng is not None else np.zeros(len(idx), np.int64)
+        windows = np.zeros(len(idx), np.int64)
+        if rng is not None:
+            cumulative = np.cumsum(window_draw_weights(arrays.window_levels(idx)), axis=1)
+            windows = np.minimum((rng.random(len(idx))[:, None] > cumulative).sum(1), arrays.window_counts()[idx] - 1)
         lengths = arrays.at_windows(idx, windows).mel_lengths
     offsets = np.array([window_offset(max(1, int(n)), audio_frames, rng) for n in lengths], np.int64)
     if rng is not None:

@@ -162,3 +162,19 @@ def test_train_and_score_write_windows_csv(tmp_path):
     assert (windows["end_s"] > windows["start_s"]).all() and windows["infonce_loss"].notna().all()
     flags = pd.read_csv(run / "flags.csv")
     assert len(flags) == 6 and flags["mismatch_score"].between(0, 1).all()
+
+
+def test_the_sound_crop_goes_where_the_window_is_loud():
+    from auditor.data.features import SILENCE
+    from auditor.model.inputs import loud_crop_offset
+
+    mel = np.full((64, 1000), -7.0, np.float16)  # quiet background
+    mel[:, 600:700] = 2.0  # the event
+    best = loud_crop_offset(mel, 256, np.nan)
+    assert best <= 600 and best + 256 >= 700  # the whole event in the evaluation's crop
+    rng = np.random.default_rng(0)
+    drawn = np.array([loud_crop_offset(mel, 256, u) for u in rng.random(400)])
+    assert ((drawn <= 700) & (drawn + 256 >= 600)).mean() > 0.9  # training crops hear the event
+    assert len(set(drawn.tolist())) > 20  # still random
+    short = np.full((64, 100), SILENCE, np.float16)
+    assert loud_crop_offset(short, 256, 0.3) == (256 - 100) // 2  # padded, centred

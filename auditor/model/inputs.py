@@ -43,14 +43,16 @@ class Draws:
     shift: np.ndarray | None = None
     gain: np.ndarray | None = None
     windows: np.ndarray | None = None  # (B,) the window of each clip, when the data set has clips of several
+    crop: np.ndarray | None = None  # (B,) with windows: where the sound crop goes (loud_crop_offset); offsets -1
 
     def __getitem__(self, rows: slice) -> Draws:
         """The choices of the clips ``rows`` of the batch (a rank's part)."""
         windows = None if self.windows is None else self.windows[rows]
+        crop = None if self.crop is None else self.crop[rows]
         if self.flip is None:
-            return Draws(self.picks[rows], self.offsets[rows], windows=windows)
+            return Draws(self.picks[rows], self.offsets[rows], windows=windows, crop=crop)
         return Draws(self.picks[rows], self.offsets[rows], self.flip[rows], self.shift[:, rows], self.gain[rows],
-                     windows)
+                     windows, crop)
 
 
 def window_draw_weights(levels: np.ndarray) -> np.ndarray:
@@ -75,25 +77,43 @@ def batch_inputs(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_fra
 def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
                rng: np.random.Generator | None) -> Draws:
     """Every random choice of the batch ``idx``, drawn from ``rng`` in a fixed order (frame picks clip by clip,
-    flips, shifts, then, when clips have several windows, a window per clip (the first in evaluation), mel windows
-    clip by clip, gains); reads only the clips' mel lengths."""
+    flips, shifts, mel windows clip by clip (with several windows per clip instead: a window per clip, the first in
+    evaluation, and a uniform per clip for :func:`loud_crop_offset`), gains); reads only the clips' mel lengths."""
     cached, size = arrays.frames.shape[1], arrays.frames.shape[2]
     picks = np.stack([frame_indices(cached, num_frames, rng) for _ in idx])  # (B, T)
     flip = shift = gain = windows = None
     if rng is not None:
         flip = rng.random(len(idx)) < 0.5
         shift = rng.integers(0, 2 * _shift_pad(size) + 1, size=(2, len(idx)))
-    lengths = arrays.mel_lengths[idx]
-    if arrays.windows is not None:
+    crop = None
+    if arrays.windows is not None:  # the window, then where in it the sound crop goes (read with the mel)
         windows = np.zeros(len(idx), np.int64)
         if rng is not None:
             cumulative = np.cumsum(window_draw_weights(arrays.window_levels(idx)), axis=1)
             windows = np.minimum((rng.random(len(idx))[:, None] > cumulative).sum(1), arrays.window_counts()[idx] - 1)
-        lengths = arrays.at_windows(idx, windows).mel_lengths
-    offsets = np.array([window_offset(max(1, int(n)), audio_frames, rng) for n in lengths], np.int64)
+        crop = rng.random(len(idx)) if rng is not None else np.full(len(idx), np.nan)
+        offsets = np.full(len(idx), -1, np.int64)
+    else:
+        offsets = np.array([window_offset(max(1, int(arrays.mel_lengths[i])), audio_frames, rng) for i in idx],
+                           np.int64)
     if rng is not None:
         gain = rng.uniform(-GAIN_LOG_POWER, GAIN_LOG_POWER, size=len(idx)).astype(np.float32)
-    return Draws(picks, offsets, flip, shift, gain, windows)
+    return Draws(picks, offsets, flip, shift, gain, windows, crop)
+
+
+def loud_crop_offset(mel: np.ndarray, length: int, u: float) -> int:
+    """Where a ``length``-frame crop of the log-mel window ``mel`` (n_mels, n) goes: for u in [0, 1) drawn with
+    probability proportional to the crop's RMS amplitude sqrt(sum_t sum_f exp(mel)) (the event of a long clip's
+    window is heard most), for u NaN (evaluation) the loudest crop; centred padding when n <= length."""
+    n = mel.shape[-1]
+    if n <= length:
+        return window_offset(n, length, None)
+    power = np.exp(mel.astype(np.float64)).sum(0)
+    crops = np.sqrt(np.convolve(power, np.ones(length), mode="valid"))  # (n - length + 1,)
+    if np.isnan(u):
+        return int(crops.argmax())
+    cumulative = np.cumsum(crops) / crops.sum()
+    return int(min(np.searchsorted(cumulative, u, side="right"), n - length))
 
 
 def make_inputs(arrays: ClipArrays, idx: np.ndarray, draws: Draws, audio_frames: int
@@ -108,7 +128,11 @@ def make_inputs(arrays: ClipArrays, idx: np.ndarray, draws: Draws, audio_frames:
         frames = _augment_frames(frames, draws.flip, draws.shift)
     frames = (frames - IMAGENET_MEAN) / IMAGENET_STD
 
-    mels = [window_at(arrays.read_mel(i), audio_frames, off) for i, off in zip(idx, draws.offsets, strict=True)]
+    mels = []
+    for j, i in enumerate(idx):
+        mel = arrays.read_mel(i)
+        offset = draws.offsets[j] if draws.crop is None else loud_crop_offset(mel, audio_frames, draws.crop[j])
+        mels.append(window_at(mel, audio_frames, offset))
     if arrays is not source:  # count the view's reads where the store's pages are handed back
         source._touched(arrays._read)
     mel = torch.from_numpy(np.stack(mels).astype(np.float32))[:, None]  # (B, 1, 64, L)

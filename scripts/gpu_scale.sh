@@ -3,7 +3,10 @@
 # render N clips, ingest them for the resnet18 preset, train ce and ntl briefly with --device "$DEVICE" while
 # nvidia-smi samples the GPU's utilisation, and leave summary.txt, the progress logs and the samples in $OUT.
 #   N=20000 DEADLINE_S=540 OUT=/tmp/out bash scripts/gpu_scale.sh
-# PyAV is not on the GPU image: a wheel in .whl/ is installed first when present.
+# PyAV, umap-learn and pynndescent are not on the lent GPU image: wheels in .whl/ (git-ignored) are installed first
+# when present; made here with
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d .whl av==18.1.0 umap-learn==0.5.12 pynndescent==0.7.0
 set -u
 N=${N:-20000}
 DEVICE=${DEVICE:-cuda}

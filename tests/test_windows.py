@@ -171,7 +171,7 @@ def test_the_sound_crop_goes_where_the_window_is_loud():
     mel = np.full((64, 1000), -7.0, np.float16)  # quiet background
     mel[:, 600:700] = 2.0  # the event
     best = loud_crop_offset(mel, 256, np.nan)
-    assert best <= 600 and best + 256 >= 700  # the whole event in the evaluation's crop
+    assert best <= 600 and best + 256 >= 700  # the whole event in the loudest crop
     rng = np.random.default_rng(0)
     drawn = np.array([loud_crop_offset(mel, 256, u) for u in rng.random(400)])
     assert ((drawn <= 700) & (drawn + 256 >= 600)).mean() > 0.9  # training crops hear the event

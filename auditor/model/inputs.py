@@ -104,7 +104,7 @@ def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frame
 def loud_crop_offset(mel: np.ndarray, length: int, u: float) -> int:
     """Where a ``length``-frame crop of the log-mel window ``mel`` (n_mels, n) goes: for u in [0, 1) drawn with
     probability proportional to the crop's RMS amplitude sqrt(sum_t sum_f exp(mel)) (the event of a long clip's
-    window is heard most), for u NaN (evaluation) the loudest crop; centred padding when n <= length."""
+    window is heard most), for u NaN the loudest crop; centred padding when n <= length."""
     n = mel.shape[-1]
     if n <= length:
         return window_offset(n, length, None)

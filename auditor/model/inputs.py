@@ -78,7 +78,9 @@ def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frame
                rng: np.random.Generator | None) -> Draws:
     """Every random choice of the batch ``idx``, drawn from ``rng`` in a fixed order (frame picks clip by clip,
     flips, shifts, mel windows clip by clip (with several windows per clip instead: a window per clip, the first in
-    evaluation, and a uniform per clip for :func:`loud_crop_offset`), gains); reads only the clips' mel lengths."""
+    evaluation, and a uniform per clip for :func:`loud_crop_offset`, NaN = the loudest crop without ``rng``; the
+    same crop placement for windows evaluated as items, ``arrays.loud_crop``), gains); reads only the clips' mel
+    lengths."""
     cached, size = arrays.frames.shape[1], arrays.frames.shape[2]
     picks = np.stack([frame_indices(cached, num_frames, rng) for _ in idx])  # (B, T)
     flip = shift = gain = windows = None
@@ -91,6 +93,7 @@ def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frame
         if rng is not None:
             cumulative = np.cumsum(window_draw_weights(arrays.window_levels(idx)), axis=1)
             windows = np.minimum((rng.random(len(idx))[:, None] > cumulative).sum(1), arrays.window_counts()[idx] - 1)
+    if arrays.windows is not None or arrays.loud_crop:
         crop = rng.random(len(idx)) if rng is not None else np.full(len(idx), np.nan)
         offsets = np.full(len(idx), -1, np.int64)
     else:

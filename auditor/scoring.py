@@ -2,7 +2,9 @@
 
 windows.csv, when clips were cut into aligned windows (long clips, data/decode.window_spans): one row per window,
   clip, window, start_s, end_s, audio ("present"/"silent"/"none"), infonce_loss (l of the window), cosine
-  (z^v . z^a), best_aligned (the window the clip's mismatch score is judged by: model/estimate.evaluate).
+  (z^v . z^a), level_dbfs (the window's sound level), audible (1: sound present and within
+  estimate.AUDIBLE_WITHIN_DB of the clip's loudest window: the windows the judged one is chosen from),
+  best_aligned (the window the clip's mismatch score is judged by: model/estimate.evaluate).
 
 flags.csv, one row per ingested clip (method.md "What the auditor reports"):
   clip, given_label, suggested_label, suggested_confidence (= max_k q_i), label_noise_score (= 1 - r_i),
@@ -143,7 +145,8 @@ def window_table(arrays: ClipArrays, windows: dict[str, np.ndarray]) -> pd.DataF
     return pd.DataFrame({"clip": np.asarray(arrays.clips, dtype=object)[owner], "window": window,
                          "start_s": index["start_s"].to_numpy().round(3), "end_s": index["end_s"].to_numpy().round(3),
                          "audio": index["audio"].to_numpy(), "infonce_loss": windows["ell"].round(6),
-                         "cosine": windows["cosine"].round(6), "best_aligned": windows["best"].astype(int)})
+                         "cosine": windows["cosine"].round(6), "level_dbfs": np.round(windows["level"], 2),
+                         "audible": windows["audible"].astype(int), "best_aligned": windows["best"].astype(int)})
 
 
 def _audio_problems(result: IngestResult, arrays: ClipArrays) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Review: the queue of flagged clips, most suspicious first (or sorted and searched as the curator likes). For
 each clip: the video with its sound, the sound alone, its spectrogram and frames, the model's verdicts in plain
-words and the nearest clips; one click or key records a decision (with the curator's name, the run, a note and
+words (for a long clip, also where along it the sound fits the picture, and any one window played alone) and the
+nearest clips; one click or key records a decision (with the curator's name, the run, a note and
 a sound-mismatch mark) and the next clip follows; undo takes it back. The address bar links to the clip."""
 
 import streamlit as st
@@ -11,7 +12,7 @@ from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
 from auditor.reviews import MISMATCH_KINDS
 from auditor.run_folder import read_config
 from auditor.text import md_literal, plural
-from auditor.ui import figures, loaders, review, state, widgets
+from auditor.ui import figures, loaders, review, state, widgets, windows
 
 SORT_KEY = "review_sort"
 MISMATCH_TEXT = {"dubbed_or_music": "dubbed / music", "off_screen": "off-screen", "swapped": "swapped",
@@ -95,6 +96,7 @@ if conflict:
         st.button("Keep theirs", on_click=review.keep_theirs)
         st.button("Record mine", type="primary", on_click=review.record_mine, args=(data, run_id))
 
+clip_windows = windows.clip_windows_of(run, current, row["given_label"])
 media_col, info_col = st.columns([4, 5], gap="large")
 with media_col:
     try:
@@ -105,7 +107,7 @@ with media_col:
     if path is not None:
         try:
             video, mime = loaders.playable_video(data, path)
-            st.video(str(video), format=mime)
+            st.video(str(video), format=mime, **windows.play_times(clip_windows))
         except UserError as err:
             widgets.show_error("This clip cannot be played in the browser; its frames and sound are below.", err)
         try:
@@ -114,10 +116,12 @@ with media_col:
             widgets.show_error("The clip could not be decoded for the frame strip and spectrogram.", err)
             media = None
         if media is not None:
-            st.caption("Sound alone")
+            start = media["sound_start_s"]
+            part = f" (the middle {loaders.REVIEW_SOUND_SECONDS:.0f} s, from {start:.1f} s)" if start > 0 else ""
+            st.caption(f"Sound alone{part}")
             st.audio(media["wav"], format="audio/wav")
             st.caption("Spectrogram (log-mel)")
-            st.plotly_chart(figures.spectrogram_figure(media["mel"]), config={"displayModeBar": False},
+            st.plotly_chart(figures.spectrogram_figure(media["mel"], start_s=start), config={"displayModeBar": False},
                             key="spectrogram")
             st.caption(f"{len(media['frames'])} frames, evenly spaced")
             st.image(figures.frame_strip(media["frames"]), width="stretch")
@@ -138,6 +142,8 @@ with info_col:
         st.progress(float(mism), text=f"Mismatch score {mism:.2f}")
     if lines["mismatch"]:
         st.markdown(lines["mismatch"])
+    if clip_windows is not None:
+        windows.show(clip_windows)
 
     st.markdown("**Decision**")
     curator = ss.get(state.CURATOR_KEY, "").strip()

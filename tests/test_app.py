@@ -457,3 +457,26 @@ def test_model_page_resumes_a_failed_training_run(data_dir, monkeypatch):
     button(at, "Resume").click().run()
     no_errors(at)
     assert started == [(run, args + ["--resume"])]
+
+
+def test_a_long_clip_shows_its_windows_and_plays_the_one_chosen(data_dir):
+    at = goto(app(curator="me"), "review")
+    clip = at.session_state["review_current"]
+    assert "Where the sound fits the picture" not in " ".join(m.value for m in at.markdown)  # no windows.csv
+    run = data_dir / ".auditor" / "runs" / "default"
+    (run / "windows.csv").write_text(
+        "clip,window,start_s,end_s,audio,infonce_loss,cosine,level_dbfs,audible,best_aligned\n"
+        f"{clip},0,0.0,8.3,present,1.5,0.8,-20,1,1\n{clip},1,8.3,16.6,present,9.0,0.1,-22,1,0\n"
+        f"{clip},2,16.6,24.9,present,4.0,0.2,-50,0,0\n")
+    at.run()
+    no_errors(at)
+    assert "Where the sound fits the picture" in " ".join(m.value for m in at.markdown)
+    assert "compared in 3 windows" in captions(at) and "16.6–24.9 s" in captions(at).split("Quiet")[1]
+    video = at.get("video")[0].proto
+    assert (video.start_time, video.end_time) == (0, 0)  # the whole clip
+    picker = [p for p in at.button_group if p.key == "play_window::" + clip]
+    assert len(picker) == 1 and picker[0].options == ["0.0–8.3 s", "8.3–16.6 s", "16.6–24.9 s"]
+    picker[0].set_value(1).run()
+    no_errors(at)
+    video = at.get("video")[0].proto
+    assert (video.start_time, video.end_time) == (8, 17)  # whole seconds covering 8.3-16.6 s

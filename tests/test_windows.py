@@ -132,6 +132,8 @@ def test_training_draws_a_window_per_clip_and_evaluation_summarises_them(tmp_pat
         present = present or [mine[0]]
         best = min(present, key=lambda j: out["ell"][j])
         assert out["best"][mine].tolist() == [j == best for j in mine]
+        assert out["audible"][mine].tolist() == [j in present and bool(items.has_audio[j]) for j in mine]
+        assert np.array_equal(out["level"][mine], levels[i, out["window"][mine]], equal_nan=True)
         assert torch.allclose(ev["z_v"][i], per_item["z_v"][best], atol=1e-6)
         assert torch.allclose(ev["logits_av"][i], per_item["logits_av"][mine].mean(0), atol=1e-5)
 
@@ -160,6 +162,10 @@ def test_train_and_score_write_windows_csv(tmp_path):
                                                         "clips/c3.mp4": 1, "clips/c4.mp4": 2, "clips/c5.mp4": 1}
     assert (windows.groupby("clip")["best_aligned"].sum() == 1).all()
     assert (windows["end_s"] > windows["start_s"]).all() and windows["infonce_loss"].notna().all()
+    assert windows.columns.tolist() == ["clip", "window", "start_s", "end_s", "audio", "infonce_loss", "cosine",
+                                        "level_dbfs", "audible", "best_aligned"]
+    assert (windows["audible"] >= windows["best_aligned"]).all()  # the judged window is an audible one
+    assert windows.loc[windows["clip"] == "clips/c0.mp4", "audible"].tolist() == [0, 1, 0]  # its tone's window
     flags = pd.read_csv(run / "flags.csv")
     assert len(flags) == 6 and flags["mismatch_score"].between(0, 1).all()
 

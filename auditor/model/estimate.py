@@ -50,7 +50,8 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     windows left out of its negatives); the clip's z_v, z_a are those of its best-aligned window s* = argmin_s
     l_{i,s} over the windows whose sound is present and within AUDIBLE_WITHIN_DB of the clip's loudest window
     (window 0 when none is), its logits the mean over its windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
-    (position in ``indices``), window, ell, cosine (z_v . z_a), best (s == s*)."""
+    (position in ``indices``), window, ell, cosine (z_v . z_a), level (the window's sound level, dBFS), audible
+    (the windows s* is chosen from) and best (s == s*)."""
     if arrays.windows is None or len(indices) == 0:
         return _forward(model, arrays, np.asarray(indices), cfg, device, batch_size, workers)
     items, owner, window = arrays.window_items(np.asarray(indices))
@@ -69,7 +70,7 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
         out[k] = torch.zeros(len(indices), ev[k].shape[1]).index_add_(0, torch.from_numpy(owner), ev[k]) / counts
     if windows_out is not None:
         windows_out.update(owner=owner, window=window, ell=ell.numpy(), best=np.isin(np.arange(len(owner)), best),
-                           cosine=(ev["z_v"] * ev["z_a"]).sum(1).numpy())
+                           cosine=(ev["z_v"] * ev["z_a"]).sum(1).numpy(), level=levels, audible=audible)
     return out
 
 

@@ -1,5 +1,5 @@
-"""Plotly figures of the pages (Explore maps, clips per class, loss curves, spectrogram) and the Review page's
-frame strip. Figures only: no Streamlit calls, no session state; user text in hover labels and legends goes
+"""Plotly figures of the pages (Explore maps, clips per class, loss curves, spectrogram, a long clip's windows) and
+the Review page's frame strip. Figures only: no Streamlit calls, no session state; user text in hover labels and legends goes
 through :func:`auditor.escape_hover`."""
 
 from __future__ import annotations
@@ -98,13 +98,43 @@ def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 4
     return fig
 
 
-def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010) -> go.Figure:
-    """A (64, L) log-mel as a heatmap over seconds (``hop_seconds`` per column)."""
-    t = np.arange(mel.shape[1]) * hop_seconds
+SPECTROGRAM_COLUMNS = 2_000  # columns drawn at most (a long clip's log-mel is thinned to this many)
+
+
+def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010, start_s: float = 0.0) -> go.Figure:
+    """A (64, L) log-mel as a heatmap over the clip's seconds (``hop_seconds`` per column, the first at
+    ``start_s``); every ceil(L / SPECTROGRAM_COLUMNS)-th column when L is larger."""
+    step = max(1, -(-mel.shape[1] // SPECTROGRAM_COLUMNS))
+    mel = mel[:, ::step]
+    t = start_s + np.arange(mel.shape[1]) * hop_seconds * step
     fig = go.Figure(go.Heatmap(z=mel, x=t, colorscale="Magma", showscale=False,
                                hovertemplate="%{x:.2f} s · mel %{y}<extra></extra>"))
     fig.update_layout(height=180, margin={"l": 8, "r": 8, "t": 4, "b": 4}, xaxis_title="seconds",
                       yaxis_title="mel bin")
+    return fig
+
+
+def windows_figure(rows: pd.DataFrame, reference: float) -> go.Figure:
+    """A long clip's windows over its time line (clip_windows.clip_windows' rows): one bar per window spanning it,
+    as high as its InfoNCE loss; red where the sound is unlike matching clips', grey where it is quiet (not
+    audible); the judged window outlined; the class's reference loss as a dashed line above the bars."""
+    colour = np.where(~rows["audible"], "#bdbdbd", np.where(rows["unlike"], "#d62728", "#1f77b4"))
+    loss = rows["infonce_loss"].fillna(0.0).to_numpy()
+    judged = rows["best_aligned"].astype(bool).to_numpy()
+    fig = go.Figure(go.Bar(
+        x=((rows["start_s"] + rows["end_s"]) / 2).to_numpy(), y=loss, width=(rows["end_s"] - rows["start_s"]) * 0.96,
+        marker={"color": colour, "line": {"color": np.where(judged, "#000000", "rgba(0,0,0,0)"), "width": 2}},
+        customdata=np.stack([rows["start_s"], rows["end_s"], rows["cosine"].fillna(np.nan),
+                             np.where(judged, "judged window", "")], axis=1),
+        hovertemplate="%{customdata[0]:.1f}–%{customdata[1]:.1f} s · loss %{y:.2f} · cosine %{customdata[2]:.2f}"
+                      "<br>%{customdata[3]}<extra></extra>"))
+    if np.isfinite(reference):
+        fig.add_hline(y=reference, line={"dash": "dash", "color": "#222222", "width": 1.5}, layer="above",
+                      annotation_text="reference", annotation_position="top left",
+                      annotation_font={"size": 11, "color": "#222222"})
+    fig.update_layout(height=170, margin={"l": 8, "r": 8, "t": 4, "b": 4}, showlegend=False,
+                      xaxis={"title": "seconds", "range": [0, float(rows["end_s"].max())]},
+                      yaxis={"title": "loss", "rangemode": "tozero"})
     return fig
 
 

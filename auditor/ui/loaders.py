@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from auditor import explore_maps, review_queue, run_folder
+from auditor import clip_windows, explore_maps, review_queue, run_folder
 from auditor.data.manifest import LABELS_FILE, Manifest, load_manifest
 from auditor.errors import UserError
 from auditor.flags import FLAG_THRESHOLD
@@ -27,6 +27,9 @@ from auditor.reviews import COLUMNS, ReviewStore, store_path
 
 REVIEW_FRAMES = 8  # frames in the Review page's strip
 REVIEW_FRAME_SIZE = 128
+# Seconds of sound the Review page plays alone and draws as a spectrogram: the whole track of a clip up to this
+# long, else its middle (as decode_clip reads it).
+REVIEW_SOUND_SECONDS = 120.0
 # Converts the next clips of the queue for playback while the curator looks at this one (never calls st.*).
 _PLAYBACK_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playback")
 
@@ -100,6 +103,22 @@ def class_report(run: Path) -> pd.DataFrame | None:
     return _class_report(str(path), _mtime(path))
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _windows(path: str, mtime: int, flags_mtime: int) -> tuple[pd.DataFrame | None, dict[str, float]]:
+    run = Path(path).parent
+    windows = clip_windows.read_windows(run)
+    if windows is None:
+        return None, {}
+    return windows, clip_windows.reference_losses(windows, review_queue.read_flags(run / run_folder.FLAGS_FILE,
+                                                                                      FLAG_THRESHOLD))
+
+
+def windows(run: Path) -> tuple[pd.DataFrame | None, dict[str, float]]:
+    """(the run's windows.csv or None, its per-class reference losses: clip_windows.reference_losses)."""
+    path = run / run_folder.WINDOWS_FILE
+    return _windows(str(path), _mtime(path), _mtime(run / run_folder.FLAGS_FILE))
+
+
 def run_id(run: Path) -> str:
     """The run id in the run's config.json (the folder name when it has none): what decisions are stamped with."""
     return str((run_folder.read_config(run) or {}).get("run_id", run.name))
@@ -147,9 +166,10 @@ def _clip_media(path: str, mtime: int) -> dict:
     from auditor.data.decode import SAMPLE_RATE, decode_clip
     from auditor.data.features import log_mel
 
-    clip = decode_clip(path, num_frames=REVIEW_FRAMES, size=REVIEW_FRAME_SIZE)
+    clip = decode_clip(path, num_frames=REVIEW_FRAMES, size=REVIEW_FRAME_SIZE, max_audio_seconds=REVIEW_SOUND_SECONDS)
     return {"frames": clip.frames, "wav": _wav_bytes(clip.audio, SAMPLE_RATE), "mel": log_mel(clip.audio),
-            "duration": clip.duration, "has_audio": clip.has_audio}
+            "duration": clip.duration, "has_audio": clip.has_audio,
+            "sound_start_s": max(0.0, (clip.duration - REVIEW_SOUND_SECONDS) / 2.0)}
 
 
 def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
@@ -165,8 +185,9 @@ def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 
 def clip_media(path: Path) -> dict:
-    """Decoded frames (T, S, S, 3), the sound as WAV bytes, log-mel (64, L) of a clip file (already checked to be
-    inside the data set with review_queue.clip_path)."""
+    """Decoded frames (T, S, S, 3), the sound as WAV bytes, log-mel (64, L) and where that sound starts in the clip
+    (``sound_start_s``; REVIEW_SOUND_SECONDS) of a clip file (already checked to be inside the data set with
+    review_queue.clip_path)."""
     return _clip_media(str(path), _mtime(path))
 
 

@@ -103,7 +103,7 @@ def class_report(run: Path) -> pd.DataFrame | None:
     return _class_report(str(path), _mtime(path))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _windows(path: str, mtime: int, flags_mtime: int) -> tuple[pd.DataFrame | None, dict[str, float]]:
     run = Path(path).parent
     windows = clip_windows.read_windows(run)
@@ -114,7 +114,8 @@ def _windows(path: str, mtime: int, flags_mtime: int) -> tuple[pd.DataFrame | No
 
 
 def windows(run: Path) -> tuple[pd.DataFrame | None, dict[str, float]]:
-    """(the run's windows.csv or None, its per-class reference losses: clip_windows.reference_losses)."""
+    """(the run's windows.csv or None, its per-class reference losses: clip_windows.reference_losses); shared
+    across sessions (up to 8 rows a clip: not copied per rerun): read only."""
     path = run / run_folder.WINDOWS_FILE
     return _windows(str(path), _mtime(path), _mtime(run / run_folder.FLAGS_FILE))
 

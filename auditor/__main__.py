@@ -96,6 +96,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder holding the trained model (checkpoint.pt)")
     p.add_argument("--data", required=True, help="data set folder to score")
     p.add_argument("--out", default=None, help="where to write the outputs (default: the --run folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of another scoring (another model or data set) already in --out")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workers", type=int, default=None)
     add_workdir_argument(p)

@@ -68,6 +68,6 @@ def run_train(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from auditor.scoring import score_run  # torch: imported only when the command runs
 
-    out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers)
+    out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers, overwrite=args.overwrite)
     print(f"wrote {', '.join(str(out / name) for name in RUN_RESULTS)}")
     return 0

@@ -40,12 +40,14 @@ from auditor.model.estimate import estimate_noise, evaluate
 from auditor.model.loader import loader_workers
 from auditor.model.presets import preprocess_params
 from auditor.run_folder import (
+    CHECKPOINT_FILE,
     CLASS_REPORT_FILE,
     EMBEDDINGS_FILE,
     FLAGS_FILE,
     WINDOWS_FILE,
     RunLock,
     append_progress,
+    read_config,
     write_config,
 )
 
@@ -233,6 +235,22 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
     return np.pad(out, ((0, 0), (0, 2 - out.shape[1]))).astype(np.float32)
 
 
+def _check_scoring_folder(out: Path, model_run: Path, data_dir: Path, overwrite: bool) -> None:
+    """Raise UserError when scoring into ``out`` would replace a trained model's run or, without ``overwrite``,
+    another scoring's outputs (score_run)."""
+    if (out / CHECKPOINT_FILE).is_file():
+        raise UserError(f"{out}: holds a trained model ({CHECKPOINT_FILE}); its outputs belong to that model. "
+                        "Score into another --out folder")
+    old = read_config(out)
+    if overwrite or old is None or not any((out / name).exists() for name in (FLAGS_FILE, EMBEDDINGS_FILE)):
+        return
+    same = (old.get("model_run") == str(model_run.resolve())
+            and Path(old.get("data_dir", "")).resolve() == data_dir.resolve())
+    if not same:
+        raise UserError(f"{out}: holds the scores of {old.get('data_dir', '?')} by the model in "
+                        f"{old.get('model_run', '?')}; choose another --out folder or pass --overwrite to replace them")
+
+
 def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str = "auto",
                    cache_root: str | Path | None = None) -> pd.DataFrame:
     """The classifier's own predictions on ``data_dir`` (e.g. a clean held-out split): a DataFrame with clip,
@@ -251,14 +269,20 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
 
 
 def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path | None = None, *,
-              device: str = "auto", workers: int | None = None) -> Path:
-    """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run)."""
+              device: str = "auto", workers: int | None = None, overwrite: bool = False) -> Path:
+    """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run).
+
+    A separate ``out_dir`` that holds a trained model of its own is refused; one that holds the outputs of
+    another scoring (another model or data set, by its config.json) is replaced only with ``overwrite``; scoring
+    the same data with the same model again updates it."""
     out = Path(out_dir or model_run)
     dev = resolve_device(device)
     model, ckpt = load_trained(model_run, dev)
+    separate = out.resolve() != Path(model_run).resolve()
+    if separate:
+        _check_scoring_folder(out, Path(model_run), Path(data_dir), overwrite)
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out):
-        separate = out.resolve() != Path(model_run).resolve()
         config = {"run_id": f"{out.name}-{int(time.time())}", "classes": ckpt["classes"], "train": ckpt["config"],
                   "model_run": str(Path(model_run).resolve()), "preset": ckpt["config"]["preset"],
                   "data_dir": str(Path(data_dir).resolve())}

@@ -1,5 +1,5 @@
 """UMAP maps at scale (scoring.umap_2d, umap_maps): reproducible, a capped fit with the rest transformed, parallel
-maps equal to serial ones."""
+maps equal to serial ones; what an --out folder may hold before score writes into it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from auditor import scoring
+from auditor.run_folder import write_config
 
 
 def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,3 +38,29 @@ def test_parallel_maps_equal_serial_ones(monkeypatch):
     parallel = scoring.umap_maps(vectors, seed=0)
     for name in vectors:
         assert np.array_equal(serial[name], parallel[name]), name
+
+
+def test_score_never_replaces_a_trained_run_nor_without_overwrite_another_scoring(tmp_path):
+    from tests.conftest import REPO, run_cli
+
+    data, out, trained = tmp_path / "data", tmp_path / "out", tmp_path / "trained"
+    data.mkdir()
+    trained.mkdir()
+    (trained / "checkpoint.pt").write_bytes(b"a model of its own")
+    (trained / "flags.csv").write_text("its flags\n")
+    proc = run_cli("score", "--run", "models/sample", "--data", str(data), "--out", str(trained), "--overwrite",
+                   check=False)
+    assert proc.returncode == 2 and "holds a trained model (checkpoint.pt)" in proc.stderr, proc.stderr[-2000:]
+    assert (trained / "flags.csv").read_text() == "its flags\n"
+
+    write_config(out, {"model_run": str(tmp_path / "another_model"), "data_dir": str(data)})
+    (out / "flags.csv").write_text("another scoring's flags\n")
+    proc = run_cli("score", "--run", "models/sample", "--data", str(data), "--out", str(out), check=False)
+    assert proc.returncode == 2 and "pass --overwrite to replace them" in proc.stderr, proc.stderr[-2000:]
+    assert (out / "flags.csv").read_text() == "another scoring's flags\n"
+
+    shipped = REPO / "models" / "sample"
+    scoring._check_scoring_folder(out, shipped, data, overwrite=True)  # replaced when asked
+    write_config(out, {"model_run": str(shipped.resolve()), "data_dir": str(data.resolve())})
+    scoring._check_scoring_folder(out, shipped, data, overwrite=False)  # the same scoring again: an update
+    scoring._check_scoring_folder(tmp_path / "new", shipped, data, overwrite=False)  # a new folder

@@ -4,6 +4,7 @@ inputs, the metrics, targets evaluation, report rendering, and a tiny end-to-end
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
@@ -40,7 +41,7 @@ from auditor.bench.settings import (
 )
 from auditor.bench.speed import clustered_unit_vectors
 from auditor.bench.targets import TARGETS, Target, evaluate_targets
-from auditor.bench.training import train_config, updates_per_epoch
+from auditor.bench.training import measured_warmup, train_config, updates_per_epoch
 from auditor.cli_bench import add_bench_arguments, config_from_args, run_bench
 from auditor.errors import UserError
 from auditor.metrics import class_recall, flag_metrics
@@ -229,6 +230,21 @@ def test_warmup_baselines_stop_where_ntls_warmup_ends(tmp_path):
     assert train_config("ntl_classifier_evidence", cfg, 0, 600).label_evidence == "classifier"
     assert train_config("ce", cfg, 0, 600).epochs_total == ntl.epochs_total
     assert train_config("ntl_no_phase2", cfg, 0, 600).epochs_phase1 == ntl.epochs_total
+
+
+def test_the_measured_warmup_is_the_epoch_ntls_reweighting_started(tmp_path):
+    def progress(run, weighting):
+        run.mkdir()
+        events = [{"event": "start"}] + [{"event": "epoch", "epoch": e + 1, "phase": 1 if e < 4 else 2,
+                                          "weighting": {"w": w, "r": r}} for e, (w, r) in enumerate(weighting)]
+        (run / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        return run
+
+    run = progress(tmp_path / "a", [(False, False), (False, False), (True, False), (True, True), (True, True)])
+    assert measured_warmup(run, "w") == 3 and measured_warmup(run, "r") == 4
+    never = progress(tmp_path / "b", [(False, False)] * 6)  # no second population: all of phase 1
+    assert measured_warmup(never, "r") == 4
+    assert measured_warmup(tmp_path / "missing", "w") is None
 
 
 # ---------------------------------------------------------------------------------------------------------------

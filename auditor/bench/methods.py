@@ -2,8 +2,9 @@
 
 How a method gets its flags (RUNNERS, by method; the rest train and score as ``auditor train`` does):
   cleanlab      K folds of ``ce`` (each in RUN/folds/f<k>/run), out-of-sample probabilities, cleanlab's scores
-  small_loss    its warm-up ``ce`` run, re-scored: baselines.small_loss_scores of an evaluation pass
-  infonce_loss  its warm-up ``cosine`` run, re-scored: baselines.infonce_loss_scores of an evaluation pass
+  small_loss    a ``ce`` run as long as ntl's measured warm-up on the same data (training.measured_warmup of the
+                sibling ntl run, trained there unless done; its gate r), re-scored: baselines.small_loss_scores
+  infonce_loss  the same with a ``cosine`` run and ntl's gate w, re-scored: baselines.infonce_loss_scores
   knn           the ``cosine`` method's run (trained there unless done), scored from its embeddings.parquet
 The measures are auditor.metrics.flag_metrics of flags.csv against truth.csv, on the scores the method has
 (MethodSpec.scores; cleanlab's flag rates from its find_label_issues), the clean-test accuracy (and the smallest
@@ -13,7 +14,7 @@ per-class recall there) and the training timings (the keys of auditor.bench.resu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from auditor.bench.baselines import (
     stratified_folds,
 )
 from auditor.bench.settings import METHOD_SPECS, BenchConfig
-from auditor.bench.training import derived_dir, train_config, train_run
+from auditor.bench.training import derived_dir, measured_warmup, train_config, train_run
 from auditor.data.cache import ClipArrays, prepare_data
 from auditor.data.manifest import load_manifest
 from auditor.flags import FLAGS_COLUMNS, RANK_COLUMNS, add_missing_ranks
@@ -159,9 +160,15 @@ def _run_cleanlab(job: Job) -> Trained:
 
 
 def _run_warmup_rescored(job: Job) -> Trained:
-    """Train the method's warm-up run, then replace its flags' score by the baseline's (small_loss: the label
-    score, infonce_loss: the mismatch score and no label score or suggestion)."""
+    """Train the method's warm-up run (as many epochs as ntl's measured warm-up), then replace its flags' score by
+    the baseline's (small_loss: the label score, infonce_loss: the mismatch score and no label score or
+    suggestion). Its seconds are its own training's, not ntl's."""
+    ntl_dir = job.run_dir.parent / "ntl"
+    job.train(job.data_dir, ntl_dir, job.config(method="ntl"))  # reused when the bench has trained it
+    epochs = measured_warmup(ntl_dir, "r" if job.method == "small_loss" else "w")
     tc = job.config()
+    if epochs is not None:
+        tc = replace(tc, epochs_phase1=epochs, warmup_epochs=min(tc.warmup_epochs, epochs))
     seconds, wall = job.train(job.data_dir, job.run_dir, tc)
     flags = read_flags(job.run_dir)
     arrays = job.arrays()

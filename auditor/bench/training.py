@@ -2,8 +2,10 @@
 
 A run folder is trained (``auditor.pipeline.train_and_score``: train, then flags.csv) unless it holds a finished
 run of the same config and data; a run killed part-way continues from its checkpoint. Every method gets ntl's
-total number of epochs, but the warm-up baselines (ntl's warm-up epochs) and cleanlab's folds (at least as many
-gradient updates each as ntl makes on all clips): :func:`train_config`.
+total number of epochs, but the warm-up baselines and cleanlab's folds (at least as many gradient updates each as
+ntl makes on all clips): :func:`train_config`. A warm-up baseline trains as many epochs as ntl's warm-up lasted on
+the same data (:func:`measured_warmup`: the epoch at which ntl's re-weighting started, a measured end), not the
+schedule's minimum warm-up, at which a plain classifier has not learned yet.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int,
     e1, e2 = SCHEDULES[spec.schedule](ntl, n_clips, n_clips if train_clips is None else train_clips)
     return TrainConfig(preset=cfg.preset, epochs_phase1=e1, epochs_phase2=e2, batch_size=cfg.batch_size,
                        warmup_epochs=min(ntl.warmup_epochs, e1), seed=seed, device=cfg.device, **spec.train)
+
+
+def measured_warmup(ntl_run: Path, gate: str) -> int | None:
+    """The epoch (1-based) at whose end ntl's re-weighting by ``gate`` ("w" or "r") started in the finished run
+    ``ntl_run`` (progress.jsonl epoch events, ``weighting``); the run's phase-1 epochs when it never started (no
+    second population found); None when the run has no epoch events."""
+    epochs = [e for e in _events(ntl_run) if e.get("event") == "epoch"]
+    if not epochs:
+        return None
+    started = [int(e["epoch"]) for e in epochs if (e.get("weighting") or {}).get(gate)]
+    if started:
+        return min(started)
+    return max(int(e["epoch"]) for e in epochs if e.get("phase", 1) == 1)
+
+
+def _events(run_dir: Path) -> list[dict]:
+    path = run_dir / "progress.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def updates_per_epoch(tc: TrainConfig, n_clips: int) -> int:

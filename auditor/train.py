@@ -120,19 +120,22 @@ class Batch:
 @dataclass
 class Objective:
     """Constants of the loss for a data set: the logit adjustment added to every head's logits in training
-    (tau * log pi_k, pi = the given labels' class frequencies; Menon et al., ICLR 2021) and SCE's alpha, beta for
-    its number of classes (losses.sce_constants)."""
+    (tau * log pi_k, pi = the given labels' class frequencies; Menon et al., ICLR 2021), SCE's alpha, beta for
+    its number of classes (losses.sce_constants) and phase 2's alpha for the kept labels (max(cfg.hybrid_alpha,
+    alpha))."""
 
     logit_adjust: torch.Tensor  # (K,)
     sce_alpha: float
     sce_beta: float
+    hybrid_alpha: float
 
     @classmethod
     def for_labels(cls, labels: torch.Tensor, num_classes: int, cfg: TrainConfig,
                    device: torch.device) -> Objective:
         prior = torch.bincount(labels, minlength=num_classes).float().clamp_min(1) / len(labels)
         tau = cfg.logit_adjust if cfg.method == "ntl" else 0.0
-        return cls((tau * prior.log()).to(device), *sce_constants(num_classes))
+        alpha, beta = sce_constants(num_classes)
+        return cls((tau * prior.log()).to(device), alpha, beta, max(cfg.hybrid_alpha, alpha))
 
 
 @dataclass
@@ -381,7 +384,7 @@ def _loss_terms(out: Outputs, batch: Batch, state: NoiseState, phase: int, cfg: 
         av, v, au = (sce(logits, y, a, b) for logits in heads)
     else:
         q = state.q[batch.idx].to(y.device)
-        av, v, au = (hybrid_loss(logits, y, q, r, a, b) for logits in heads)
+        av, v, au = (hybrid_loss(logits, y, q, r, objective.hybrid_alpha, b) for logits in heads)
     terms = {"cls" if phase == 1 else "hyb": (av + 0.5 * (v + w_audio * au)).mean(),
              "inst": cfg.lambda_inst * (w * _batch_infonce(out, cfg)).mean()}
     if cfg.use_cat:

@@ -69,3 +69,18 @@ def test_hybrid_loss_interpolates_between_sce_and_soft_ce():
     assert torch.allclose(hybrid_loss(logits, y, q, torch.zeros(3)), soft_cross_entropy(logits, q))
     half = hybrid_loss(logits, y, q, torch.full((3,), 0.5))
     assert torch.allclose(half, 0.5 * sce(logits, y) + 0.5 * soft_cross_entropy(logits, q))
+
+
+def test_phase_two_fits_kept_labels_with_the_full_cross_entropy():
+    from auditor.model.config import TrainConfig
+    from auditor.model.losses import SCE_ALPHA, sce_constants
+    from auditor.train import Objective
+
+    labels = torch.tensor([0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
+    cpu = torch.device("cpu")
+    objective = Objective.for_labels(labels, 8, TrainConfig(), cpu)
+    assert (objective.sce_alpha, objective.hybrid_alpha) == (SCE_ALPHA, 1.0)
+    paper = Objective.for_labels(labels, 8, TrainConfig(hybrid_alpha=SCE_ALPHA), cpu)
+    assert paper.hybrid_alpha == paper.sce_alpha == SCE_ALPHA  # method.md's hybrid loss exactly
+    many = Objective.for_labels(torch.arange(100), 100, TrainConfig(), cpu)
+    assert many.hybrid_alpha == many.sce_alpha == sce_constants(100)[0] == pytest.approx(6.0)  # never below SCE's

@@ -50,6 +50,10 @@ class TrainConfig:
     # Robustness on real data (docs/method.md, "Departures"): logit adjustment tau for long-tailed classes (0 =
     # off), per-class normalisation of the mixtures' evidence, momentum of the per-clip estimates between epochs.
     logit_adjust: float = 1.0
+    # SCE's CE weight alpha in phase 2's kept-label term r_i * SCE(p_i, y~_i) is max(hybrid_alpha, SCE's alpha for
+    # K classes): the clips the mixture keeps are fitted with the full CE (docs/method.md, departure 12); a value at
+    # or below losses.SCE_ALPHA gives the paper's hybrid loss.
+    hybrid_alpha: float = 1.0
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available

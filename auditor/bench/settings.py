@@ -23,6 +23,8 @@ warm-up epochs (TrainConfig.warmup_epochs resolved):
   ntl_no_w       ntl without w re-weighting
   ntl_no_phase2  ntl with E2 = 0 and E1 = E (same budget)
   ntl_classifier_evidence  ntl with label_evidence = "classifier" (r from CE(p~, y~) alone)
+  ntl_sce_hybrid ntl with the paper's hybrid loss: SCE's alpha, not 1, for the kept labels in phase 2
+                 (hybrid_alpha = 0; method.md departure 12)
   ce_clean       ce trained on the TRUE labels: the clean reference for ntl's clean-test accuracy; it has no
                  label or mismatch scores (NaN), only the clean-test accuracy and its timings
 
@@ -76,6 +78,7 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "ntl_no_w": MethodSpec({"method": "ntl", "use_w": False}, "two_phase"),
     "ntl_no_phase2": MethodSpec({"method": "ntl"}),
     "ntl_classifier_evidence": MethodSpec({"method": "ntl", "label_evidence": "classifier"}, "two_phase"),
+    "ntl_sce_hybrid": MethodSpec({"method": "ntl", "hybrid_alpha": 0.0}, "two_phase"),
     "ce_clean": MethodSpec({"method": "ce"}, scores=()),  # its scores would judge the true labels
 }
 METHODS: tuple[str, ...] = tuple(METHOD_SPECS)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from auditor.data import mux, noise
-from auditor.data.inject import inject_dataset
+from auditor.data.inject import SOUND_COLUMNS, inject_dataset
 from auditor.data.mux import swap_audio
 from auditor.data.noise import choose_label_noise, choose_mismatch, default_confusion_map
 from auditor.data.synth import generate_dataset
@@ -250,3 +250,34 @@ def test_swap_audio_with_silent_donor_keeps_video_only(clean_set, tmp_path):
     assert swap_audio(src, donor, dst) == "no_audio"
     assert _packets(dst, "video") == _packets(src, "video")
     assert _packets(dst, "audio") == []
+
+
+@pytest.mark.slow
+def test_inject_keeps_the_truths_further_columns_and_moves_them_with_the_sound(tmp_path):
+    """is_muted, a long clip's sound event and the media columns survive an injection; a clip given another
+    clip's sound takes that clip's muting and event (cut where the picture ends), and its sound columns say what
+    its file now holds (a WebM clip given AAC sound gets it re-encoded as Opus)."""
+    src = tmp_path / "long"
+    generate_dataset(src, clips=6, seed=3, clip_seconds=(10.0, 12.0), muted=0.34, media="mixed", workers=1)
+    out = tmp_path / "noisy"
+    inject_dataset(src, out, label_noise=0.0, mismatch=0.5, seed=5)
+    before = pd.read_csv(src / "truth.csv", dtype=str, keep_default_na=False)
+    after = pd.read_csv(out / "truth.csv", dtype=str, keep_default_na=False)
+    assert list(after.columns) == list(before.columns)  # nothing dropped, same order
+    assert {"is_muted", "event_start_s", "container", "audio_codec"} <= set(after.columns)
+    donors = noise.choose_mismatch(list(before["true_label"]), 0.5, noise.mismatch_rng(5))
+    assert sum(d is not None for d in donors) == 3
+    media = ("audio_codec", "sample_rate", "channels")
+    for i, donor in enumerate(donors):
+        own, row = before.iloc[i], after.iloc[i]
+        sound = own if donor is None else before.iloc[donor]
+        with av.open(str(out / own["clip"])) as container:
+            track = container.streams.audio[0]
+            assert [row[c] for c in media] == [track.codec_context.name, str(track.sample_rate), str(track.channels)]
+            picture_end = max(frame.time for frame in container.decode(video=0))
+        for column in after.columns.drop(["clip", "given_label", "label_is_noisy", "audio_label", "is_mismatched",
+                                          *media]):
+            want = sound[column] if column in SOUND_COLUMNS else own[column]
+            if column in ("event_start_s", "event_end_s") and donor is not None and want:
+                want = want if float(sound["event_start_s"]) < picture_end else ""  # cut with the sound
+            assert row[column] == want, (i, column)

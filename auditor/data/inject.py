@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import av
 import pandas as pd
 
 from auditor.data.mux import clear_destination, swap_audio
@@ -26,6 +27,11 @@ from auditor.data.noise import (
     write_tables,
 )
 from auditor.errors import UserError
+
+# truth.csv columns beyond TRUTH_COLUMNS that describe a clip's sound track (the generator's is_muted, long clips'
+# sound event, the sound's media columns): a clip given another clip's sound takes them from that clip.
+SOUND_COLUMNS = ("is_muted", "event_start_s", "event_end_s", "sample_rate", "channels", "audio_codec")
+EVENT_COLUMNS = ("event_start_s", "event_end_s")
 
 
 def _read_labels(data_dir: Path) -> pd.DataFrame:
@@ -86,7 +92,8 @@ def inject_dataset(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
 
     Reads ``data_dir/labels.csv`` (header ``clip,label``; ``clip`` relative to ``data_dir``). Writes
     ``out_dir/labels.csv`` (same clips and order, given labels after noise), ``out_dir/truth.csv`` with columns
-    ``clip,true_label,given_label,label_is_noisy,audio_label,is_mismatched`` (0/1 ints), and every clip at the
+    ``clip,true_label,given_label,label_is_noisy,audio_label,is_mismatched`` (0/1 ints) and the input truth's
+    further columns (``is_muted``, sound events, media; those of the sound follow it: SOUND_COLUMNS), and every clip at the
     same relative path under ``out_dir``: untouched clips are hard-linked (copied when linking fails, e.g. across
     devices); a mismatched clip keeps its own video packets and gets the audio packets of its donor, trimmed to
     the video's end (no re-encoding; if remuxing fails the donor's audio is re-encoded as AAC; a donor without
@@ -136,21 +143,28 @@ def inject_dataset(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     audio_out: list[str] = []
     mismatched_out: list[int] = []
     out_dir.mkdir(parents=True, exist_ok=True)
+    hows: list[str] = []
     for i, clip in enumerate(clips):
         src = data_dir / clip
         dst = out_dir / clip
         donor = donors[i]
         if donor is None:
-            counts[_link_or_copy(src, dst)] += 1
+            how = _link_or_copy(src, dst)
+            counts[how] += 1
+            hows.append(how)
             audio_out.append(audio_in[i])
             mismatched_out.append(mismatched_in[i])
         else:
             how = swap_audio(src, data_dir / clips[donor], dst)
             counts[how] += 1
+            hows.append(how)
             audio_out.append("" if how == "no_audio" else audio_in[donor])
             mismatched_out.append(1)
 
-    write_tables(out_dir, clips, true_labels, given, audio_out, mismatched_out)
+    extra = _extra_columns(truth, out_dir, clips, donors, hows) if truth is not None else {}
+    muted = extra.pop("is_muted", None)
+    write_tables(out_dir, clips, true_labels, given, audio_out, mismatched_out,
+                 None if muted is None else [int(float(v or 0)) for v in muted], extra)
     _link_test_split(data_dir, out_dir)
 
     summary = {
@@ -167,6 +181,51 @@ def inject_dataset(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         summary["donors_without_audio"] = counts["no_audio"]
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def _extra_columns(truth: pd.DataFrame, out_dir: Path, clips: list[str], donors: list[int | None],
+                   hows: list[str]) -> dict[str, list[str]]:
+    """The input truth's columns beyond TRUTH_COLUMNS for the output clips, as text: a clip's own values, but a
+    clip given a donor's sound takes the donor's SOUND_COLUMNS (empty when the donor had no sound; the codec,
+    sample rate and channels of the written sound when it was re-encoded; the event empty when it starts after the
+    clip's picture ends, where the sound was cut)."""
+    out = {}
+    for column in (c for c in truth.columns if c not in TRUTH_COLUMNS):
+        values = truth[column].astype(str).tolist()
+        out[column] = [values[i] if d is None or column not in SOUND_COLUMNS else values[d]
+                       for i, d in enumerate(donors)]
+    for i, (donor, how) in enumerate(zip(donors, hows, strict=True)):
+        if donor is None:
+            continue
+        if how == "no_audio":
+            for column in set(out) & set(SOUND_COLUMNS):
+                out[column][i] = ""
+        elif how == "reencoded":  # the sound's media columns as written
+            for column, value in _sound_format(out_dir / clips[i]).items():
+                if column in out:
+                    out[column][i] = value
+        start = out.get("event_start_s", [""] * len(clips))[i]
+        if start and float(start) >= _picture_seconds(out_dir / clips[i]):
+            for column in set(out) & set(EVENT_COLUMNS):
+                out[column][i] = ""
+    return out
+
+
+def _sound_format(path: Path) -> dict[str, str]:
+    """audio_codec (FFmpeg's decoder name), sample_rate and channels of the sound track of ``path``."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return {"audio_codec": stream.codec_context.name, "sample_rate": str(stream.sample_rate),
+                "channels": str(stream.channels)}
+
+
+def _picture_seconds(path: Path) -> float:
+    """The length of the video stream of ``path`` in seconds (the container's duration when the stream has none)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        return float(container.duration or 0) / av.time_base
 
 
 def _link_test_split(data_dir: Path, out_dir: Path) -> None:

@@ -147,8 +147,13 @@ def _remux_copy(video_src: Path, audio_src: Path, dst: Path) -> None:
             _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])
 
 
+# Containers that cannot hold AAC, and the sound codec (and sample rate) a re-encoded sound gets in them instead.
+REENCODE_INSTEAD_OF_AAC = {".webm": ("libopus", 48_000)}  # WebM: Opus or Vorbis only; Opus runs at 48 kHz
+
+
 def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
-    """Video packets of ``video_src`` copied; audio of ``audio_src`` decoded and re-encoded as AAC."""
+    """Video packets of ``video_src`` copied; audio of ``audio_src`` decoded and re-encoded as AAC at its own
+    sample rate (in a container that cannot hold AAC: REENCODE_INSTEAD_OF_AAC)."""
     with av.open(str(video_src)) as vin:
         if not vin.streams.video:
             raise UserError(f"{video_src}: no video stream")
@@ -159,7 +164,7 @@ def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
             if not ain.streams.audio:
                 raise _NoAudio(str(audio_src))
             ain_stream = ain.streams.audio[0]
-            rate = int(ain_stream.sample_rate or 16000)
+            codec, rate = REENCODE_INSTEAD_OF_AAC.get(dst.suffix.lower(), ("aac", int(ain_stream.sample_rate or 16000)))
             layout = "mono" if (ain_stream.channels or 1) == 1 else "stereo"
             resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
             chunks = []
@@ -173,7 +178,7 @@ def _remux_reencode(video_src: Path, audio_src: Path, dst: Path) -> None:
         samples = np.ascontiguousarray(samples[:, : int(round(end * rate))], dtype=np.float32)
         with _output(dst) as out:
             ov = out.add_stream_from_template(vin_stream)
-            oa = out.add_stream("aac", rate=rate, layout=layout)
+            oa = out.add_stream(codec, rate=rate, layout=layout)
             oa.codec_context.thread_count = 1
             apackets = encode_audio(oa, samples, rate)
             _mux_sorted(out, [(p, ov) for p in vpackets] + [(p, oa) for p in apackets])

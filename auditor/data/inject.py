@@ -94,12 +94,11 @@ def inject_dataset(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     ``out_dir/labels.csv`` (same clips and order, given labels after noise), ``out_dir/truth.csv`` with columns
     ``clip,true_label,given_label,label_is_noisy,audio_label,is_mismatched`` (0/1 ints) and the input truth's
     further columns (``is_muted``, sound events, media; those of the sound follow it: SOUND_COLUMNS), and every
-    clip at the same relative path under ``out_dir``: untouched clips are hard-linked (copied when linking fails, e.g. across
-    devices); a mismatched clip keeps its own video packets and gets the audio packets of its donor, trimmed to
-    the video's end (no re-encoding; if remuxing fails the donor's audio is re-encoded, as AAC or in WebM as Opus:
-    mux.REENCODE_INSTEAD_OF_AAC; a donor without
-    audio leaves the clip silent, ``audio_label`` empty). A clean ``data_dir/test`` split (its own labels.csv) is
-    hard-linked unchanged.
+    clip at the same relative path under ``out_dir``: untouched clips are hard-linked (copied when linking fails,
+    e.g. across devices); a mismatched clip keeps its own video packets and gets the audio packets of its donor,
+    trimmed to the video's end (no re-encoding; if remuxing fails the donor's audio is re-encoded, as AAC or, in
+    WebM, as Opus: mux.REENCODE_INSTEAD_OF_AAC; a donor without audio leaves the clip silent, ``audio_label``
+    empty). A clean ``data_dir/test`` split (its own labels.csv) is hard-linked unchanged.
 
     If ``data_dir/truth.csv`` exists the new truth composes with it: ``true_label`` stays the original truth's,
     noise is applied to the labels of labels.csv, ``label_is_noisy`` = given != true, and a clip's

@@ -1,5 +1,6 @@
 """model/estimate.py: the per-clip InfoNCE sees equally many negatives for every clip (also at N = 4,097), leaves
-same-label clips out of them, and the label evidence is judged by the picture where the sound does not belong."""
+out of them the clips of its given label and of its picture's class, and the label evidence is judged by the picture
+where the sound does not belong."""
 
 from __future__ import annotations
 
@@ -48,6 +49,38 @@ def test_same_label_clips_are_not_negatives():
     # clip 0's negatives are clips 3, 4, 5 only: the same as the loss on that sub-set
     sub = torch.tensor([0, 3, 4, 5])
     assert torch.allclose(ell[0], cross_modal_infonce(z_v[sub], z_a[sub], 0.1)[0], atol=1e-6)
+
+
+def test_clips_sharing_any_class_are_not_negatives():
+    z_v, z_a = _aligned(6)
+    # clip 0: given label 0, its picture shows class 1; clip 3 is labelled 1, clip 5 shows 0
+    sets = torch.tensor([[0, 1], [0, 0], [2, 2], [1, 1], [2, 2], [3, 0]])
+    ell = cross_modal_infonce(z_v, z_a, 0.1, sets)
+    sub = torch.tensor([0, 2, 4])  # clip 0's negatives: the clips that share none of {0, 1}
+    assert torch.allclose(ell[0], cross_modal_infonce(z_v[sub], z_a[sub], 0.1)[0], atol=1e-6)
+    same = cross_modal_infonce(z_v, z_a, 0.1, sets[:, 0])  # one column: the given labels alone, as before
+    assert torch.allclose(same, cross_modal_infonce(z_v, z_a, 0.1, sets[:, [0, 0]]), atol=1e-6)
+
+
+def test_a_wrong_label_is_not_read_as_a_foreign_sound():
+    """A clip whose picture and sound are class 1's but whose label is 0: with class 1's clips as negatives its
+    own sound looks foreign (a false sound-mismatch flag); negative_classes leaves them out."""
+    z_v, z_a = _aligned(18, seed=3)
+    labels = torch.tensor([0] * 6 + [1] * 6 + [2] * 6)
+    centres = F.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(2)), dim=1)
+    z_v = F.normalize(centres[labels] + 0.3 * z_v, dim=1)  # clips cluster by class, sound with picture
+    z_a = F.normalize(z_v + 0.1 * z_a, dim=1)
+    z_v[0], z_a[0] = z_v[6], F.normalize(z_a[6] + 0.05 * z_a[0], dim=0)  # clip 0: class 1's, labelled 0
+    logits_v = torch.zeros(18, 3)
+    logits_v[torch.arange(18), labels] = 5.0
+    logits_v[0] = torch.tensor([0.0, 5.0, 0.0])  # its picture shows class 1
+    classes = estimate.negative_classes({"logits_v": logits_v}, labels)
+    assert classes[0].tolist() == [0, 1] and classes[6].tolist() == [1, 1]
+    by_label = cross_modal_infonce(z_v, z_a, 0.1, labels)
+    by_both = cross_modal_infonce(z_v, z_a, 0.1, classes)
+    assert int(by_label.argmax()) == 0  # the worst clip: it would be flagged
+    assert float(by_both[0]) < float(by_label[0]) / 4
+    assert torch.allclose(by_both[12:], by_label[12:])  # class 2's clips keep their negatives
 
 
 def test_label_evidence_uses_the_picture_where_the_sound_does_not_belong():

@@ -107,6 +107,13 @@ def per_clip_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float, seed: int
     return ell
 
 
+def negative_classes(ev: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """(N, 2): the classes whose clips are no negatives of clip i's per-clip InfoNCE: its given label and the class
+    its picture alone shows (argmax p_i^v). A wrongly labelled clip's sound belongs with the clips of its true
+    class: as negatives they would make its own sound look foreign (a label error read as a sound mismatch)."""
+    return torch.stack([labels, ev["logits_v"].argmax(1)], dim=1)
+
+
 def label_evidence_ce(ev: dict[str, torch.Tensor], labels: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """CE_i = -log p~_i[y~_i] with p~_i = w_i p_i^av + (1 - w_i) p_i^v: the fused prediction counts as far as the
     sound belongs to the picture, so a correctly labelled clip with a swapped sound track is judged by its
@@ -119,7 +126,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
                    cfg: TrainConfig, num_classes: int, device: torch.device | None = None) -> dict:
     """From an evaluation pass: l_i, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures' diagnostics.
 
-    * l_i: per-clip InfoNCE, same-label clips excluded from the negatives; w_i = mixture posterior over l_i fitted
+    * l_i: per-clip InfoNCE, the clips of its given label and of its picture's class excluded from the
+      negatives (negative_classes); w_i = mixture posterior over l_i fitted
       on clips with sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0
       (they are reported as not mismatched by the scoring);
     * CE_i = label_evidence_ce (gated by w); with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
@@ -129,7 +137,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     Each mixture returns all-clean posteriors when its evidence shows no second population. The kNN of q runs
     on ``device`` (O(N^2 d): on a GPU at 200,000 clips), everything else on the CPU."""
     group = labels.numpy() if cfg.class_normalise else None
-    ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, labels)
+    ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, negative_classes(ev, labels))
     mask = has_audio.numpy()
     w_fit = mixture_posterior(ell.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))

@@ -51,11 +51,14 @@ def cross_modal_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float = 0.1,
 
     l_i = -1/2 * [log softmax_j(z_i^v . z_j^a / tau)_i + log softmax_j(z_i^a . z_j^v / tau)_i].
     With ``labels`` (N,), clips j != i of clip i's label are left out of its negatives, so that l_i measures
-    whether the sound belongs to this picture rather than how many clips share its class."""
+    whether the sound belongs to this picture rather than how many clips share its class; with (N, m) labels
+    (classes a clip may belong to), clips j sharing any of them with clip i."""
     sim = z_v @ z_a.T / tau  # (N, N): row i = visual i against every sound
     idx = torch.arange(sim.shape[0], device=sim.device)
     if labels is not None:
-        same = (labels[:, None] == labels[None, :]) & (idx[:, None] != idx[None, :])
+        sets = labels[:, None] if labels.dim() == 1 else labels  # (N, m)
+        shared = (sets[:, None, :, None] == sets[None, :, None, :]).flatten(2).any(2)  # (N, N)
+        same = shared & (idx[:, None] != idx[None, :])
         sim = sim.masked_fill(same, -float("inf"))
     v2a = F.cross_entropy(sim, idx, reduction="none")
     a2v = F.cross_entropy(sim.T, idx, reduction="none")

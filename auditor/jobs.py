@@ -135,6 +135,8 @@ def job_status(run_dir: str | os.PathLike[str]) -> JobStatus:
     alive = event not in FINAL_EVENTS and pid and returncode is None and _pid_alive(pid, record.get("module", "auditor"))
     if lock_held(run_dir) or alive:
         return status
+    if pid and returncode is None:  # it may have exited between the first look and the liveness check
+        returncode = _reap(pid)
     status.state = FINAL_EVENTS.get(event, "failed")
     status.returncode = returncode if returncode is not None else {"done": 0, "error": 1}.get(event)
     status.ended = float(current["time"]) if current and "time" in current and event in FINAL_EVENTS \

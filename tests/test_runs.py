@@ -153,6 +153,21 @@ def test_a_silent_exit_after_an_older_done_is_failed(run_dir):
     assert status.last_progress["event"] == "done"
 
 
+def test_an_exit_between_the_first_look_and_the_liveness_check_keeps_its_code(run_dir, monkeypatch):
+    """The job exits just after job_status first polled it (seen under load): its exit status is still read."""
+    record = _start(run_dir, "silent-exit", 0)
+    jobs._CHILDREN[record["pid"]].wait()  # it has exited
+    real, calls = jobs._reap, []
+
+    def late(pid):  # the first poll came a moment too early
+        calls.append(pid)
+        return None if len(calls) == 1 else real(pid)
+
+    monkeypatch.setattr(jobs, "_reap", late)
+    status = job_status(run_dir)
+    assert (status.state, status.returncode) == ("failed", 3)
+
+
 def test_a_job_started_elsewhere_holds_the_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(run_folder, "LOCK_RETRY_S", 0.1)
     with RunLock(tmp_path) as lock:

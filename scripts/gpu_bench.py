@@ -125,7 +125,7 @@ def schedule(args: argparse.Namespace) -> int:
         with open(summary, "a") as f:
             f.write(text + "\n")
 
-    plan = list(enumerate(PLANS[args.plan]()))
+    plan = [(i, u) for i, u in enumerate(PLANS[args.plan]()) if i >= args.first]
     note(f"plan {args.plan}: {len(plan)} units, {args.parallel} at a time, deadline {args.deadline_s} s")
     running: dict[subprocess.Popen, tuple[int, dict, float]] = {}
     ok = failed = 0
@@ -168,6 +168,7 @@ def main() -> int:
     p.add_argument("--out", required=True, help="where summary.txt, units.log and runs.tar.gz go")
     p.add_argument("--bench", default="/tmp/gpu_bench", help="the bench folder (data, cache, runs)")
     p.add_argument("--plan", default="full", choices=list(PLANS))
+    p.add_argument("--first", type=int, default=0, help="start at this unit of the plan (0-based)")
     p.add_argument("--parallel", type=int, default=12)
     p.add_argument("--deadline-s", type=float, default=540)
     p.add_argument("--min-left-s", type=float, default=90, help="start no unit with less time than this left")

@@ -56,6 +56,8 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                    help="clips of A-B seconds (or S: all S seconds) whose class sound is one short event (2-3 s) at "
                         "a random place over a quiet background (truth.csv: event_start_s, event_end_s; "
                         "default: 2-5 s clips with sound throughout)")
+    p.add_argument("--event-seconds", default=None, metavar="A-B",
+                   help="with --clip-seconds: the sound event lasts A-B seconds (or S: S seconds; default 2-3)")
     p.add_argument("--media", choices=MEDIA, default=MEDIA[0],
                    help="uniform: every clip H.264 + AAC .mp4, 128x128, 25 fps, 16 kHz mono; mixed: each clip in a "
                         "random container (.mp4/.mkv/.webm/.mov), frame size, frame rate, sample rate "

@@ -21,6 +21,7 @@ def run_sample(args: argparse.Namespace) -> int:
                                noise_type=args.noise_type, mismatch=args.mismatch, seed=args.seed,
                                test_clips=args.test_clips, imbalance=args.imbalance, muted=args.muted,
                                num_classes=args.classes, clip_seconds=parse_clip_seconds(args.clip_seconds),
+                               event_seconds=parse_clip_seconds(args.event_seconds, "--event-seconds"),
                                media=args.media, workers=args.workers)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
@@ -29,18 +30,18 @@ def run_sample(args: argparse.Namespace) -> int:
 _CLIP_SECONDS = re.compile(r"^\s*(\d*\.?\d+)\s*(?:-\s*(\d*\.?\d+)\s*)?$")
 
 
-def parse_clip_seconds(text: str | None) -> tuple[float, float] | None:
-    """``--clip-seconds``: "A-B" -> (A, B), "S" -> (S, S), None -> None; UserError naming the option unless
-    0 < A <= B <= synth.MAX_CLIP_SECONDS."""
+def parse_clip_seconds(text: str | None, option: str = "--clip-seconds") -> tuple[float, float] | None:
+    """``--clip-seconds`` (or ``option``): "A-B" -> (A, B), "S" -> (S, S), None -> None; UserError naming the
+    option unless 0 < A <= B <= synth.MAX_CLIP_SECONDS."""
     if text is None:
         return None
     m = _CLIP_SECONDS.match(text)
     if m is None:
-        raise UserError(f"--clip-seconds: cannot read {text!r}; expected A-B or S seconds, e.g. 10-30 or 8")
+        raise UserError(f"{option}: cannot read {text!r}; expected A-B or S seconds, e.g. 10-30 or 8")
     a = float(m[1])
     b = float(m[2]) if m[2] else a
     if not 0.0 < a <= b <= MAX_CLIP_SECONDS:
-        raise UserError(f"--clip-seconds {text!r}: needs A-B with 0 < A <= B <= {MAX_CLIP_SECONDS:g} seconds")
+        raise UserError(f"{option} {text!r}: needs A-B with 0 < A <= B <= {MAX_CLIP_SECONDS:g} seconds")
     return a, b
 
 

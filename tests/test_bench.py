@@ -66,6 +66,12 @@ def test_parse_settings_data_shape_parts():
     assert parse_settings("mute0.04") == [Setting(muted=0.04)]
     assert parse_settings("clean") == [Setting()] and Setting().name == "clean"
     assert parse_settings("sym0.4+dur10-30+cls32") == [Setting("symmetric", 0.4, seconds=(10.0, 30.0), classes=32)]
+    long_1s = parse_settings("sym0.1+mm0.1+dur10-30+evt1-1")[0]
+    assert long_1s == Setting("symmetric", 0.1, 0.1, seconds=(10.0, 30.0), event=(1.0, 1.0))
+    assert long_1s.generator_args()["event_seconds"] == (1.0, 1.0)
+    assert "event_seconds" not in parse_settings("sym0.1+dur10-30")[0].generator_args()
+    with pytest.raises(UserError, match="evt needs dur"):
+        parse_settings("sym0.1+evt1-1")
 
 
 def test_parse_settings_suites_and_duplicates():
@@ -85,7 +91,9 @@ def test_parse_settings_suites_and_duplicates():
     assert Setting("symmetric", 0.4, 0.2) in table
 
 
-@pytest.mark.parametrize("setting", GRID + TABLE + (Setting("asymmetric", 0.2, 0.1, 4.0, 0.1, (10.0, 30.0), 32),))
+@pytest.mark.parametrize("setting", GRID + TABLE + (
+    Setting("asymmetric", 0.2, 0.1, 4.0, 0.1, seconds=(10.0, 30.0), classes=32),
+    Setting("symmetric", 0.1, 0.1, seconds=(10.0, 30.0), event=(1.0, 1.5), media="mixed")))
 def test_setting_names_parse_back(setting):
     assert parse_settings(setting.name) == [setting]
 

@@ -172,6 +172,18 @@ def test_cli_help_names_the_option(capsys):
     assert "--clip-seconds A-B" in capsys.readouterr().out
 
 
+def test_event_seconds_sets_the_event_length():
+    for index in range(5):
+        n_frames, start, end = synth.event_window(3, index, (10.0, 30.0), (1.0, 1.0))
+        assert end - start == pytest.approx(1.0) and 0 <= start and end <= n_frames / FPS
+    _, audio, (start, end) = render_event_clip(2, 5, "hammering", clip_seconds=(7.0, 7.0), event_seconds=(0.5, 0.8))
+    assert 0.5 <= end - start <= 0.8
+    with pytest.raises(UserError, match="event_seconds needs clip_seconds"):
+        generate_dataset("/nonexistent", clips=1, event_seconds=(1.0, 1.0))
+    assert main(["sample", "--out", "/nonexistent", "--clips", "1", "--clip-seconds", "8",
+                 "--event-seconds", "0-1"]) == 2
+
+
 def test_bench_duration_setting_is_no_longer_refused(tmp_path):
     settings = parse_settings("sym0.4+dur10-30")
     check_generator(settings)

@@ -31,11 +31,14 @@ warm-up epochs (TrainConfig.warmup_epochs resolved):
 Settings syntax (:func:`parse_settings`): comma-separated items, each ``clean`` or parts in this order, joined by
 ``+``: ``symR`` | ``asymR`` (label-noise rate R in [0, 1)), ``mmM`` (mismatch rate M in [0, 1]), ``ltX`` (class
 sizes long-tailed, largest : smallest = X), ``muteF`` (share F of clips with a present but silent sound track),
-``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``clsK`` (K classes), ``mixed``
+``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``evtA-B`` (with dur: that event
+lasts A-B seconds instead of 2-3), ``clsK`` (K classes), ``mixed``
 (each clip in its own container, codecs, frame size, frame rate, sample rate and channel layout); e.g.
-``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.05+mixed``. Suites: ``table``
+``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.1+dur10-30+evt1-1``,
+``sym0.1+mm0.05+mixed``. Suites: ``table``
 (the issue's table, :data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset
-option (:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, cls -> num_classes,
+option (:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, evt -> event_seconds,
+cls -> num_classes,
 mixed -> media="mixed"); a bench refuses a setting whose option the generator lacks.
 
 Seed splits (:data:`SPLITS`): ``dev`` seeds 0.. for choosing defaults, ``report`` seeds 1000.. for the numbers
@@ -101,6 +104,7 @@ class Setting:
     imbalance: float = 1.0
     muted: float = 0.0
     seconds: tuple[float, float] | None = None
+    event: tuple[float, float] | None = None  # the long clips' sound event (None: the generator's 2-3 s)
     classes: int | None = None
     media: str = "uniform"
 
@@ -114,6 +118,7 @@ class Setting:
         parts += [f"lt{self.imbalance:g}"] if self.imbalance != 1.0 else []
         parts += [f"mute{self.muted:g}"] if self.muted else []
         parts += [f"dur{self.seconds[0]:g}-{self.seconds[1]:g}"] if self.seconds else []
+        parts += [f"evt{self.event[0]:g}-{self.event[1]:g}"] if self.event else []
         parts += [f"cls{self.classes}"] if self.classes else []
         parts += [self.media] if self.media != "uniform" else []
         return "+".join(parts)
@@ -133,6 +138,7 @@ GENERATOR_OPTIONS: dict[str, tuple[str, str]] = {
     "imbalance": ("imbalance", "long-tailed class sizes"),
     "muted": ("muted", "clips with a present but silent sound track"),
     "seconds": ("clip_seconds", "long clips with a short sound event at a random place"),
+    "event": ("event_seconds", "a chosen length of the long clips' sound event"),
     "classes": ("num_classes", "a chosen number of classes (up to synth.MAX_CLASSES)"),
     "media": ("media", "clips in mixed containers, codecs, frame sizes, frame rates and sample rates"),
 }
@@ -155,7 +161,8 @@ _NOISE_NAMES = {name: t for t, short in NOISE_SHORT.items() for name in (t, shor
 _NUM = r"\d*\.?\d+"
 _ITEM = re.compile(rf"^(?:(?P<type>{'|'.join(sorted(_NOISE_NAMES, key=len, reverse=True))})(?P<r>{_NUM}))?"
                    rf"(?:\+?mm(?P<m>{_NUM}))?(?:\+?lt(?P<lt>{_NUM}))?(?:\+?mute(?P<mute>{_NUM}))?"
-                   rf"(?:\+?dur(?P<d0>{_NUM})-(?P<d1>{_NUM}))?(?:\+?cls(?P<cls>\d+))?(?:\+?(?P<media>mixed))?$")
+                   rf"(?:\+?dur(?P<d0>{_NUM})-(?P<d1>{_NUM}))?(?:\+?evt(?P<e0>{_NUM})-(?P<e1>{_NUM}))?"
+                   rf"(?:\+?cls(?P<cls>\d+))?(?:\+?(?P<media>mixed))?$")
 _EXAMPLES = "sym0.4+mm0.2, asym0.2, mm0.2, sym0.2+lt8+mute0.04, sym0.1+mm0.05+mixed, clean, table, grid or quick"
 
 # Seed splits: the first seed of each; a split has at most MAX_SEEDS seeds so that they never overlap.
@@ -198,11 +205,14 @@ def _parse_item(raw: str, item: str) -> Setting:
                      (1.0 <= lt <= 1000.0, f"lt (largest : smallest class) must be in [1, 1000], got {lt:g}"),
                      (0.0 <= mute < 1.0, f"mute share must be in [0, 1), got {mute:g}"),
                      (not m["d0"] or 0 < float(m["d0"]) <= float(m["d1"]), "dur needs 0 < A <= B seconds"),
+                     (not m["e0"] or (m["d0"] and 0 < float(m["e0"]) <= float(m["e1"])),
+                      "evt needs dur (long clips) and 0 < A <= B seconds"),
                      (not m["cls"] or int(m["cls"]) >= 2, "cls needs at least 2 classes")):
         if not ok:
             raise UserError(f"--settings: {raw!r}: {what}")
     return Setting(_NOISE_NAMES[m["type"]] if m["type"] else NOISE_TYPES[0], rate, mism, lt, mute,
-                   (float(m["d0"]), float(m["d1"])) if m["d0"] else None, int(m["cls"]) if m["cls"] else None,
+                   (float(m["d0"]), float(m["d1"])) if m["d0"] else None,
+                   (float(m["e0"]), float(m["e1"])) if m["e0"] else None, int(m["cls"]) if m["cls"] else None,
                    m["media"] or "uniform")
 
 

@@ -16,8 +16,8 @@ hammer hit, ...), unless the clip is *mismatched*: then its sound is rendered fo
 class's own, independent motion.
 
 Long clips (``generate_dataset(clip_seconds=(A, B))``, :func:`render_event_clip`): A-B seconds of the same motion,
-the class sound audible only in one 2-3 s event at a random place, over quiet background noise (-48 to -42 dBFS
-RMS); frames are encoded as they are drawn, so memory does not grow with the clip's length.
+the class sound audible only in one event at a random place (2-3 s, or ``event_seconds``), over quiet background
+noise (-48 to -42 dBFS RMS); frames are encoded as they are drawn, so memory does not grow with the clip's length.
 
 Classes (confusable pairs: hammering/clapping = periodic impacts, bouncing/dripping = falling objects,
 bell/spinning = tonal sound and rotation about a pivot, sawing/typing = dense noisy strokes and repetitive
@@ -68,7 +68,8 @@ FPS = 25
 SIZE = 128
 SAMPLE_RATE = 16_000
 MIN_SECONDS, MAX_SECONDS = 2.0, 5.0
-# Long clips (generate_dataset(clip_seconds=...)): the class sound is one event of EVENT_SECONDS (uniform) at a
+# Long clips (generate_dataset(clip_seconds=...)): the class sound is one event of EVENT_SECONDS (uniform; the
+# generate_dataset option event_seconds chooses another range, e.g. (1, 1) for the 1-s event of the goals) at a
 # uniform place in the clip, faded in and out over EVENT_FADE_SECONDS, its RMS EVENT_ABOVE_DB (uniform) above the
 # background's (less where its peak would pass EVENT_PEAK_DBFS); the whole track carries coloured background
 # noise of BACKGROUND_DBFS (uniform, RMS dB re full scale; above features.SILENT_BELOW_DBFS = -60).
@@ -941,31 +942,33 @@ def check_clip_seconds(value, name: str = "clip_seconds") -> tuple[float, float]
     return a, b
 
 
-def event_window(seed: int, index: int, clip_seconds: tuple[float, float]) -> tuple[int, float, float]:
+def event_window(seed: int, index: int, clip_seconds: tuple[float, float],
+                 event_seconds: tuple[float, float] = EVENT_SECONDS) -> tuple[int, float, float]:
     """(frames F, event start, event end in seconds) of long clip ``index`` of ``seed``.
 
     From the clip's own stream (third child of ``np.random.default_rng([seed, index])``): the length is
     U(A, B) seconds rounded to whole frames, F = max(1, round(U(A, B) * 25)); the event lasts
-    L = min(U(EVENT_SECONDS), F / 25) seconds and starts at U(0, F / 25 - L), so 0 <= start < end <= F / 25.
+    L = min(U(event_seconds), F / 25) seconds and starts at U(0, F / 25 - L), so 0 <= start < end <= F / 25.
     """
-    n_frames, start, end, _ = _event_plan(seed, index, clip_seconds)
+    n_frames, start, end, _ = _event_plan(seed, index, clip_seconds, event_seconds)
     return n_frames, start, end
 
 
-def _event_plan(seed: int, index: int,
-                clip_seconds: tuple[float, float]) -> tuple[int, float, float, np.random.Generator]:
+def _event_plan(seed: int, index: int, clip_seconds: tuple[float, float],
+                event_seconds: tuple[float, float] = EVENT_SECONDS) -> tuple[int, float, float, np.random.Generator]:
     """:func:`event_window` and its stream, to draw the clip's background noise from next."""
     a, b = check_clip_seconds(clip_seconds)
     rng = np.random.default_rng([int(seed), int(index)]).spawn(3)[2]
     n_frames = max(1, int(round(rng.uniform(a, b) * FPS)))
     seconds = n_frames / FPS
-    length = min(float(rng.uniform(*EVENT_SECONDS)), seconds)
+    length = min(float(rng.uniform(*check_clip_seconds(event_seconds, "event_seconds"))), seconds)
     start = float(rng.uniform(0.0, seconds - length))
     return n_frames, start, start + length, rng
 
 
 def render_event_clip(seed: int, index: int, visual_class: str, audio_class: str | None = None, *,
-                      clip_seconds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+                      clip_seconds: tuple[float, float], event_seconds: tuple[float, float] = EVENT_SECONDS
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Render long clip ``index`` of ``seed`` without encoding it: (frames (F, 128, 128, 3) uint8 at 25 fps,
     audio (F * 640,) float32 mono 16 kHz in [-1, 1], (event start, event end) seconds), F and the event from
     :func:`event_window`.
@@ -977,15 +980,16 @@ def render_event_clip(seed: int, index: int, visual_class: str, audio_class: str
     below it (:func:`_render_audio`), scaled to an RMS of G + U(EVENT_ABOVE_DB) dB (less where its peak would pass
     EVENT_PEAK_DBFS) and faded in and out over EVENT_FADE_SECONDS.
     """
-    frames, audio, event = _event_clip(seed, index, visual_class, audio_class, clip_seconds)
+    frames, audio, event = _event_clip(seed, index, visual_class, audio_class, clip_seconds, event_seconds)
     return np.stack(list(frames)), audio, event
 
 
-def _event_clip(seed: int, index: int, visual_class: str, audio_class: str | None,
-                clip_seconds: tuple[float, float]) -> tuple[Iterator[np.ndarray], np.ndarray, tuple[float, float]]:
+def _event_clip(seed: int, index: int, visual_class: str, audio_class: str | None, clip_seconds: tuple[float, float],
+                event_seconds: tuple[float, float] = EVENT_SECONDS
+                ) -> tuple[Iterator[np.ndarray], np.ndarray, tuple[float, float]]:
     """:func:`render_event_clip` with the frames as a stream (memory: one frame, not F)."""
     _check_classes(visual_class, audio_class)
-    n_frames, start, end, plan_rng = _event_plan(seed, index, clip_seconds)
+    n_frames, start, end, plan_rng = _event_plan(seed, index, clip_seconds, event_seconds)
     vis_rng, aud_rng, _ = np.random.default_rng([int(seed), int(index)]).spawn(3)
     seconds = n_frames / FPS
     motion = _motion(visual_class, vis_rng, seconds)
@@ -1181,13 +1185,16 @@ def encode_clip(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], aud
             _mux_sorted(container, [(p, vs) for p in vpackets] + [(p, aus) for p in apackets])
 
 
-def _render_task(task: tuple[str, int, int, str, str, bool, tuple[float, float] | None, MediaFormat]) -> float:
+_LongClips = tuple[tuple[float, float], tuple[float, float]]  # (clip_seconds, event_seconds) of a long clip
+
+
+def _render_task(task: tuple[str, int, int, str, str, bool, _LongClips | None, MediaFormat]) -> float:
     """Render and write one clip; returns its length in seconds."""
-    path, seed, index, visual_class, audio_class, muted, clip_seconds, media = task
-    if clip_seconds is None:
+    path, seed, index, visual_class, audio_class, muted, long_clips, media = task
+    if long_clips is None:
         frames, audio = render_clip(seed, index, visual_class, audio_class)
     else:
-        frames, audio, _ = _event_clip(seed, index, visual_class, audio_class, clip_seconds)
+        frames, audio, _ = _event_clip(seed, index, visual_class, audio_class, *long_clips)
     encode_clip(path, frames, np.zeros_like(audio) if muted else audio, media)
     return len(audio) / SAMPLE_RATE
 
@@ -1252,7 +1259,8 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: float = 0.0,
                      noise_type: str = "symmetric", mismatch: float = 0.0, seed: int = 0,
                      test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, num_classes: int = len(CLASSES),
-                     clip_seconds: tuple[float, float] | None = None, media: str = "uniform",
+                     clip_seconds: tuple[float, float] | None = None,
+                     event_seconds: tuple[float, float] | None = None, media: str = "uniform",
                      workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Render the procedural audio-visual data set into ``out_dir``.
 
@@ -1275,8 +1283,9 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     ``clip_seconds`` = (A, B), 0 < A <= B <= MAX_CLIP_SECONDS (600), makes long clips (test split included): each clip
     lasts U(A, B) seconds rounded to whole frames, its picture shows the class's motion throughout, and its sound
     track is quiet coloured background noise (-48 to -42 dBFS RMS) with the sound of its ``audio_label`` audible
-    only in one event of 2-3 s (U(2, 3), at most the clip) that starts at U(0, length - event) seconds
-    (:func:`event_window`, :func:`render_event_clip`). truth.csv then ends with ``event_start_s,event_end_s``
+    only in one event of U(event_seconds) seconds (default EVENT_SECONDS, 2-3 s; at most the clip) that starts at
+    U(0, length - event) seconds (:func:`event_window`, :func:`render_event_clip`); ``event_seconds`` = (a, b),
+    0 < a <= b, needs ``clip_seconds``. truth.csv then ends with ``event_start_s,event_end_s``
     (seconds, 3 decimals, 0 <= start < end <= the clip's length; empty for a muted clip, which stays digital
     silence throughout). None (default): 2-5 s clips whose sound spans the clip, and no event columns.
 
@@ -1310,6 +1319,10 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         raise UserError(f"unknown noise type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
     if clip_seconds is not None:
         clip_seconds = check_clip_seconds(clip_seconds)
+    if event_seconds is not None and clip_seconds is None:
+        raise UserError("event_seconds needs clip_seconds: only long clips have a single sound event")
+    event_seconds = EVENT_SECONDS if event_seconds is None else check_clip_seconds(event_seconds, "event_seconds")
+    long_clips = None if clip_seconds is None else (clip_seconds, event_seconds)
     if media not in MEDIA:
         raise UserError(f"unknown media {media!r}; valid: {', '.join(MEDIA)}")
     out_dir = Path(out_dir)
@@ -1331,9 +1344,9 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     if test_clips:
         (out_dir / "test" / "clips").mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m, clip_seconds, formats[i])
+    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m, long_clips, formats[i])
              for i, (name, v, a, m) in enumerate(zip(names, true_labels, audio_labels, muted_clips, strict=True))]
-    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False, clip_seconds, formats[clips + j])
+    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False, long_clips, formats[clips + j])
               for j, (name, v) in enumerate(zip(test_names, test_labels, strict=True))]
 
     total = len(tasks)
@@ -1354,9 +1367,9 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
 
     events: list | None = None
     test_events: list | None = None
-    if clip_seconds is not None:
-        events = [None if m else _event_columns(seed, i, clip_seconds) for i, m in enumerate(muted_clips)]
-        test_events = [_event_columns(seed, clips + j, clip_seconds) for j in range(test_clips)]
+    if long_clips is not None:
+        events = [None if m else _event_columns(seed, i, *long_clips) for i, m in enumerate(muted_clips)]
+        test_events = [_event_columns(seed, clips + j, *long_clips) for j in range(test_clips)]
     mixed = media == "mixed"
     _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None, events,
                   formats[:clips] if mixed else None)
@@ -1374,9 +1387,10 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     }
 
 
-def _event_columns(seed: int, index: int, clip_seconds: tuple[float, float]) -> tuple[float, float]:
+def _event_columns(seed: int, index: int, clip_seconds: tuple[float, float],
+                   event_seconds: tuple[float, float]) -> tuple[float, float]:
     """(event_start_s, event_end_s) of a long clip, rounded to 3 decimals."""
-    _, start, end = event_window(seed, index, clip_seconds)
+    _, start, end = event_window(seed, index, clip_seconds, event_seconds)
     return round(start, 3), round(end, 3)
 
 

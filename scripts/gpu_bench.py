@@ -72,7 +72,7 @@ def run_unit(unit: dict, args: argparse.Namespace) -> int:
         import auditor.scoring as scoring
 
         scoring.umap_maps = lambda vectors, seed=0: {k: np.zeros((len(v), 2), np.float32) for k, v in vectors.items()}
-    from auditor.bench.run import _method_metrics, _setting_data
+    from auditor.bench.run import method_metrics, setting_data
     from auditor.bench.settings import BenchConfig, parse_settings
 
     setting = parse_settings(unit["setting"])[0]
@@ -91,9 +91,9 @@ def run_unit(unit: dict, args: argparse.Namespace) -> int:
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / cfg.data_name(setting, seed), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = _setting_data(cfg, setting, seed, log)
+        data = setting_data(cfg, setting, seed, log)
     for method in unit["methods"]:
-        _method_metrics(cfg, method, setting, seed, data, f"{setting.name} seed {seed} {method}", log)
+        method_metrics(cfg, method, setting, seed, data, f"{setting.name} seed {seed} {method}", log)
     return 0
 
 

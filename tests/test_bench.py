@@ -151,7 +151,7 @@ def test_bench_generates_long_clips_once_and_reuses_them(tmp_path, monkeypatch):
     cfg = BenchConfig(out=tmp_path, clips=10, test_clips=0)
     setting = parse_settings("sym0.2+dur10-30")[0]
     for _ in range(2):
-        bench_run._setting_data(cfg, setting, 0, lambda line: None)
+        bench_run.setting_data(cfg, setting, 0, lambda line: None)
     assert len(calls) == 1 and calls[0]["clip_seconds"] == (10.0, 30.0)
 
 

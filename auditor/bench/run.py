@@ -57,14 +57,14 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
     data_dirs: dict[str, tuple[Setting, Path]] = {}
     total, done = len(plan) * len(cfg.methods), 0
     for setting, seed in plan:
-        data = _setting_data(cfg, setting, seed, log)
+        data = setting_data(cfg, setting, seed, log)
         data_dirs.setdefault(setting.name, (setting, data[0]))
         info = {"setting": setting.name, "noise_type": setting.noise_type, "label_noise": setting.label_noise,
                 "mismatch": setting.mismatch, "imbalance": setting.imbalance, "muted": setting.muted, "seed": seed}
         for method in cfg.methods:
             done += 1
             step = f"[{done}/{total}] {setting.name} seed {seed} {method}"
-            metrics = _method_metrics(cfg, method, setting, seed, data, step, log)
+            metrics = method_metrics(cfg, method, setting, seed, data, step, log)
             rows.append(info | {"clips": int(metrics.get("clips", 0)), "method": method}
                         | {k: metrics.get(k, np.nan) for k in METRICS})
     results = pd.DataFrame(rows, columns=ID_COLUMNS + list(METRICS))
@@ -75,8 +75,8 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] | None = None) ->
     return BenchResult(results=results, speed=speed, targets=targets, files=files)
 
 
-def _method_metrics(cfg: BenchConfig, method: str, setting: Setting, seed: int,
-                    data: tuple[Path, pd.DataFrame, Path | None], step: str, log: Callable[[str], None]) -> dict:
+def method_metrics(cfg: BenchConfig, method: str, setting: Setting, seed: int,
+                   data: tuple[Path, pd.DataFrame, Path | None], step: str, log: Callable[[str], None]) -> dict:
     """The metrics of a finished run folder of the same bench settings, else run the method and store them."""
     run_dir = cfg.run_dir(setting, seed, method)
     metrics = _finished(run_dir, cfg)
@@ -134,8 +134,8 @@ def _key(cfg: BenchConfig) -> dict:
     return cfg.key() | {"metrics": list(METRICS)}
 
 
-def _setting_data(cfg: BenchConfig, setting: Setting, seed: int,
-                  log: Callable[[str], None]) -> tuple[Path, pd.DataFrame, Path | None]:
+def setting_data(cfg: BenchConfig, setting: Setting, seed: int,
+                 log: Callable[[str], None]) -> tuple[Path, pd.DataFrame, Path | None]:
     """(data dir, its truth table, clean test dir or None); generates the data unless it is there already."""
     if cfg.data is not None:
         data_dir = Path(cfg.data).resolve()

@@ -75,12 +75,17 @@ def test_a_wrong_label_is_not_read_as_a_foreign_sound():
     logits_v[torch.arange(18), labels] = 5.0
     logits_v[0] = torch.tensor([0.0, 5.0, 0.0])  # its picture shows class 1
     classes = estimate.negative_classes({"logits_v": logits_v}, labels)
-    assert classes[0].tolist() == [0, 1] and classes[6].tolist() == [1, 1]
+    assert classes.shape == (18, 3) and classes[0, :2].tolist() == [0, 1] and classes[6, :2].tolist() == [1, 1]
     by_label = cross_modal_infonce(z_v, z_a, 0.1, labels)
-    by_both = cross_modal_infonce(z_v, z_a, 0.1, classes)
+    by_both = cross_modal_infonce(z_v, z_a, 0.1, classes[:, :2])
     assert int(by_label.argmax()) == 0  # the worst clip: it would be flagged
     assert float(by_both[0]) < float(by_label[0]) / 4
     assert torch.allclose(by_both[12:], by_label[12:])  # class 2's clips keep their negatives
+    # a visual head that learnt the flip ranks the given label first and the picture's class second
+    logits_v[0] = torch.tensor([5.0, 3.0, 0.0])
+    learnt = estimate.negative_classes({"logits_v": logits_v}, labels)
+    assert learnt[0].tolist() == [0, 0, 1]
+    assert float(cross_modal_infonce(z_v, z_a, 0.1, learnt)[0]) < float(by_label[0]) / 4
 
 
 def test_label_evidence_uses_the_picture_where_the_sound_does_not_belong():

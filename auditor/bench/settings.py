@@ -32,14 +32,12 @@ Settings syntax (:func:`parse_settings`): comma-separated items, each ``clean`` 
 ``+``: ``symR`` | ``asymR`` (label-noise rate R in [0, 1)), ``mmM`` (mismatch rate M in [0, 1]), ``ltX`` (class
 sizes long-tailed, largest : smallest = X), ``muteF`` (share F of clips with a present but silent sound track),
 ``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``evtA-B`` (with dur: that event
-lasts A-B seconds instead of 2-3), ``clsK`` (K classes), ``mixed``
-(each clip in its own container, codecs, frame size, frame rate, sample rate and channel layout); e.g.
-``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.1+dur10-30+evt1-1``,
-``sym0.1+mm0.05+mixed``. Suites: ``table``
-(the issue's table, :data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset
-option (:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, evt -> event_seconds,
-cls -> num_classes,
-mixed -> media="mixed"); a bench refuses a setting whose option the generator lacks.
+lasts A-B seconds instead of 2-3), ``clsK`` (K classes), ``mixed`` (each clip in its own container, codecs, frame
+size, frame rate, sample rate and channel layout); e.g. ``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``,
+``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.1+dur10-30+evt1-1``, ``sym0.1+mm0.05+mixed``. Suites: ``table`` (the
+issue's table, :data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset option
+(:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, evt -> event_seconds, cls ->
+num_classes, mixed -> media="mixed"); a bench refuses a setting whose option the generator lacks.
 
 Seed splits (:data:`SPLITS`): ``dev`` seeds 0.. for choosing defaults, ``report`` seeds 1000.. for the numbers
 reported; the two never overlap (at most MAX_SEEDS seeds each).

@@ -103,7 +103,8 @@ def per_clip_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float, seed: int
                      labels: torch.Tensor | None = None) -> torch.Tensor:
     """l_i of every clip against the same number of negatives: the clips are shuffled (fixed seed) and cut into
     ceil(N / EVAL_NEGATIVES_CHUNK) chunks of equal size (+-1), each clip scored within its chunk; with ``labels``
-    the clips of its own given label are left out of its negatives (losses.cross_modal_infonce). (N,)."""
+    ((N,) or (N, m) class sets) the clips sharing a class with it are left out of its negatives
+    (losses.cross_modal_infonce). (N,)."""
     n = z_v.shape[0]
     ell = torch.zeros(n)
     if n == 0:
@@ -137,8 +138,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
                    cfg: TrainConfig, num_classes: int, device: torch.device | None = None) -> dict:
     """From an evaluation pass: l_i, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures' diagnostics.
 
-    * l_i: per-clip InfoNCE, the clips of its given label and of its picture's class excluded from the
-      negatives (negative_classes); w_i = mixture posterior over l_i fitted
+    * l_i: per-clip InfoNCE, the clips of its given label and of its picture's two likeliest classes excluded
+      from the negatives (negative_classes); w_i = mixture posterior over l_i fitted
       on clips with sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0
       (they are reported as not mismatched by the scoring);
     * CE_i = label_evidence_ce (gated by w); with ``label_evidence == "classifier+features"``: r0 from CE_i alone,

@@ -58,7 +58,18 @@ def smoke_plan() -> list[dict]:
             {"setting": "clean", "seed": SEEDS[0], "methods": ["ntl"]}]
 
 
-PLANS = {"full": full_plan, "smoke": smoke_plan}
+def head_plan() -> list[dict]:
+    """The goal settings re-run at the current code: ntl on every (setting, seed) first, then the headline setting's
+    warm-up baselines (they read ntl's warm-up), then ce beside each, then the embedding baselines."""
+    settings = (*GOAL_SETTINGS, *HARDER)
+    units = [{"setting": s, "seed": seed, "methods": ["ntl"]} for s in settings for seed in SEEDS]
+    units += [{"setting": HEADLINE, "seed": seed, "methods": ["ntl", "small_loss", "infonce_loss"]} for seed in SEEDS]
+    units += [{"setting": s, "seed": seed, "methods": ["ce"]} for s in (*settings, HEADLINE) for seed in SEEDS]
+    units += [{"setting": HEADLINE, "seed": seed, "methods": ["cosine", "knn"]} for seed in SEEDS]
+    return units
+
+
+PLANS = {"full": full_plan, "head": head_plan, "smoke": smoke_plan}
 
 
 def run_unit(unit: dict, args: argparse.Namespace) -> int:

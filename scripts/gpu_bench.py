@@ -5,13 +5,17 @@ bench's own code (auditor.bench.run: the same run folders, metrics.json and reus
 in a process of its own. PARALLEL units run at a time, in the plan's order (the most wanted first), until the
 deadline; after each unit the run folders' small files (metrics.json, flags.csv, progress.jsonl, config.json) and
 the data sets' truth tables are packed into OUT/runs.tar.gz, so what finished comes back even when the call is cut.
-The tarball unpacks into a bench folder whose runs ``/tmp/table.py``-style readers and ``bench`` itself reuse.
+The tarball unpacks into a bench folder whose runs ``/tmp/table.py``-style readers and ``bench`` itself reuse;
+``--measure DIR`` measures the runs in it that wrote their final flags.csv but were cut before the bench's own
+measuring (no metrics.json: the clean-test accuracy, which needs the checkpoint, is then missing).
 
     python3 scripts/gpu_bench.py --out "$OUT" --deadline-s 540 --parallel 12          # on the GPU machine
     python3 scripts/gpu_bench.py --out /tmp/o --plan smoke --device cpu --clips 24 --test-clips 8   # a check here
+    python3 scripts/gpu_bench.py --out /tmp/o --measure /tmp/unpacked   # flags.csv of cut runs -> /tmp/o/measured.csv
 
 Each unit's training gets one DataLoader worker (auditor.model.loader.GPU_WORKERS): a dozen trainings share the
-machine's 16 cores; the runs' UMAP maps are left as zeros unless --umap (they are not measured). PyAV, plotly, cleanlab, umap-learn and their small needs come as wheels in .whl/ (see
+machine's 16 cores (12 at a time is what ran well on an H100 machine: 24 made each data set's generation 3.6 x
+slower, 200 s instead of 55 s, and no unit finished in 565 s); the runs' UMAP maps are left as zeros unless --umap (they are not measured). PyAV, plotly, cleanlab, umap-learn and their small needs come as wheels in .whl/ (see
 scripts/gpu_scale.sh); install them first.
 """
 
@@ -27,6 +31,10 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEEDS = (1000, 1001, 1002)  # the report split's first three seeds (auditor.bench.settings.SPLITS)
 GOAL_SETTINGS = ("sym0.1+mm0.05+lt8+mute0.04", "sym0.1+mm0+lt10", "asym0.4", "clean")
@@ -120,6 +128,30 @@ def pack(bench: Path, out: Path) -> None:
     tmp.replace(out / "runs.tar.gz")
 
 
+def measure(bench: Path, out: Path) -> pd.DataFrame:
+    """OUT/measured.csv: auditor.metrics.flag_metrics of each finished run's flags.csv (progress.jsonl ends with
+    "done") that has no metrics.json, on the scores its method is measured on, against its data set's truth."""
+    import pandas as pd
+
+    from auditor.bench.methods import measured_flags
+    from auditor.bench.settings import METHOD_SPECS
+    from auditor.metrics import flag_metrics
+
+    rows = []
+    for flags_csv in sorted(bench.glob("runs/*/*/flags.csv")):
+        run, name, method = flags_csv.parent, flags_csv.parent.parent.name, flags_csv.parent.name
+        events = (run / "progress.jsonl").read_text().strip().splitlines()
+        if (run / "metrics.json").exists() or not events or json.loads(events[-1]).get("event") != "done":
+            continue
+        truth = pd.read_csv(bench / "data" / name / "truth.csv")
+        metrics = flag_metrics(measured_flags(pd.read_csv(flags_csv), METHOD_SPECS[method].scores), truth)
+        setting, _, seed = name.rpartition("-s")
+        rows.append({"setting": setting.rsplit("-n", 1)[0], "seed": int(seed), "method": method, **metrics})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "measured.csv", index=False)
+    return table
+
+
 def schedule(args: argparse.Namespace) -> int:
     """Run the plan's units PARALLEL at a time until the deadline; the summary and the packed runs go to OUT."""
     out, bench = Path(args.out), Path(args.bench)
@@ -192,8 +224,14 @@ def main() -> int:
     p.add_argument("--data-workers", type=int, default=2, help="render / decode processes of each unit")
     p.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of each GPU training")
     p.add_argument("--umap", action="store_true", help="compute the UMAP maps of each run (default: zeros)")
+    p.add_argument("--measure", default=None, metavar="DIR",
+                   help="measure the cut runs of an unpacked runs.tar.gz in DIR (OUT/measured.csv), run nothing")
     p.add_argument("--unit", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.measure is not None:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        print(measure(Path(args.measure), Path(args.out)).to_string(index=False))
+        return 0
     if args.unit is not None:
         return run_unit(json.loads(args.unit), args)
     with contextlib.suppress(KeyboardInterrupt):

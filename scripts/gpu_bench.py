@@ -15,8 +15,10 @@ measuring (no metrics.json: the clean-test accuracy, which needs the checkpoint,
 
 Each unit's training gets one DataLoader worker (auditor.model.loader.GPU_WORKERS): a dozen trainings share the
 machine's 16 cores (12 at a time is what ran well on an H100 machine: 24 made each data set's generation 3.6 x
-slower, 200 s instead of 55 s, and no unit finished in 565 s); the runs' UMAP maps are left as zeros unless --umap (they are not measured). PyAV, plotly, cleanlab, umap-learn and their small needs come as wheels in .whl/ (see
-scripts/gpu_scale.sh); install them first.
+slower, 200 s instead of 55 s, and no unit finished in 565 s); the runs' UMAP maps are left as zeros unless --umap
+(they are not measured). PyAV, plotly, cleanlab, umap-learn and their small needs come as wheels in .whl/ (see
+scripts/gpu_scale.sh); install them first. ``--unit JSON`` runs one unit in this process (also on a CPU, with
+``--device cpu``): ``{"setting": "sym0.4+mm0.2", "seed": 1001, "methods": ["ntl", "ce"]}``.
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ def main() -> int:
     p.add_argument("--umap", action="store_true", help="compute the UMAP maps of each run (default: zeros)")
     p.add_argument("--measure", default=None, metavar="DIR",
                    help="measure the cut runs of an unpacked runs.tar.gz in DIR (OUT/measured.csv), run nothing")
-    p.add_argument("--unit", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--unit", default=None, metavar="JSON", help="run this one unit here, in this process")
     args = p.parse_args()
     if args.measure is not None:
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -138,12 +138,13 @@ def measure(bench: Path, out: Path) -> pd.DataFrame:
     from auditor.bench.methods import measured_flags
     from auditor.bench.settings import METHOD_SPECS
     from auditor.metrics import flag_metrics
+    from auditor.run_folder import read_progress
 
     rows = []
     for flags_csv in sorted(bench.glob("runs/*/*/flags.csv")):
         run, name, method = flags_csv.parent, flags_csv.parent.parent.name, flags_csv.parent.name
-        events = (run / "progress.jsonl").read_text().strip().splitlines()
-        if (run / "metrics.json").exists() or not events or json.loads(events[-1]).get("event") != "done":
+        events = read_progress(run)
+        if (run / "metrics.json").exists() or not events or events[-1].get("event") != "done":
             continue
         truth = pd.read_csv(bench / "data" / name / "truth.csv")
         metrics = flag_metrics(measured_flags(pd.read_csv(flags_csv), METHOD_SPECS[method].scores), truth)

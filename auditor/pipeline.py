@@ -16,20 +16,20 @@ from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
 from auditor.run_folder import CONFIG_FILE, FLAGS_FILE, RunLock, append_progress
 from auditor.scoring import score_and_write
-from auditor.train import train
+from auditor.train import EpochEnd, train
 
 
 def train_and_score(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
                     overwrite: bool = False, workers: int | None = None, quiet: bool = False,
-                    cache_root: str | Path | None = None) -> Path:
+                    cache_root: str | Path | None = None, epoch_end: EpochEnd | None = None) -> Path:
     """Train on ``data_dir`` into ``run_dir`` and write its flags.csv, embeddings.parquet and class_report.csv;
-    returns ``run_dir``."""
+    returns ``run_dir``. ``epoch_end``: see :func:`auditor.train.train`."""
     run_dir = Path(run_dir)
     is_main = dist.env_rank() == 0
     with RunLock(run_dir) if is_main else contextlib.nullcontext():
         try:
             trained = train(data_dir, run_dir, cfg, resume=resume, overwrite=overwrite, workers=workers, quiet=quiet,
-                            cache_root=cache_root)
+                            cache_root=cache_root, epoch_end=epoch_end)
             if trained.is_main:
                 model, ckpt = load_trained(run_dir, trained.device)
                 score_and_write(model, ckpt["config"], trained.ingest, trained.arrays, run_dir,

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,6 +49,8 @@ from auditor.run_folder import (
     write_config,
 )
 
+# Called after each epoch with (epoch 1-based, the model, its device): see train().
+EpochEnd = Callable[[int, torch.nn.Module, torch.device], None]
 # Files of an earlier run that a fresh (not resumed) run removes from its folder.
 RUN_OUTPUTS = (CHECKPOINT_FILE, PROGRESS_FILE, FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 # Keys that define the architecture or the schedule: a resumed run must have the same (as nanoGPT does).
@@ -152,8 +155,11 @@ class TrainedRun:
 
 def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
           overwrite: bool = False, workers: int | None = None, quiet: bool = False,
-          cache_root: str | Path | None = None) -> TrainedRun:
-    """Train on ``data_dir`` into ``run_dir`` (config.json, checkpoint.pt after every epoch, progress.jsonl)."""
+          cache_root: str | Path | None = None, epoch_end: EpochEnd | None = None) -> TrainedRun:
+    """Train on ``data_dir`` into ``run_dir`` (config.json, checkpoint.pt after every epoch, progress.jsonl).
+
+    ``epoch_end(epoch, model, device)``, if given, is called on rank 0 after each epoch (1-based) before its
+    checkpoint is saved, so a run killed between the two repeats that epoch and calls it again."""
     cfg.validate()
     run_dir = Path(run_dir)
     ctx = dist.setup(cfg.device)
@@ -165,7 +171,7 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
         cfg = resolve_schedule(cfg, len(arrays.clips))
         config = _prepare_run_dir(run_dir, result, cfg, resume, overwrite) if is_main else {}
         dist.barrier()
-        _train_loop(run_dir, arrays, result.classes, cfg, device, ctx, resume, quiet)
+        _train_loop(run_dir, arrays, result.classes, cfg, device, ctx, resume, quiet, epoch_end)
     finally:
         dist.cleanup(ctx)
     return TrainedRun(run_dir, config, result, arrays, device, is_main)
@@ -212,7 +218,7 @@ def _check_resumable(old: dict, cfg: TrainConfig, classes: list[str], run_dir: P
 
 
 def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: TrainConfig, device: torch.device,
-                ctx: dist.Context, resume: bool, quiet: bool) -> None:
+                ctx: dist.Context, resume: bool, quiet: bool, epoch_end: EpochEnd | None = None) -> None:
     preset = get_preset(cfg.preset)
     n, k = len(arrays.clips), len(classes)
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
@@ -313,6 +319,8 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                          "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])},
                          "estimate_s": round(time.time() - est_started, 2)}
         if ctx.rank == 0:
+            if epoch_end is not None:
+                epoch_end(epoch + 1, model, device)
             elapsed = time.time() - t0
             save_checkpoint(ckpt_path, model, opt, sched, state.as_dict(), epoch + 1, elapsed, cfg, classes,
                             arrays.clips)

@@ -22,6 +22,14 @@ from auditor.bench.baselines import (
     small_loss_scores,
     stratified_folds,
 )
+from auditor.bench.early_stopping import (
+    EpochRecorder,
+    held_out_criterion,
+    keep_records_consistent,
+    load_record,
+    record_path,
+    select_epoch,
+)
 from auditor.bench.methods import measured_flags
 from auditor.bench.report import render_markdown
 from auditor.bench.results import ID_COLUMNS, METRICS
@@ -41,7 +49,7 @@ from auditor.bench.settings import (
 )
 from auditor.bench.speed import clustered_unit_vectors
 from auditor.bench.targets import TARGETS, Target, evaluate_targets
-from auditor.bench.training import measured_warmup, train_config, updates_per_epoch
+from auditor.bench.training import train_config, updates_per_epoch
 from auditor.cli_bench import add_bench_arguments, config_from_args, run_bench
 from auditor.errors import UserError
 from auditor.metrics import class_recall, flag_metrics
@@ -229,31 +237,75 @@ def test_cleanlab_folds_get_at_least_ntls_updates(tmp_path, clips):
         assert ntl_updates == 216 and train_config("cleanlab", cfg, 0, 240, train_clips=192).epochs_total == 72
 
 
-def test_warmup_baselines_stop_where_ntls_warmup_ends(tmp_path):
+def test_method_schedules(tmp_path):
     cfg = BenchConfig(out=tmp_path)
     ntl = train_config("ntl", cfg, 0, 600)
-    for method, model in (("small_loss", "ce"), ("infonce_loss", "cosine")):
+    for method, model in (("small_loss", "ce"), ("infonce_loss", "cosine")):  # as long as ntl, read earlier
         tc = train_config(method, cfg, 0, 600)
-        assert tc.method == model and tc.epochs_total == ntl.warmup_epochs == tc.epochs_phase1
+        assert tc.method == model and tc.epochs_total == ntl.epochs_total == tc.epochs_phase1
     assert train_config("ntl_classifier_evidence", cfg, 0, 600).label_evidence == "classifier"
     assert train_config("ntl_sce_hybrid", cfg, 0, 600).hybrid_alpha == 0.0 < train_config("ntl", cfg, 0, 600).hybrid_alpha
     assert train_config("ce", cfg, 0, 600).epochs_total == ntl.epochs_total
     assert train_config("ntl_no_phase2", cfg, 0, 600).epochs_phase1 == ntl.epochs_total
 
 
-def test_the_measured_warmup_is_the_epoch_ntls_reweighting_started(tmp_path):
-    def progress(run, weighting):
-        run.mkdir()
-        events = [{"event": "start"}] + [{"event": "epoch", "epoch": e + 1, "phase": 1 if e < 4 else 2,
-                                          "weighting": {"w": w, "r": r}} for e, (w, r) in enumerate(weighting)]
-        (run / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-        return run
+# ---------------------------------------------------------------------------------------------------------------
+# early stopping of the warm-up baselines
 
-    run = progress(tmp_path / "a", [(False, False), (False, False), (True, False), (True, True), (True, True)])
-    assert measured_warmup(run, "w") == 3 and measured_warmup(run, "r") == 4
-    never = progress(tmp_path / "b", [(False, False)] * 6)  # no second population: all of phase 1
-    assert measured_warmup(never, "r") == 4
-    assert measured_warmup(tmp_path / "missing", "w") is None
+
+def test_select_epoch_takes_the_best_and_the_earliest_of_ties():
+    assert select_epoch({1: 0.2, 2: 0.5, 3: 0.5, 4: 0.4}) == 2
+    assert select_epoch({3: -1.0}) == 3
+    with pytest.raises(ValueError):
+        select_epoch({})
+
+
+def test_held_out_criterion_reads_the_given_labels_and_sounds():
+    labels = ["a", "b", "a", "b", "c"]
+    record = {"indices": torch.tensor([0, 1, 3]), "logits_av": torch.tensor([[3.0, 0.0], [0.0, 2.0], [1.0, 0.0]])}
+    # the selection run knows classes a, b; clip 3 (given b) is predicted a: 2 of 3 right
+    assert held_out_criterion("small_loss", record, labels, ["a", "b"], np.ones(5, bool), 0.1, 0) == pytest.approx(2 / 3)
+    z = torch.eye(4)
+    aligned = {"indices": torch.tensor([0, 1, 2, 4]), "z_v": z, "z_a": z.clone()}
+    swapped = {**aligned, "z_a": z[[1, 0, 2, 3]]}
+    has_audio = np.array([True, True, True, True, True])
+    args = (labels, ["a", "b", "c"], has_audio, 0.1, 0)
+    assert held_out_criterion("infonce_loss", aligned, *args) > held_out_criterion("infonce_loss", swapped, *args)
+    silent = np.array([True, False, False, True, False])  # one held-out clip with sound: nothing to compare
+    assert held_out_criterion("infonce_loss", aligned, labels, ["a", "b", "c"], silent, 0.1, 0) == 0.0
+    with pytest.raises(ValueError):
+        held_out_criterion("ce", record, *args)
+
+
+@pytest.mark.slow
+def test_the_recorder_sees_every_epoch_once_more_after_a_kill(small_dataset, tmp_path):
+    from auditor.data.cache import prepare_data
+    from auditor.model.config import TrainConfig
+    from auditor.model.presets import preprocess_params
+    from auditor.train import train
+
+    cfg = TrainConfig(method="ce", epochs_phase1=3, epochs_phase2=0, warmup_epochs=1, batch_size=16)
+    arrays = prepare_data(small_dataset, preprocess_params(cfg.preset), show_bar=False)[1]
+    run, seen = tmp_path / "run", []
+    recorder = EpochRecorder(run, arrays, np.arange(0, 40, 4), cfg, ("logits_av",))
+
+    def killed_in_epoch_2(epoch, model, device):
+        recorder(epoch, model, device)
+        seen.append(epoch)
+        if epoch == 2 and seen.count(2) == 1:
+            raise KeyboardInterrupt  # after the record, before the checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_dataset, run, cfg, quiet=True, epoch_end=killed_in_epoch_2)
+    keep_records_consistent(run, fresh=False)  # epoch 1 trained and recorded: kept
+    assert record_path(run, 1).is_file() and (run / "checkpoint.pt").is_file()
+    train(small_dataset, run, cfg, resume=True, quiet=True, epoch_end=killed_in_epoch_2)
+    assert seen == [1, 2, 2, 3]
+    record = load_record(run, 3)
+    assert record["indices"].tolist() == list(range(0, 40, 4)) and record["logits_av"].shape == (10, 8)
+    record_path(run, 2).unlink()  # an epoch trained without its record: the run must start again
+    keep_records_consistent(run, fresh=False)
+    assert not (run / "checkpoint.pt").exists() and not record_path(run, 1).exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -484,6 +536,11 @@ def test_tiny_bench_writes_every_file_and_resumes(tmp_path, capsys):
         assert (runs / method / "metrics.json").is_file() and len(flags) == 24
         assert flags["label_noise_score"].dropna().between(0, 1).all()
     assert len(list((runs / "cleanlab" / "folds").iterdir())) == 2
+    for method in ("small_loss", "infonce_loss"):  # early-stopped: both runs recorded every epoch
+        chosen = json.loads((runs / method / "early_stopping.json").read_text())
+        assert chosen["epoch"] in (1, 2) and set(chosen["criterion"]) == {"1", "2"}
+        for run in (runs / method, runs / method / "select" / "run"):
+            assert record_path(run, 1).is_file() and record_path(run, 2).is_file()
 
     # a second run recomputes nothing (every run folder is finished) and gives the same table
     capsys.readouterr()

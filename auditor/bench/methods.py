@@ -2,9 +2,9 @@
 
 How a method gets its flags (RUNNERS, by method; the rest train and score as ``auditor train`` does):
   cleanlab      K folds of ``ce`` (each in RUN/folds/f<k>/run), out-of-sample probabilities, cleanlab's scores
-  small_loss    a ``ce`` run as long as ntl's measured warm-up on the same data (training.measured_warmup of the
-                sibling ntl run, trained there unless done; its gate r), re-scored: baselines.small_loss_scores
-  infonce_loss  the same with a ``cosine`` run and ntl's gate w, re-scored: baselines.infonce_loss_scores
+  small_loss    a ``ce`` run's outputs at the epoch a held-out split picks (early_stopping; the selection run in
+                RUN/select/run), re-scored: baselines.small_loss_scores
+  infonce_loss  the same with a ``cosine`` run, re-scored: baselines.infonce_loss_scores
   knn           the ``cosine`` method's run (trained there unless done), scored from its embeddings.parquet
 The measures are auditor.metrics.flag_metrics of flags.csv against truth.csv, on the scores the method has
 (MethodSpec.scores; cleanlab's flag rates from its find_label_issues), the clean-test accuracy (and the smallest
@@ -13,8 +13,9 @@ per-class recall there) and the training timings (the keys of auditor.bench.resu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,17 @@ from auditor.bench.baselines import (
     small_loss_scores,
     stratified_folds,
 )
+from auditor.bench.early_stopping import (
+    RECORDED_OUTPUTS,
+    SELECTION_FOLDS,
+    EpochRecorder,
+    held_out_criterion,
+    keep_records_consistent,
+    load_record,
+    select_epoch,
+)
 from auditor.bench.settings import METHOD_SPECS, BenchConfig
-from auditor.bench.training import derived_dir, measured_warmup, train_config, train_run
+from auditor.bench.training import derived_dir, run_state, train_config, train_run
 from auditor.data.cache import ClipArrays, prepare_data
 from auditor.data.manifest import load_manifest
 from auditor.flags import FLAGS_COLUMNS, RANK_COLUMNS, add_missing_ranks
@@ -40,6 +50,7 @@ from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
 from auditor.model.estimate import evaluate
 from auditor.model.presets import preprocess_params
+from auditor.run_folder import read_config
 from auditor.scoring import predict_labels
 
 SCORE_COLUMNS = ("suggested_confidence", "label_noise_score", "mismatch_score", "label_noise_rank", "mismatch_rank")
@@ -159,29 +170,51 @@ def _run_cleanlab(job: Job) -> Trained:
     return Trained(flags, seconds, wall, clip_epochs, tc.epochs_total)
 
 
-def _run_warmup_rescored(job: Job) -> Trained:
-    """Train the method's warm-up run (as many epochs as ntl's measured warm-up), then replace its flags' score by
-    the baseline's (small_loss: the label score, infonce_loss: the mismatch score and no label score or
-    suggestion). Its seconds are its own training's, not ntl's."""
-    ntl_dir = job.run_dir.parent / "ntl"
-    job.train(job.data_dir, ntl_dir, job.config(method="ntl"))  # reused when the bench has trained it
-    epochs = measured_warmup(ntl_dir, "r" if job.method == "small_loss" else "w")
-    tc = job.config()
-    if epochs is not None:
-        tc = replace(tc, epochs_phase1=epochs, warmup_epochs=min(tc.warmup_epochs, epochs))
-    seconds, wall = job.train(job.data_dir, job.run_dir, tc)
-    flags = read_flags(job.run_dir)
+def _run_early_stopped(job: Job) -> Trained:
+    """small_loss / infonce_loss: the selection run picks the epoch e*, the scored run's outputs at e* give the
+    scores (early_stopping's docstring); the flags are the scored run's with the baseline's scores put in
+    (small_loss: the label score and the suggestion argmax p^av at e*; infonce_loss: the mismatch score, and no
+    label score or suggestion). Its seconds are both runs'."""
     arrays = job.arrays()
-    ev, classes = _evaluate_run(job.run_dir, arrays, np.arange(len(arrays.clips)), job.cfg.device)
-    labels = torch.tensor([classes.index(c) for c in arrays.labels])
+    n, tc, keys = len(arrays.clips), job.config(), RECORDED_OUTPUTS[job.method]
+    classes = sorted(set(arrays.labels))
+    labels = np.array([classes.index(c) for c in arrays.labels])
+    train_idx, held_idx = stratified_folds(labels, SELECTION_FOLDS, job.seed)[0]
+    select_dir = job.run_dir / "select"
+    table = pd.DataFrame({"clip": [arrays.clips[i] for i in train_idx],
+                          "label": [arrays.labels[i] for i in train_idx]})
+    select_data = derived_dir(job.data_dir, select_dir / "data", table)
+    seconds, wall = _recorded_training(job, select_data, select_dir / "run", tc, EpochRecorder(
+        select_dir / "run", arrays, held_idx, tc, keys))
+    run_classes = read_config(select_dir / "run")["classes"]
+    criterion = {e: held_out_criterion(job.method, load_record(select_dir / "run", e), arrays.labels, run_classes,
+                                       arrays.has_audio, tc.tau, tc.seed) for e in range(1, tc.epochs_total + 1)}
+    best = select_epoch(criterion)
+    atomic_write_text(job.run_dir / "early_stopping.json", json.dumps(
+        {"epoch": best, "criterion": {str(e): round(c, 6) for e, c in criterion.items()}}, indent=1) + "\n")
+    full_seconds, full_wall = _recorded_training(job, job.data_dir, job.run_dir, tc, EpochRecorder(
+        job.run_dir, arrays, np.arange(n), tc, keys))
+    record = load_record(job.run_dir, best)
+    given = torch.from_numpy(labels)
     if job.method == "small_loss":
-        columns = {"label_noise_score": small_loss_scores(ev["logits_av"], labels)}
+        probs = torch.softmax(record["logits_av"].float(), 1)
+        columns = {"label_noise_score": small_loss_scores(record["logits_av"], given),
+                   "suggested_label": np.asarray(classes, dtype=object)[probs.argmax(1).numpy()],
+                   "suggested_confidence": probs.max(1).values.numpy()}
     else:
-        columns = {"mismatch_score": infonce_loss_scores(ev["z_v"], ev["z_a"], labels, arrays.has_audio, tc.tau,
-                                                         tc.seed),
+        columns = {"mismatch_score": infonce_loss_scores(record["z_v"], record["z_a"], given, arrays.has_audio,
+                                                         tc.tau, tc.seed),
                    "label_noise_score": np.nan, "suggested_label": "", "suggested_confidence": np.nan}
-    flags = write_flags(job.run_dir, _replace(flags, arrays.clips, columns))
-    return Trained(flags, seconds, wall, len(arrays.clips) * tc.epochs_total, tc.epochs_total)
+    flags = write_flags(job.run_dir, _replace(read_flags(job.run_dir), arrays.clips, columns))
+    return Trained(flags, seconds + full_seconds, wall + full_wall, (len(train_idx) + n) * tc.epochs_total,
+                   tc.epochs_total)
+
+
+def _recorded_training(job: Job, data_dir: Path, run_dir: Path, tc: TrainConfig,
+                       recorder: EpochRecorder) -> tuple[float, float]:
+    """job.train with ``recorder`` after every epoch; a run without every epoch's record starts again."""
+    keep_records_consistent(run_dir, fresh=run_state(run_dir, tc, data_dir) == "none")
+    return train_run(data_dir, run_dir, tc, job.cache_root, job.cfg.workers, epoch_end=recorder)
 
 
 def _run_knn(job: Job) -> Trained:
@@ -201,8 +234,8 @@ def _run_knn(job: Job) -> Trained:
     return Trained(flags, seconds, wall, len(emb) * tc.epochs_total, tc.epochs_total)
 
 
-RUNNERS: dict[str, Callable[[Job], Trained]] = {"cleanlab": _run_cleanlab, "small_loss": _run_warmup_rescored,
-                                               "infonce_loss": _run_warmup_rescored, "knn": _run_knn}
+RUNNERS: dict[str, Callable[[Job], Trained]] = {"cleanlab": _run_cleanlab, "small_loss": _run_early_stopped,
+                                               "infonce_loss": _run_early_stopped, "knn": _run_knn}
 
 
 def _evaluate_run(run_dir: Path, arrays: ClipArrays, idx: np.ndarray,

@@ -3,22 +3,23 @@
 Light (no torch): the CLI builds its parser and help from these vocabularies and defaults. Bad user input raises
 UserError naming the value and the valid options.
 
-Methods (:data:`METHODS`); "E" = ntl's total epochs E1 + E2 for the data size (resolve_schedule), "W" = ntl's
-warm-up epochs (TrainConfig.warmup_epochs resolved):
+Methods (:data:`METHODS`); "E" = ntl's total epochs E1 + E2 for the data size (resolve_schedule), "e*" = the
+epoch a held-out fifth of the clips picks for early stopping (bench.early_stopping: best accuracy, resp. lowest
+InfoNCE loss, against its given labels and sounds; a second run on all clips is read at e*):
 
   ntl            the two-phase noise-tolerant model (E1 phase-1 + E2 phase-2 epochs)
   ce             plain cross-entropy for E epochs; label score = 1 - p^av(given label), suggestion = argmax p^av
   cleanlab       cleanlab's label-quality score (1 - score) and ``find_label_issues`` (its flag) on K-fold
                  out-of-sample probabilities of ``ce`` (K = 5); each fold trains at least as many gradient updates
                  as ntl does on all clips; suggestion = argmax of those probabilities; no mismatch score
-  small_loss     ``ce`` stopped after W epochs (the small-loss criterion of Co-teaching / DivideMix at the point
-                 where ntl's warm-up ends): label score = per-clip CE of p^av against the given label, min-max
-                 scaled to [0, 1]; suggestion = argmax p^av; no mismatch score
+  small_loss     ``ce`` early-stopped at e* (the small-loss criterion of Co-teaching / DivideMix): label score =
+                 per-clip CE of p^av against the given label, min-max scaled to [0, 1]; suggestion = argmax p^av
+                 at e*; no mismatch score
   knn            label score = share of a clip's k nearest neighbours (cosine on z^v of the ``cosine`` model, its
                  run folder shared) whose given label differs; suggestion = their most common label
   cosine         mismatch score = (1 - cos(z^v, z^a)) / 2 of an unweighted contrastive model (CE + InfoNCE, E epochs)
-  infonce_loss   mismatch score = per-clip cross-modal InfoNCE l_i of the ``cosine`` model stopped after W
-                 epochs, min-max scaled; no label score
+  infonce_loss   mismatch score = per-clip cross-modal InfoNCE l_i of the ``cosine`` model early-stopped at e*,
+                 min-max scaled; no label score
   ntl_no_cat     ntl without the category-level loss
   ntl_no_w       ntl without w re-weighting
   ntl_no_phase2  ntl with E2 = 0 and E1 = E (same budget)
@@ -60,7 +61,7 @@ class MethodSpec:
     """How the bench trains one method and what it reports."""
 
     train: dict  # TrainConfig fields of its training (the epochs come from ``schedule``)
-    schedule: str = "total"  # key of training.SCHEDULES: "two_phase" | "total" | "warmup" | "folds"
+    schedule: str = "total"  # key of training.SCHEDULES: "two_phase" | "total" | "folds"
     scores: tuple[str, ...] = ("label", "mismatch")  # the scores it is measured on (the others: NaN)
     run_as: str | None = None  # share this method's run folder (its training) instead of training its own
     classifier: bool = True  # its own classifier gives the clean-test accuracy
@@ -71,10 +72,10 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "ntl": MethodSpec({"method": "ntl"}, "two_phase"),
     "ce": MethodSpec({"method": "ce"}, scores=_LABEL),
     "cleanlab": MethodSpec({"method": "ce"}, "folds", _LABEL, classifier=False),
-    "small_loss": MethodSpec({"method": "ce"}, "warmup", _LABEL),
+    "small_loss": MethodSpec({"method": "ce"}, scores=_LABEL, classifier=False),  # its classifier is ce's
     "knn": MethodSpec({"method": "cosine"}, scores=_LABEL, run_as="cosine", classifier=False),
     "cosine": MethodSpec({"method": "cosine"}),
-    "infonce_loss": MethodSpec({"method": "cosine"}, "warmup", _MISMATCH, classifier=False),
+    "infonce_loss": MethodSpec({"method": "cosine"}, scores=_MISMATCH, classifier=False),
     "ntl_no_cat": MethodSpec({"method": "ntl", "use_cat": False}, "two_phase"),
     "ntl_no_w": MethodSpec({"method": "ntl", "use_w": False}, "two_phase"),
     "ntl_no_phase2": MethodSpec({"method": "ntl"}),

@@ -2,10 +2,8 @@
 
 A run folder is trained (``auditor.pipeline.train_and_score``: train, then flags.csv) unless it holds a finished
 run of the same config and data; a run killed part-way continues from its checkpoint. Every method gets ntl's
-total number of epochs, but the warm-up baselines and cleanlab's folds (at least as many gradient updates each as
-ntl makes on all clips): :func:`train_config`. A warm-up baseline trains as many epochs as ntl's warm-up lasted on
-the same data (:func:`measured_warmup`: the epoch at which ntl's re-weighting started, a measured end), not the
-schedule's minimum warm-up, at which a plain classifier has not learned yet.
+total number of epochs, but cleanlab's folds (at least as many gradient updates each as ntl makes on all clips):
+:func:`train_config`. The warm-up baselines train as long and read an earlier epoch (auditor.bench.early_stopping).
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from auditor.bench.settings import METHOD_SPECS, BenchConfig
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.presets import get_preset
 from auditor.pipeline import train_and_score
+from auditor.train import EpochEnd
 
 
 def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int,
@@ -41,26 +40,6 @@ def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int,
                        warmup_epochs=min(ntl.warmup_epochs, e1), seed=seed, device=cfg.device, **spec.train)
 
 
-def measured_warmup(ntl_run: Path, gate: str) -> int | None:
-    """The epoch (1-based) at whose end ntl's re-weighting by ``gate`` ("w" or "r") started in the finished run
-    ``ntl_run`` (progress.jsonl epoch events, ``weighting``); the run's phase-1 epochs when it never started (no
-    second population found); None when the run has no epoch events."""
-    epochs = [e for e in _events(ntl_run) if e.get("event") == "epoch"]
-    if not epochs:
-        return None
-    started = [int(e["epoch"]) for e in epochs if (e.get("weighting") or {}).get(gate)]
-    if started:
-        return min(started)
-    return max(int(e["epoch"]) for e in epochs if e.get("phase", 1) == 1)
-
-
-def _events(run_dir: Path) -> list[dict]:
-    path = run_dir / "progress.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def updates_per_epoch(tc: TrainConfig, n_clips: int) -> int:
     """Gradient updates of one epoch on ``n_clips`` clips (the training drops the last partial batch)."""
     return max(1, n_clips // (tc.batch_size or get_preset(tc.preset).batch_size))
@@ -74,29 +53,29 @@ def _fold_epochs(ntl: TrainConfig, n_clips: int, train_clips: int) -> tuple[int,
 
 
 # MethodSpec.schedule -> (ntl's resolved schedule, clips, clips one training sees) -> (E1, E2): ntl's two phases;
-# its total in one phase (so every full method trains as many epochs); its warm-up only; a cleanlab fold.
+# its total in one phase (so every full method trains as many epochs); a cleanlab fold.
 SCHEDULES: dict[str, Callable[[TrainConfig, int, int], tuple[int, int]]] = {
     "two_phase": lambda ntl, n, m: (ntl.epochs_phase1, ntl.epochs_phase2),
     "total": lambda ntl, n, m: (ntl.epochs_total, 0),
-    "warmup": lambda ntl, n, m: (ntl.warmup_epochs, 0),
     "folds": _fold_epochs,
 }
 
 
-def train_run(data_dir: Path, run_dir: Path, tc: TrainConfig, cache_root: Path,
-               workers: int | None) -> tuple[float, float]:
+def train_run(data_dir: Path, run_dir: Path, tc: TrainConfig, cache_root: Path, workers: int | None,
+              epoch_end: EpochEnd | None = None) -> tuple[float, float]:
     """Train and score unless ``run_dir`` holds a finished run of the same config; continue a run killed part-way.
+    ``epoch_end``: called after every epoch the training makes (auditor.train.train).
 
     Returns (training-loop seconds, training + scoring wall seconds), both from progress.jsonl."""
-    state = _run_state(run_dir, tc, data_dir)
+    state = run_state(run_dir, tc, data_dir)
     if state != "done":
         train_and_score(data_dir, run_dir, tc, resume=state == "partial", overwrite=True, quiet=True,
-                        workers=workers, cache_root=cache_root)
+                        workers=workers, cache_root=cache_root, epoch_end=epoch_end)
     return _train_seconds(run_dir)
 
 
-def _run_state(run_dir: Path, tc: TrainConfig, data_dir: Path) -> str:
-    """'done' | 'partial' (a checkpoint of this config and data) | 'none'."""
+def run_state(run_dir: Path, tc: TrainConfig, data_dir: Path) -> str:
+    """'done' (flags.csv of this config and data) | 'partial' (a checkpoint of them) | 'none'."""
     try:
         config = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):

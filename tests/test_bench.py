@@ -31,7 +31,7 @@ from auditor.bench.early_stopping import (
     select_epoch,
 )
 from auditor.bench.methods import measured_flags
-from auditor.bench.report import render_markdown
+from auditor.bench.report import METHOD_COLOURS, render_markdown
 from auditor.bench.results import ID_COLUMNS, METRICS
 from auditor.bench.settings import (
     GRID,
@@ -499,6 +499,10 @@ def test_clustered_unit_vectors_and_folds():
     assert sorted(held) == list(range(40))
     for train, h in folds:
         assert set(train).isdisjoint(h) and len(set(labels[train])) == 8  # stratified: every class trains
+
+
+def test_every_method_has_a_colour_of_its_own_in_the_plots():
+    assert set(METHOD_COLOURS) == set(METHODS) and len(set(METHOD_COLOURS.values())) == len(METHODS)
 
 
 # ---------------------------------------------------------------------------------------------------------------

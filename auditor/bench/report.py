@@ -120,6 +120,10 @@ PLOTS = (("label_ap", "Label-noise AP per setting"), ("mismatch_ap", "Mismatch A
          ("mismatch_flagged", "Share of clips flagged by the mismatch score"))
 
 
+# One colour per method, the same in every plot (plotly's default cycle of 10 repeats with 13 methods).
+METHOD_COLOURS = dict(zip(METHODS, px.colors.qualitative.Dark24, strict=False))
+
+
 def write_plots(out: Path, results: pd.DataFrame) -> tuple[list[Path], str]:
     """Per PLOTS metric a grouped bar chart (x = setting, a bar per method, error bars = std over seeds) as
     <metric>.html and, when kaleido can render it, <metric>.png. Returns (paths, a note on skipped PNGs or "")."""
@@ -132,7 +136,7 @@ def write_plots(out: Path, results: pd.DataFrame) -> tuple[list[Path], str]:
         fig = px.bar(data, x="setting", y=metric, color="method", barmode="group", error_y=f"{metric}_std",
                      title=title, category_orders={"method": list(METHODS),
                                                    "setting": list(dict.fromkeys(results["setting"]))},
-                     labels={metric: METRICS[metric][0]})
+                     labels={metric: METRICS[metric][0]}, color_discrete_map=METHOD_COLOURS)
         fig.update_yaxes(range=[0, 1.02])
         path = out / f"{metric}.html"
         fig.write_html(path, include_plotlyjs="directory")

@@ -23,6 +23,7 @@ from auditor.bench.settings import METHOD_SPECS, BenchConfig
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.presets import get_preset
 from auditor.pipeline import train_and_score
+from auditor.run_folder import read_progress
 from auditor.train import EpochEnd
 
 
@@ -90,11 +91,7 @@ def run_state(run_dir: Path, tc: TrainConfig, data_dir: Path) -> str:
 def _train_seconds(run_dir: Path) -> tuple[float, float]:
     """(elapsed_s of the last epoch event, time from the first start event to the last done event)."""
     seconds, start, end = np.nan, np.nan, np.nan
-    for line in (run_dir / "progress.jsonl").read_text().splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
+    for event in read_progress(run_dir):
         kind = event.get("event")
         if kind == "epoch":
             seconds = float(event["elapsed_s"])

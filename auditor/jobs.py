@@ -132,7 +132,7 @@ def job_status(run_dir: str | os.PathLike[str]) -> JobStatus:
     event = current.get("event") if current else None
     # A job that wrote its final event and released the lock has ended, even while its process is still exiting;
     # before that, a live process without the lock is a job that has not taken it yet.
-    alive = event not in FINAL_EVENTS and pid and returncode is None and _pid_alive(pid, record.get("module", "auditor"))
+    alive = event not in FINAL_EVENTS and pid and returncode is None and _job_alive(pid, record.get("module", "auditor"))
     if lock_held(run_dir) or alive:
         return status
     if pid and returncode is None:  # it may have exited between the first look and the liveness check
@@ -204,6 +204,18 @@ def _reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status) if done else None
 
 
+def _job_alive(pid: int, module: str | None) -> bool:
+    """Whether the job process ``pid`` still runs: for a child of this process, until it can be reaped.
+
+    A child's pid cannot be reused before it is reaped, so its exit status is the whole truth; looking at /proc
+    instead would call a child in the middle of exiting (its command line already gone, not yet a zombie) dead
+    while its exit status cannot be read yet.
+    """
+    if pid in _CHILDREN:
+        return _reap(pid) is None
+    return _pid_alive(pid, module)
+
+
 def _pid_alive(pid: int, module: str | None = None) -> bool:
     """True if ``pid`` is a live (not zombie) process; on Linux also that it runs ``-m module`` (pid reuse)."""
     try:
@@ -236,7 +248,7 @@ def _signal(pid: int, sig: int) -> None:
 def _wait_gone(pid: int, timeout: float, run_dir: Path) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        if _reap(pid) is not None or (not _pid_alive(pid) and not lock_held(run_dir)):
+        if not _job_alive(pid, None) and not lock_held(run_dir):
             return True
         if time.monotonic() >= deadline:
             return False

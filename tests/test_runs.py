@@ -168,6 +168,17 @@ def test_an_exit_between_the_first_look_and_the_liveness_check_keeps_its_code(ru
     assert (status.state, status.returncode) == ("failed", 3)
 
 
+def test_a_child_in_the_middle_of_exiting_is_still_running(run_dir, monkeypatch):
+    """While a child exits, /proc already shows no command line but its exit status cannot be read yet (seen under
+    load, CI): it is running until it can be reaped, then failed with its own code, never failed without one."""
+    monkeypatch.setattr(jobs, "_pid_alive", lambda pid, module=None: False)  # what /proc says in that moment
+    record = _start(run_dir, "silent-exit", 0)
+    assert job_status(run_dir).state == "running"  # python is still starting: it cannot have exited yet
+    jobs._CHILDREN[record["pid"]].wait()
+    status = job_status(run_dir)
+    assert (status.state, status.returncode) == ("failed", 3)
+
+
 def test_a_job_started_elsewhere_holds_the_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(run_folder, "LOCK_RETRY_S", 0.1)
     with RunLock(tmp_path) as lock:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from auditor.bench import run as bench_run
 from auditor.bench import settings as bench_settings
 from auditor.bench.baselines import (
     infonce_loss_scores,
@@ -510,7 +511,7 @@ def test_every_method_has_a_colour_of_its_own_in_the_plots():
 
 
 @pytest.mark.slow
-def test_tiny_bench_writes_every_file_and_resumes(tmp_path, capsys):
+def test_tiny_bench_writes_every_file_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "bench"
     p = argparse.ArgumentParser()
     add_bench_arguments(p)
@@ -554,3 +555,14 @@ def test_tiny_bench_writes_every_file_and_resumes(tmp_path, capsys):
     again = pd.read_csv(out / "results.csv")
     pd.testing.assert_frame_equal(again, results)
     assert not math.isnan(again.loc[again["method"] == "ntl", "train_seconds"].iloc[0])
+
+    # changed measuring code measures every run again, on the trainings it has (none trains again)
+    trained = {path: path.stat().st_mtime_ns for path in runs.rglob("checkpoint.pt")}
+    monkeypatch.setattr(bench_run, "measuring_code", lambda: "changed")
+    assert run_bench(p.parse_args(argv + ["--no-speed"])) == 0
+    err = capsys.readouterr().err
+    assert err.count(": running") == len(methods) and "done before" not in err
+    assert {path: path.stat().st_mtime_ns for path in runs.rglob("checkpoint.pt")} == trained
+    assert json.loads((runs / "ntl" / "metrics.json").read_text())["key"]["measuring_code"] == "changed"
+    remeasured = pd.read_csv(out / "results.csv")
+    pd.testing.assert_frame_equal(remeasured, results)

@@ -3,13 +3,15 @@
 Data: the sample generator at each of ``cfg.settings`` with each seed of the split (generated into
 ``OUT/data/<data name>/`` unless there already), or ``cfg.data``. Per (setting, seed, method) the run folder
 ``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run folder holding both (with the same bench
-settings and metric names) is not measured again, and a training is reused whenever its run folder holds a
-finished one of the same config, so a killed bench continues where it stopped. Outputs in OUT: results.csv (one
+settings, metric names and measuring code: ``_key``) is not measured again, and a training is reused whenever its
+run folder holds a finished one of the same config, so a killed bench continues where it stopped. Outputs in OUT: results.csv (one
 row per method x setting x seed), speed.csv, targets.csv, results.md, and the plots (report.write_plots).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import sys
@@ -129,9 +131,24 @@ def describe_split(cfg: BenchConfig) -> str:
 
 
 def _key(cfg: BenchConfig) -> dict:
-    """What a finished run folder's metrics.json must match to be reused: the bench settings and the metric
-    names (a bench with new metrics measures old runs again; their trainings are reused)."""
-    return cfg.key() | {"metrics": list(METRICS)}
+    """What a finished run folder's metrics.json must match to be reused: the bench settings, the metric names
+    and :func:`measuring_code` (a bench with new metrics, or with a changed way of deriving or measuring a
+    method's flags, measures old runs again; their trainings are reused when their TrainConfig matches)."""
+    return cfg.key() | {"metrics": list(METRICS), "measuring_code": measuring_code()}
+
+
+# The modules that turn a trained run into a method's flags and its measures (auditor/ relative).
+MEASURING_SOURCES = ("bench/methods.py", "bench/baselines.py", "bench/early_stopping.py", "metrics.py")
+
+
+@functools.cache
+def measuring_code() -> str:
+    """sha256 (first 16 hex digits) of MEASURING_SOURCES' bytes, in that order: which code measured a run."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in MEASURING_SOURCES:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def setting_data(cfg: BenchConfig, setting: Setting, seed: int,

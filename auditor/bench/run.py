@@ -4,8 +4,9 @@ Data: the sample generator at each of ``cfg.settings`` with each seed of the spl
 ``OUT/data/<data name>/`` unless there already), or ``cfg.data``. Per (setting, seed, method) the run folder
 ``OUT/runs/<data>/<method>/`` holds flags.csv and metrics.json; a run folder holding both (with the same bench
 settings, metric names and measuring code: ``_key``) is not measured again, and a training is reused whenever its
-run folder holds a finished one of the same config, so a killed bench continues where it stopped. Outputs in OUT: results.csv (one
-row per method x setting x seed), speed.csv, targets.csv, results.md, and the plots (report.write_plots).
+run folder holds a finished one of the same config, so a killed bench continues where it stopped. Outputs in OUT:
+results.csv (one row per method x setting x seed), speed.csv, targets.csv, results.md, and the plots
+(report.write_plots).
 """
 
 from __future__ import annotations

@@ -189,9 +189,10 @@ def arrays(tmp_path_factory):
 
 
 def _in_process_batches(arrays, seed: int, epoch: int, batch: int, steps: int):
-    """The training loop's batches before the DataLoader: one generator per (seed, epoch) for the whole batch."""
-    rng = np.random.default_rng([seed, epoch])
-    perm = np.random.default_rng([seed, epoch]).permutation(len(arrays.clips))
+    """The training loop's batches before the DataLoader: per (seed, epoch) one stream orders the clips, another
+    draws the whole batch's augmentation."""
+    rng = np.random.default_rng([seed, epoch, 1])
+    perm = np.random.default_rng([seed, epoch, 0]).permutation(len(arrays.clips))
     for step in range(steps):
         rows = perm[step * batch:(step + 1) * batch]
         yield rows, *batch_inputs(arrays, rows, 3, 40, rng)
@@ -217,6 +218,22 @@ def test_dataloader_gives_the_in_process_batches_for_any_workers_and_ranks(array
                 want_k = torch.as_tensor(want[k])
                 assert torch.equal(one[k], want_k)
                 assert torch.equal(torch.cat([r[k] for r in ranks]), want_k)
+
+
+def test_order_and_augmentation_come_from_independent_streams(arrays):
+    """The augmentation of an epoch is not drawn from the stream that ordered its clips (the same seed for both
+    would tie each clip's flips, shifts and gains to its place in the order)."""
+    plan = EpochPlan(arrays, seed=7, batch_size=4, local_batch=4, rank=0, steps=2, num_frames=3, audio_frames=40)
+    plan.set_epoch(2)
+    rows, _ = next(iter(plan))
+    tied = batch_inputs(arrays, rows, 3, 40, np.random.default_rng([7, 2]))
+    frames, mel = batch_inputs(arrays, rows, 3, 40, np.random.default_rng([7, 2, 1]))
+    ours = training_batches(arrays, plan, 0, pin_memory=False)
+    _, got_frames, got_mel = next(iter(ours))
+    assert torch.equal(got_frames, frames) and torch.equal(got_mel, mel)
+    assert not (torch.equal(got_frames, tied[0]) and torch.equal(got_mel, tied[1]))
+    order = np.random.default_rng([7, 2, 0]).permutation(len(arrays.clips))
+    assert np.array_equal(rows, order[:4])
 
 
 def test_automatic_loader_workers(monkeypatch):

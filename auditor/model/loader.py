@@ -2,9 +2,9 @@
 of ranks.
 
 The order and every random choice of an epoch are drawn in the main process, in order, by :class:`EpochPlan`
-(the DataLoader iterates its sampler there): perm = default_rng([seed, epoch]).permutation(N), and one generator
-default_rng([seed, epoch]) draws the whole global batch's choices (inputs.draw_batch) on every rank, step after
-step. Each rank then keeps its rows, and the workers (or the main process, with 0 workers) read those clips from
+(the DataLoader iterates its sampler there) from two independent streams: perm = default_rng([seed, epoch,
+ORDER_STREAM]).permutation(N), and one generator default_rng([seed, epoch, AUGMENT_STREAM]) draws the whole global
+batch's choices (inputs.draw_batch) on every rank, step after step. Each rank then keeps its rows, and the workers (or the main process, with 0 workers) read those clips from
 the memory-mapped store and apply the draws (inputs.make_inputs). Workers inherit the store's memory maps, and
 every rank maps the same files: the page cache holds one copy of the data set.
 """
@@ -25,6 +25,8 @@ from auditor.model.inputs import Draws, draw_batch, make_inputs
 PREFETCH_BATCHES = 2
 # Automatic number of workers per GPU process (at most; fewer where the machine has fewer cores).
 GPU_WORKERS = 8
+# The last word of the seed of an epoch's two random streams: the clips' order, and their augmentation.
+ORDER_STREAM, AUGMENT_STREAM = 0, 1
 
 
 class EpochPlan(Sampler):
@@ -47,8 +49,8 @@ class EpochPlan(Sampler):
 
     def __iter__(self):
         # Deterministic per (seed, epoch): a resumed run draws exactly what the uninterrupted one drew.
-        rng = np.random.default_rng([self.seed, self.epoch])
-        perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.arrays.clips))
+        rng = np.random.default_rng([self.seed, self.epoch, AUGMENT_STREAM])
+        perm = np.random.default_rng([self.seed, self.epoch, ORDER_STREAM]).permutation(len(self.arrays.clips))
         for step in range(self.steps):
             rows = perm[step * self.batch_size:(step + 1) * self.batch_size]
             draws = draw_batch(self.arrays, rows, self.num_frames, self.audio_frames, rng)

@@ -54,7 +54,9 @@ EpochEnd = Callable[[int, torch.nn.Module, torch.device], None]
 # Files of an earlier run that a fresh (not resumed) run removes from its folder.
 RUN_OUTPUTS = (CHECKPOINT_FILE, PROGRESS_FILE, FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 # Keys that define the architecture or the schedule: a resumed run must have the same (as nanoGPT does).
-RESUME_KEYS = ("preset", "method", "embed_dim", "epochs_phase1", "epochs_phase2", "seed")
+# TrainConfig fields a resumed run may change: where and how fast it runs, not what it learns. Every other field
+# must equal the run's (config.json), so that config.json describes what the checkpoint trained.
+RUNTIME_KEYS = ("device", "loader_workers")
 PROGRESS_EVERY_STEPS = 5
 # Epochs in a row whose mixture must find two populations before re-weighting by it starts (a measured end of the
 # warm-up: one lucky split does not switch losses off).
@@ -91,15 +93,17 @@ class NoiseState:
         return cls(**{f.name: saved.get(f.name, getattr(fresh, f.name)) for f in dataclasses.fields(cls)})
 
     def update_estimates(self, est: dict, epoch: int, cfg: TrainConfig) -> None:
-        """Take an epoch end's estimates: advance the gates, then move w and r (whose gate is open) toward the new
-        posteriors with momentum cfg.estimate_momentum, and take q, y^ as they are."""
+        """Take an epoch end's estimates: advance the gates; at the epoch end a gate opens, w (resp. r) takes the new
+        posterior as it is (the all-clean values before it are no estimate to average with); after that it moves
+        toward each new posterior with momentum cfg.estimate_momentum; q, y^ are taken as they are."""
         for i, (key, fit) in enumerate((("w", est["w_fit"]), ("r", est["r_fit"]))):
             self.streak[i] = self.streak[i] + 1 if fit.two_populations else 0
-            if epoch + 1 >= cfg.warmup_epochs and self.streak[i] >= GATE_STREAK:
-                self.gate_open[i] = True
             if self.gate_open[i]:
                 m = cfg.estimate_momentum
                 setattr(self, key, m * getattr(self, key) + (1 - m) * est[key])
+            elif epoch + 1 >= cfg.warmup_epochs and self.streak[i] >= GATE_STREAK:
+                self.gate_open[i] = True
+                setattr(self, key, est[key].clone())
         self.q, self.y_hat = est["q"], est["y_hat"]
 
     def as_dict(self) -> dict[str, torch.Tensor]:
@@ -208,10 +212,12 @@ def _prepare_run_dir(run_dir: Path, result: IngestResult, cfg: TrainConfig, resu
 
 
 def _check_resumable(old: dict, cfg: TrainConfig, classes: list[str], run_dir: Path) -> None:
-    for key in RESUME_KEYS:
-        if old["train"].get(key) != getattr(cfg, key):
-            raise UserError(f"{run_dir}: cannot resume with {key}={getattr(cfg, key)!r}; the run was started with "
-                            f"{key}={old['train'].get(key)!r}")
+    """Raise UserError naming every TrainConfig field (but RUNTIME_KEYS) whose value differs from the run's."""
+    changed = [f"{key}={value!r} (the run has {old['train'].get(key)!r})" for key, value in asdict(cfg).items()
+               if key not in RUNTIME_KEYS and old["train"].get(key) != value]
+    if changed:
+        raise UserError(f"{run_dir}: cannot resume with {', '.join(changed)}; resume with the run's own values "
+                        f"(see {run_dir / CONFIG_FILE}) or start a new run")
     if old["classes"] != classes:
         raise UserError(f"{run_dir / CONFIG_FILE}: the data set's classes changed since the run started; "
                         "cannot resume")

@@ -1,0 +1,71 @@
+"""The training loop's state between epochs (train.NoiseState) and what a resumed run may change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+import torch
+
+from auditor.errors import UserError
+from auditor.model.config import TrainConfig
+from auditor.model.noise_estimation import MixtureFit
+from auditor.train import GATE_STREAK, NoiseState, _check_resumable
+
+N, K = 6, 3
+
+
+def _estimates(w: list[float], r: list[float], two_populations: bool = True) -> dict:
+    fit = MixtureFit(clean=np.ones(N), two_populations=two_populations, evidence_gap=3.0, bic_gain=0.1,
+                     clean_share=0.8)
+    return {"w": torch.tensor(w), "r": torch.tensor(r), "w_fit": fit, "r_fit": fit,
+            "q": torch.full((N, K), 1 / K), "y_hat": torch.zeros(N, dtype=torch.long)}
+
+
+def test_an_opening_gate_takes_the_estimate_as_it_is_then_moves_with_momentum():
+    cfg = TrainConfig(warmup_epochs=2, estimate_momentum=0.5)
+    state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
+    first = _estimates([1, 1, 1, 1, 0.1, 0.0], [1, 0.2, 1, 1, 1, 0.0])
+    for epoch in range(GATE_STREAK - 1):  # the streak is not long enough yet: w, r stay 1
+        state.update_estimates(first, epoch, cfg)
+        assert not state.gate_open.any() and torch.equal(state.w, torch.ones(N))
+    state.update_estimates(first, GATE_STREAK - 1, cfg)
+    assert state.gate_open.all()
+    # The epoch the gate opens: a clip the mixture calls noisy is below the flag threshold at once.
+    assert torch.equal(state.w, first["w"]) and torch.equal(state.r, first["r"])
+    second = _estimates([1, 1, 1, 1, 0.9, 1.0], [1, 1, 1, 1, 1, 1.0])
+    state.update_estimates(second, GATE_STREAK, cfg)
+    assert torch.allclose(state.w, 0.5 * first["w"] + 0.5 * second["w"])
+    assert torch.allclose(state.r, 0.5 * first["r"] + 0.5 * second["r"])
+
+
+def test_a_gate_that_is_open_stays_open_without_two_populations():
+    cfg = TrainConfig(warmup_epochs=1, estimate_momentum=0.5)
+    state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
+    for epoch in range(GATE_STREAK):
+        state.update_estimates(_estimates([0.0] * N, [0.0] * N), epoch, cfg)
+    state.update_estimates(_estimates([1.0] * N, [1.0] * N, two_populations=False), GATE_STREAK, cfg)
+    assert state.gate_open.all() and torch.allclose(state.w, torch.full((N,), 0.5))
+
+
+def _run_config(cfg: TrainConfig) -> dict:
+    return {"train": asdict(cfg), "classes": ["a", "b"]}
+
+
+def test_resume_refuses_every_changed_hyper_parameter_naming_it(tmp_path):
+    cfg = TrainConfig(epochs_phase1=4, epochs_phase2=2, warmup_epochs=2)
+    _check_resumable(_run_config(cfg), cfg, ["a", "b"], tmp_path)  # the same values: resumable
+    for change in ({"lambda_cat": 2.0}, {"lr": 1e-3}, {"label_evidence": "classifier"}, {"use_w": False},
+                   {"seed": 3}):
+        with pytest.raises(UserError) as err:
+            _check_resumable(_run_config(cfg), replace(cfg, **change), ["a", "b"], tmp_path)
+        (key, value), = change.items()
+        assert f"{key}={value!r}" in str(err.value) and "config.json" in str(err.value)
+
+
+def test_resume_may_change_where_the_run_runs(tmp_path):
+    cfg = TrainConfig(epochs_phase1=4, epochs_phase2=2, warmup_epochs=2)
+    _check_resumable(_run_config(cfg), replace(cfg, device="cpu", loader_workers=2), ["a", "b"], tmp_path)
+    with pytest.raises(UserError, match="classes changed"):
+        _check_resumable(_run_config(cfg), cfg, ["a", "c"], tmp_path)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -298,7 +299,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                                                    cfg.proto_momentum).cpu()
                     state.mu_a = update_prototypes(state.mu_a.to(device), out.z_a, batch.target, w_a,
                                                    cfg.proto_momentum).cpu()
-            losses = {name: value.item() for name, value in terms.items()} | {"total": loss.item()}
+            losses = batch_losses(terms, loss)
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value
             if bar is not None:
@@ -309,12 +310,12 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                                               "steps_per_epoch": steps_per_epoch,
                                               "losses": {k_: round(v, 5) for k_, v in losses.items()},
                                               "elapsed_s": round(time.time() - t0, 2)})
-        # Epoch end (ntl only; the baselines need no per-clip estimates): evaluation mode over every clip,
-        # sharded over ranks and gathered.
+        # Epoch end (ntl only; the baselines need no per-clip estimates): evaluation mode over every clip, its
+        # forward pass sharded over ranks and gathered (every rank then holds the same estimates).
         estimates = {}
         if cfg.method == "ntl":
             est_started = time.time()
-            ev = dist.gather_eval(lambda ix: evaluate(model, arrays, ix, cfg, device, workers=workers), n, ctx)
+            ev = evaluate(model, arrays, np.arange(n), cfg, device, workers=workers, ctx=ctx)
             est = estimate_noise(ev, labels, has_audio, cfg, k, device)
             state.update_estimates(est, epoch, cfg)
             estimates = {"est_label_noise": float((1 - est["r"]).mean()),
@@ -356,6 +357,14 @@ def forward_backward(model: torch.nn.Module, frames: torch.Tensor, mel: torch.Te
     loss = sum(terms.values())
     loss.backward()
     return out, terms, loss
+
+
+def batch_losses(terms: dict[str, torch.Tensor], loss: torch.Tensor) -> dict[str, float]:
+    """The loss terms and their sum ("total") of the global batch: each rank's mean over its rows, averaged over
+    the ranks (every rank has as many rows), on every rank; the values logged to progress.jsonl."""
+    values = torch.stack([t.detach().float() for t in (*terms.values(), loss)])
+    values = dist.all_reduce_sum(values) / dist.world_size()
+    return dict(zip([*terms, "total"], values.tolist(), strict=True))
 
 
 def update_prototypes(mu: torch.Tensor, z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,

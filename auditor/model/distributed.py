@@ -64,6 +64,11 @@ def _active() -> bool:
     return td.is_available() and td.is_initialized() and td.get_world_size() > 1
 
 
+def world_size() -> int:
+    """The number of processes of the process group (1 without one)."""
+    return td.get_world_size() if _active() else 1
+
+
 def barrier() -> None:
     if _active():
         td.barrier()

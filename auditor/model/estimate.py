@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from auditor.data.cache import ClipArrays
+from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
 from auditor.model.loader import evaluation_batches
@@ -41,9 +42,13 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
              device: torch.device, batch_size: int = EVAL_BATCH,
-             windows_out: dict[str, np.ndarray] | None = None, workers: int = 0) -> dict[str, torch.Tensor]:
+             windows_out: dict[str, np.ndarray] | None = None, workers: int = 0,
+             ctx: dist.Context | None = None) -> dict[str, torch.Tensor]:
     """Evaluation-mode forward pass over ``indices``: z_v, z_a (n, d), logits_av/_a/_v (n, K) on the CPU; the
-    inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches).
+    inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches). Under
+    torchrun (``ctx`` of K > 1 ranks) each rank runs the forward pass of every K-th item (clip, or window) and
+    all ranks gather every item's outputs before anything is computed across items: the results are those of one
+    process for any K.
 
     Clips cut into aligned windows (``arrays.windows``) are evaluated window by window and summarised per clip:
     l_{i,s} = the InfoNCE loss of window s among the windows of the other clips (per_clip_infonce, the clip's own
@@ -52,10 +57,13 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     (window 0 when none is), its logits the mean over its windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
     (position in ``indices``), window, ell, cosine (z_v . z_a), level (the window's sound level, dBFS), audible
     (the windows s* is chosen from) and best (s == s*)."""
+    ctx = ctx or dist.Context()
+    indices = np.asarray(indices)
     if arrays.windows is None or len(indices) == 0:
-        return _forward(model, arrays, np.asarray(indices), cfg, device, batch_size, workers)
-    items, owner, window = arrays.window_items(np.asarray(indices))
-    ev = _forward(model, items, np.arange(len(owner)), cfg, device, batch_size, workers)
+        return dist.gather_eval(lambda pos: _forward(model, arrays, indices[pos], cfg, device, batch_size, workers),
+                                len(indices), ctx)
+    items, owner, window = arrays.window_items(indices)
+    ev = dist.gather_eval(lambda pos: _forward(model, items, pos, cfg, device, batch_size, workers), len(owner), ctx)
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
     levels = arrays.window_levels(np.asarray(indices))[owner, window]
     loudest = np.full(len(indices), -np.inf)

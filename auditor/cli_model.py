@@ -14,13 +14,16 @@ RUN_RESULTS = (FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
-                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "init_from", "loader_workers")
+                "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "evidence_folds", "init_from",
+                "loader_workers")
 
 
 _HELP = {"init_from": "a run folder (same preset): start the encoders from its checkpoint, e.g. one trained on a "
                       "large data set on a GPU (default: from scratch)",
          "loader_workers": "processes that make the training batches (default -1: none on the CPU, where they "
-                           "would compete with the model for the cores; up to 8 per GPU)"}
+                           "would compete with the model for the cores; up to 8 per GPU)",
+         "evidence_folds": "folds of the linear heads cross-fitted on the encoders' features that judge each label "
+                           "(default 5; 0 = the network's own heads, which have fitted every label)"}
 # The valid values of a flag, taken from where they are defined.
 _CHOICES = {"preset": PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 

@@ -245,6 +245,7 @@ def test_method_schedules(tmp_path):
         tc = train_config(method, cfg, 0, 600)
         assert tc.method == model and tc.epochs_total == ntl.epochs_total == tc.epochs_phase1
     assert train_config("ntl_classifier_evidence", cfg, 0, 600).label_evidence == "classifier"
+    assert train_config("ntl_in_sample_evidence", cfg, 0, 600).evidence_folds == 0 < ntl.evidence_folds
     assert train_config("ntl_sce_hybrid", cfg, 0, 600).hybrid_alpha == 0.0 < train_config("ntl", cfg, 0, 600).hybrid_alpha
     assert train_config("ce", cfg, 0, 600).epochs_total == ntl.epochs_total
     assert train_config("ntl_no_phase2", cfg, 0, 600).epochs_phase1 == ntl.epochs_total

@@ -24,6 +24,8 @@ InfoNCE loss, against its given labels and sounds; a second run on all clips is 
   ntl_no_w       ntl without w re-weighting
   ntl_no_phase2  ntl with E2 = 0 and E1 = E (same budget)
   ntl_classifier_evidence  ntl with label_evidence = "classifier" (r from CE(p~, y~) alone)
+  ntl_in_sample_evidence  ntl with evidence_folds = 0 (the classifier evidence from the network's own heads, which
+                 have fitted every label, instead of heads cross-fitted on its features; method.md departure 17)
   ntl_sce_hybrid ntl with the paper's hybrid loss: SCE's alpha, not 1, for the kept labels in phase 2
                  (hybrid_alpha = 0; method.md departure 12)
   ce_clean       ce trained on the TRUE labels: the clean reference for ntl's clean-test accuracy; it has no
@@ -80,6 +82,7 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "ntl_no_w": MethodSpec({"method": "ntl", "use_w": False}, "two_phase"),
     "ntl_no_phase2": MethodSpec({"method": "ntl"}),
     "ntl_classifier_evidence": MethodSpec({"method": "ntl", "label_evidence": "classifier"}, "two_phase"),
+    "ntl_in_sample_evidence": MethodSpec({"method": "ntl", "evidence_folds": 0}, "two_phase"),
     "ntl_sce_hybrid": MethodSpec({"method": "ntl", "hybrid_alpha": 0.0}, "two_phase"),
     "ce_clean": MethodSpec({"method": "ce"}, scores=()),  # its scores would judge the true labels
 }

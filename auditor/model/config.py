@@ -47,6 +47,10 @@ class TrainConfig:
     # adds the feature-distance evidence CE(q_i, y~_i) of phase 2's corrected distribution (computed from a first
     # classifier-only r), so a label is judged by the classifier and by its neighbours in feature space together.
     label_evidence: str = "classifier+features"
+    # The classifier part of the label evidence comes from linear heads cross-fitted in this many folds on the
+    # encoders' frozen features (model/cross_fit.py), so a clip is judged by heads that did not fit its label;
+    # 0 = from the network's own heads, which have fitted every clip (method.md phase 2 step 1).
+    evidence_folds: int = 5
     # Robustness on real data (docs/method.md, "Departures"): logit adjustment tau for long-tailed classes (0 =
     # off), per-class normalisation of the mixtures' evidence, momentum of the per-clip estimates between epochs.
     logit_adjust: float = 1.0
@@ -76,6 +80,8 @@ class TrainConfig:
         if self.loader_workers < -1:
             raise UserError(f"--loader-workers must be >= 0 (0 = in the training process) or -1 (auto), got "
                             f"{self.loader_workers}")
+        if self.evidence_folds < 0 or self.evidence_folds == 1:
+            raise UserError(f"evidence_folds must be 0 (the network's own heads) or >= 2, got {self.evidence_folds}")
         if self.epochs_phase1 < 0 or self.epochs_phase2 < -1:
             raise UserError("--epochs-phase1 must be >= 1 (0 = auto) and --epochs-phase2 >= 0 (-1 = auto)")
 

@@ -16,6 +16,7 @@ from auditor.data.cache import ClipArrays
 from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
+from auditor.model.cross_fit import out_of_fold_probabilities
 from auditor.model.loader import evaluation_batches
 from auditor.model.losses import cross_modal_infonce
 from auditor.model.network import AudioVisualNet
@@ -44,7 +45,8 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
              device: torch.device, batch_size: int = EVAL_BATCH,
              windows_out: dict[str, np.ndarray] | None = None, workers: int = 0,
              ctx: dist.Context | None = None) -> dict[str, torch.Tensor]:
-    """Evaluation-mode forward pass over ``indices``: z_v, z_a (n, d), logits_av/_a/_v (n, K) on the CPU; the
+    """Evaluation-mode forward pass over ``indices``: h_v, h_a (n, C), z_v, z_a (n, d), logits_av/_a/_v (n, K) on
+    the CPU; the
     inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches). Under
     torchrun (``ctx`` of K > 1 ranks) each rank runs the forward pass of every K-th item (clip, or window) and
     all ranks gather every item's outputs before anything is computed across items: the results are those of one
@@ -54,7 +56,7 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     l_{i,s} = the InfoNCE loss of window s among the windows of the other clips (per_clip_infonce, the clip's own
     windows left out of its negatives); the clip's z_v, z_a are those of its best-aligned window s* = argmin_s
     l_{i,s} over the windows whose sound is present and within AUDIBLE_WITHIN_DB of the clip's loudest window
-    (window 0 when none is), its logits the mean over its windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
+    (window 0 when none is), its h and logits the mean over its windows (the picture's class shows in all of them). ``windows_out``, if given, receives per window: owner
     (position in ``indices``), window, ell, cosine (z_v . z_a), level (the window's sound level, dBFS), audible
     (the windows s* is chosen from) and best (s == s*)."""
     ctx = ctx or dist.Context()
@@ -74,7 +76,7 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     best = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]] if len(order) else order
     counts = torch.from_numpy(np.bincount(owner, minlength=len(indices))).clamp_min(1).float()[:, None]
     out = {k: ev[k][best] for k in ("z_v", "z_a")}
-    for k in ("logits_av", "logits_a", "logits_v"):
+    for k in ("h_v", "h_a", "logits_av", "logits_a", "logits_v"):
         out[k] = torch.zeros(len(indices), ev[k].shape[1]).index_add_(0, torch.from_numpy(owner), ev[k]) / counts
     if windows_out is not None:
         windows_out.update(owner=owner, window=window, ell=ell.numpy(), best=np.isin(np.arange(len(owner)), best),
@@ -88,7 +90,8 @@ def _forward(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     preset = get_preset(cfg.preset)
     was_training = model.training
     model.eval()
-    outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("z_v", "z_a", "logits_av", "logits_a", "logits_v")}
+    outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("h_v", "h_a", "z_v", "z_a", "logits_av", "logits_a",
+                                                            "logits_v")}
     batches = evaluation_batches(arrays, indices, batch_size, preset.num_frames, preset.audio_frames, workers,
                                  pin_memory=device.type == "cuda")
     with torch.no_grad(), autocast(device):
@@ -142,6 +145,30 @@ def label_evidence_ce(ev: dict[str, torch.Tensor], labels: torch.Tensor, w: torc
     return -torch.log(p[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
 
 
+def out_of_fold_heads(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor, num_classes: int,
+                      cfg: TrainConfig, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """Cross-fitted class probabilities (model/cross_fit.py, ``cfg.evidence_folds`` folds) of the picture (from
+    h_v), the sound (h_a, fitted on and given to clips with sound) and both ([h_v; h_a], likewise): (N, K) each,
+    keys p_v, p_a, p_av. Clips without sound get p_a uniform and p_av = p_v."""
+    folds, seed = cfg.evidence_folds, cfg.seed
+    p_v = out_of_fold_probabilities(ev["h_v"], labels, num_classes, folds=folds, seed=seed, device=device)
+    p_a = out_of_fold_probabilities(ev["h_a"], labels, num_classes, folds=folds, seed=seed, mask=has_audio,
+                                    device=device)
+    p_av = out_of_fold_probabilities(torch.cat([ev["h_v"], ev["h_a"]], 1), labels, num_classes, folds=folds,
+                                     seed=seed, mask=has_audio, device=device)
+    return {"p_v": p_v, "p_a": p_a, "p_av": torch.where(has_audio[:, None], p_av, p_v)}
+
+
+def label_evidence_out_of_fold(heads: dict[str, torch.Tensor], labels: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """CE_i = -log max(p_i^v[y~_i], w_i p_i^a[y~_i], w_i p_i^av[y~_i]) from cross-fitted heads (out_of_fold_heads):
+    a label is as likely as the most confident head makes it, a head that hears the sound counting as far as the
+    sound belongs to the picture. A hard picture whose sound agrees with its label is a hard clip, not a wrong
+    label; a wrong label is one no head finds. (N,)."""
+    rows = torch.arange(len(labels))
+    p = torch.stack([heads["p_v"][rows, labels], w * heads["p_a"][rows, labels], w * heads["p_av"][rows, labels]])
+    return -torch.log(p.max(0).values.clamp_min(Q_FLOOR))
+
+
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
                    cfg: TrainConfig, num_classes: int, device: torch.device | None = None) -> dict:
     """From an evaluation pass: l_i, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures' diagnostics.
@@ -150,7 +177,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
       from the negatives (negative_classes); w_i = mixture posterior over l_i fitted
       on clips with sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0
       (they are reported as not mismatched by the scoring);
-    * CE_i = label_evidence_ce (gated by w); with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
+    * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h (``cfg.evidence_folds``
+      folds), or label_evidence_ce of the network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
       q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
       MIN_CLASS_NEIGHBOURS other clips of its class);
     * r_i = mixture posterior over the evidence; q, y^ from (u, r).
@@ -161,7 +189,10 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     mask = has_audio.numpy()
     w_fit = mixture_posterior(ell.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))
-    ce = label_evidence_ce(ev, labels, w)
+    if cfg.evidence_folds > 0:
+        ce = label_evidence_out_of_fold(out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device), labels, w)
+    else:
+        ce = label_evidence_ce(ev, labels, w)
     r_fit = mixture_posterior(ce.numpy(), seed=cfg.seed, labels=group)
     u = fused_features(ev["z_v"], ev["z_a"], w)
     evidence = ce

@@ -1,0 +1,83 @@
+"""Out-of-sample class probabilities from frozen features: K-fold cross-fitted linear softmax heads.
+
+N clips, C feature dimensions, K classes, F folds. The training network's own heads have fitted every clip's given
+label, a wrong one included; judged by them a clip's label looks right because it was learnt. Cross-fitting (as
+cleanlab does with whole models) judges each clip by heads that never saw it:
+
+* :func:`stratified_folds`: fold_i in 0..F-1, every class's clips spread over the folds in a seeded random order
+  (fold = position in the class's permutation mod F, so a class of n clips is in min(n, F) folds);
+* :func:`out_of_fold_probabilities`: for each fold f, a linear head (W_f, b_f) minimising
+  mean_{i not in f} CE(softmax(W x~_i + b), y_i) + L2_PENALTY |W|^2 by L-BFGS (at most LBFGS_ITERATIONS steps), x~ = x standardised with the training part's mean and standard
+  deviation; p_i = softmax(W_f x~_i + b_f) for i in f. Clips outside ``mask`` are neither fitted on nor predicted
+  (their rows are uniform).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FOLDS = 5
+# Ridge weight on standardised features: keeps a separable training part (the encoders have fitted these very
+# labels) from driving the weights, and the held-out probabilities, to infinity.
+L2_PENALTY = 1e-3
+LBFGS_ITERATIONS = 50
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """(N,) fold of each clip: within each class, the clips in a seeded random order take folds 0, 1, .., F-1, 0,
+    ... in turn."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.size, np.int64)
+    rng = np.random.default_rng(seed)
+    for k in np.unique(labels):
+        rows = np.flatnonzero(labels == k)
+        out[rows[rng.permutation(rows.size)]] = np.arange(rows.size) % folds
+    return out
+
+
+def _fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W (C, K), b (K,)) minimising mean CE(x W + b, y) + L2_PENALTY |W|^2 by L-BFGS (strong Wolfe line search)."""
+    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=LBFGS_ITERATIONS, history_size=10,
+                            tolerance_grad=1e-5, tolerance_change=1e-7, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + L2_PENALTY * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def out_of_fold_probabilities(x: torch.Tensor, labels: torch.Tensor, num_classes: int, *, folds: int = FOLDS,
+                              seed: int = 0, mask: torch.Tensor | None = None,
+                              device: torch.device | None = None) -> torch.Tensor:
+    """(N, K) float32 on the CPU: each clip's class probabilities from the linear head fitted on the other folds
+    (module docstring); computed on ``device`` (default: the CPU). Uniform rows for clips outside ``mask`` and for
+    every clip when fewer than two classes, or fewer than two folds' worth of clips, are in it."""
+    n = x.shape[0]
+    keep = torch.ones(n, dtype=torch.bool) if mask is None else mask.bool()
+    out = torch.full((n, num_classes), 1.0 / num_classes)
+    rows = torch.nonzero(keep).flatten()
+    if rows.numel() < 2 * folds or labels[rows].unique().numel() < 2:
+        return out
+    device = device or torch.device("cpu")
+    xs = x[rows].to(device, torch.float32)
+    ys = labels[rows].to(device)
+    fold = torch.from_numpy(stratified_folds(labels[rows].numpy(), folds, seed)).to(device)
+    probs = torch.empty(rows.numel(), num_classes, device=device)
+    for f in range(folds):
+        held, train = fold == f, fold != f
+        if not held.any():
+            continue
+        mean, std = xs[train].mean(0), xs[train].std(0).clamp_min(1e-6)
+        w, b = _fit_linear((xs[train] - mean) / std, ys[train], num_classes)
+        probs[held] = torch.softmax((xs[held] - mean) / std @ w + b, dim=1)
+    out[rows] = probs.float().cpu()
+    return out

@@ -1,0 +1,65 @@
+"""Cross-fitted linear heads (model/cross_fit.py) and the out-of-fold label evidence (model/estimate.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from auditor.model.cross_fit import out_of_fold_probabilities, stratified_folds
+from auditor.model.estimate import label_evidence_out_of_fold
+
+
+def test_stratified_folds_spread_every_class_over_the_folds():
+    labels = np.array([0] * 12 + [1] * 3 + [2] * 7)
+    fold = stratified_folds(labels, 5, seed=3)
+    for k, n in ((0, 12), (1, 3), (2, 7)):
+        counts = np.bincount(fold[labels == k], minlength=5)
+        assert counts.max() - counts.min() <= 1 and counts.sum() == n and (counts > 0).sum() == min(n, 5)
+    assert np.array_equal(fold, stratified_folds(labels, 5, seed=3))
+    assert not np.array_equal(fold, stratified_folds(labels, 5, seed=4))
+
+
+def _clusters(n_per_class: int = 40, k: int = 3, dim: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    centres = 4.0 * torch.eye(k, dim)
+    labels = torch.arange(k).repeat_interleave(n_per_class)
+    x = centres[labels] + torch.randn(len(labels), dim, generator=g)
+    return x, labels
+
+
+def test_a_wrong_label_is_judged_by_heads_that_did_not_fit_it():
+    x, true = _clusters()
+    given = true.clone()
+    wrong = torch.arange(0, len(given), 10)  # 12 of 120 labels moved to the next class
+    given[wrong] = (given[wrong] + 1) % 3
+    p = out_of_fold_probabilities(x, given, 3, folds=5, seed=0)
+    assert p.shape == (120, 3) and torch.allclose(p.sum(1), torch.ones(120), atol=1e-5)
+    rows = torch.arange(120)
+    assert (p[wrong, given[wrong]] < 0.5).all()  # the given, wrong label is unlikely
+    assert (p[wrong].argmax(1) == true[wrong]).all()  # the true class is the likeliest
+    right = torch.ones(120, dtype=torch.bool)
+    right[wrong] = False
+    assert (p[rows, given][right] > 0.5).float().mean() > 0.9
+
+
+def test_clips_outside_the_mask_are_neither_fitted_nor_predicted():
+    x, labels = _clusters()
+    mask = torch.ones(120, dtype=torch.bool)
+    mask[::7] = False
+    p = out_of_fold_probabilities(x, labels, 3, mask=mask)
+    assert torch.equal(p[~mask], torch.full((int((~mask).sum()), 3), 1 / 3))
+    noisy_x = x.clone()
+    noisy_x[~mask] = 1e6  # what is outside the mask does not reach the fit
+    assert torch.allclose(out_of_fold_probabilities(noisy_x, labels, 3, mask=mask), p)
+    assert torch.equal(out_of_fold_probabilities(x[:6], labels[:6], 3), torch.full((6, 3), 1 / 3))
+
+
+def test_the_label_evidence_takes_the_most_confident_head_the_sound_as_far_as_it_belongs():
+    labels = torch.tensor([0, 0, 0])
+    heads = {"p_v": torch.tensor([[0.1, 0.9], [0.1, 0.9], [0.8, 0.2]]),
+             "p_a": torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9]]),
+             "p_av": torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])}
+    w = torch.tensor([1.0, 0.0, 1.0])
+    ce = label_evidence_out_of_fold(heads, labels, w)
+    # clip 0: a hard picture whose sound (which belongs) agrees; clip 1: the same sound does not belong
+    assert torch.allclose(ce, -torch.log(torch.tensor([0.9, 0.1, 0.8])))

@@ -14,7 +14,7 @@ from auditor.data.features import audio_level_dbfs
 from auditor.data.params import PreprocessParams
 from auditor.model.config import TrainConfig
 from auditor.model.estimate import evaluate
-from auditor.model.inputs import draw_batch, make_inputs, window_draw_weights
+from auditor.model.inputs import MEL_OFFSET, MEL_SCALE, draw_batch, make_inputs, window_draw_weights
 from auditor.model.network import AudioVisualNet
 from auditor.model.presets import get_preset
 from tests.conftest import run_cli
@@ -184,3 +184,24 @@ def test_the_sound_crop_goes_where_the_window_is_loud():
     assert len(set(drawn.tolist())) > 20  # still random
     short = np.full((64, 100), SILENCE, np.float16)
     assert loud_crop_offset(short, 256, 0.3) == (256 - 100) // 2  # padded, centred
+
+
+def test_a_short_clips_sound_crop_hears_its_event_wherever_it_is(tmp_path):
+    """A clip of one window whose sound event lies outside the middle 2.56 s: evaluation hears the event, and
+    most training crops do."""
+    write_clip(tmp_path / "clips" / "early.mp4", seconds=7.0, tone_between=(0.2, 0.7), tone_hz=500.0)
+    (tmp_path / "labels.csv").write_text("clip,label\nclips/early.mp4,a\n")
+    arrays = load_arrays(ingest(tmp_path, PARAMS, workers=1))
+    assert arrays.windows is None
+    preset = get_preset("cpu")
+    loudest = float(arrays.read_mel(0).astype(np.float32).max())
+    _, mel = make_inputs(arrays, np.array([0]), draw_batch(arrays, np.array([0]), 2, preset.audio_frames, None),
+                         preset.audio_frames)
+    assert float(mel.max()) * MEL_SCALE + MEL_OFFSET == pytest.approx(loudest, abs=1e-3)
+    heard = []
+    for seed in range(40):
+        draws = draw_batch(arrays, np.array([0]), 2, preset.audio_frames, np.random.default_rng(seed))
+        draws.gain[:] = 0
+        _, mel = make_inputs(arrays, np.array([0]), draws, preset.audio_frames)
+        heard.append(float(mel.max()) * MEL_SCALE + MEL_OFFSET >= loudest - 1e-3)
+    assert np.mean(heard) > 0.5  # a crop placed uniformly: about 1 in 10

@@ -84,8 +84,7 @@ class ClipArrays:
     bool a usable, not silent, sound track. Read through :meth:`read_frames` and :meth:`read_mel`: they hand the
     store's pages back every RESIDENT_BYTES, so a pass over a store larger than memory stays small.
     ``windows`` (N, W) int: the rows of each clip's aligned windows (-1 past a clip's last; column 0 = ``rows``),
-    None when every clip is one window; :meth:`at_windows` and :meth:`window_items` view windows as clips, the
-    latter with ``loud_crop`` (model/inputs.draw_batch places their sound crop where the window is loud)."""
+    None when every clip is one window; :meth:`at_windows` and :meth:`window_items` view windows as clips."""
 
     clips: list[str]
     labels: list[str]
@@ -96,7 +95,6 @@ class ClipArrays:
     rows: np.ndarray | None = None
     store: Store | None = None
     windows: np.ndarray | None = None
-    loud_crop: bool = False  # windows as items (window_items): the sound crop goes where the window is loud
     _read: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,7 +105,7 @@ class ClipArrays:
         """The clips ``idx`` (indices into 0..N-1), reading the same rows (nothing is copied)."""
         return ClipArrays([self.clips[i] for i in idx], [self.labels[i] for i in idx], self.frames, self.mel,
                           self.mel_lengths[idx], self.has_audio[idx], self.rows[idx], self.store,
-                          None if self.windows is None else self.windows[idx], self.loud_crop)
+                          None if self.windows is None else self.windows[idx])
 
     def window_counts(self) -> np.ndarray:
         """(N,) int: each clip's number of aligned windows."""
@@ -143,9 +141,7 @@ class ClipArrays:
         counts = self.window_counts()[idx]
         owner = np.repeat(np.arange(len(idx)), counts)
         window = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-        items = self.at_windows(idx[owner], window)
-        items.loud_crop = True
-        return items, owner, window
+        return self.at_windows(idx[owner], window), owner, window
 
     def read_frames(self, idx: np.ndarray, picks: np.ndarray) -> np.ndarray:
         """Frames ``picks`` (B, T) of clips ``idx`` (B,): (B, T, S, S, 3) uint8, a copy."""

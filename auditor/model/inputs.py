@@ -2,8 +2,10 @@
 
 Frames: T of the cached frames (one per segment, jittered in training), random horizontal flip and a random
 shift of up to S/8 pixels (reflect-padded) in training, ImageNet normalisation -> (B, T, 3, S, S) float32.
-Sound: a window of ``audio_frames`` log-mel frames (random in training, centred otherwise) -> (B, 1, 64, L),
-standardised with a fixed offset/scale so values are O(1).
+Sound: a crop of ``audio_frames`` log-mel frames placed by loudness (:func:`loud_crop_offset`: in training drawn
+with probability proportional to the crop's amplitude, otherwise the loudest crop; a clip's sound event may be
+anywhere in it, and a short one is missed by a crop placed blindly) -> (B, 1, 64, L), standardised with a fixed
+offset/scale so values are O(1).
 A batch is made in two steps: :func:`draw_batch` draws every random choice (cheap, in order, from one generator),
 :func:`make_inputs` reads the clips and applies them (the work a DataLoader worker does, model/loader.py).
 A clip cut into aligned windows (data/decode.window_spans) gives one window per draw in training (frames and sound
@@ -33,26 +35,25 @@ GAIN_LOG_POWER = 1.4
 
 @dataclass
 class Draws:
-    """The random choices for a batch of B clips: frame picks (B, T), mel window offsets (B,)
-    (features.window_offset), and in training a horizontal flip (B,) bool, a shift (2, B) (dy, dx) in [0, 2 pad]
-    and a gain (B,) float32 in log power; None in evaluation."""
+    """The random choices for a batch of B clips: frame picks (B, T), where the sound crop goes (B,) (the u of
+    :func:`loud_crop_offset`: uniform in [0, 1) in training, NaN = the loudest crop in evaluation), and in training a
+    horizontal flip (B,) bool, a shift (2, B) (dy, dx) in [0, 2 pad] and a gain (B,) float32 in log power; None in
+    evaluation."""
 
     picks: np.ndarray
-    offsets: np.ndarray
+    crop: np.ndarray
     flip: np.ndarray | None = None
     shift: np.ndarray | None = None
     gain: np.ndarray | None = None
     windows: np.ndarray | None = None  # (B,) the window of each clip, when the data set has clips of several
-    crop: np.ndarray | None = None  # (B,) with windows: where the sound crop goes (loud_crop_offset); offsets -1
 
     def __getitem__(self, rows: slice) -> Draws:
         """The choices of the clips ``rows`` of the batch (a rank's part)."""
         windows = None if self.windows is None else self.windows[rows]
-        crop = None if self.crop is None else self.crop[rows]
         if self.flip is None:
-            return Draws(self.picks[rows], self.offsets[rows], windows=windows, crop=crop)
-        return Draws(self.picks[rows], self.offsets[rows], self.flip[rows], self.shift[:, rows], self.gain[rows],
-                     windows, crop)
+            return Draws(self.picks[rows], self.crop[rows], windows=windows)
+        return Draws(self.picks[rows], self.crop[rows], self.flip[rows], self.shift[:, rows], self.gain[rows],
+                     windows)
 
 
 def window_draw_weights(levels: np.ndarray) -> np.ndarray:
@@ -77,31 +78,24 @@ def batch_inputs(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_fra
 def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frames: int,
                rng: np.random.Generator | None) -> Draws:
     """Every random choice of the batch ``idx``, drawn from ``rng`` in a fixed order (frame picks clip by clip,
-    flips, shifts, mel windows clip by clip (with several windows per clip instead: a window per clip, the first in
-    evaluation, and a uniform per clip for :func:`loud_crop_offset`, NaN = the loudest crop without ``rng``; the
-    same crop placement for windows evaluated as items, ``arrays.loud_crop``), gains); reads only the clips' mel
-    lengths."""
+    flips, shifts, with several windows per clip a window per clip (the first in evaluation), a uniform per clip
+    for :func:`loud_crop_offset` (NaN = the loudest crop without ``rng``), gains); reads no clip's pixels or
+    sound."""
     cached, size = arrays.frames.shape[1], arrays.frames.shape[2]
     picks = np.stack([frame_indices(cached, num_frames, rng) for _ in idx])  # (B, T)
     flip = shift = gain = windows = None
     if rng is not None:
         flip = rng.random(len(idx)) < 0.5
         shift = rng.integers(0, 2 * _shift_pad(size) + 1, size=(2, len(idx)))
-    crop = None
     if arrays.windows is not None:  # the window, then where in it the sound crop goes (read with the mel)
         windows = np.zeros(len(idx), np.int64)
         if rng is not None:
             cumulative = np.cumsum(window_draw_weights(arrays.window_levels(idx)), axis=1)
             windows = np.minimum((rng.random(len(idx))[:, None] > cumulative).sum(1), arrays.window_counts()[idx] - 1)
-    if arrays.windows is not None or arrays.loud_crop:
-        crop = rng.random(len(idx)) if rng is not None else np.full(len(idx), np.nan)
-        offsets = np.full(len(idx), -1, np.int64)
-    else:
-        offsets = np.array([window_offset(max(1, int(arrays.mel_lengths[i])), audio_frames, rng) for i in idx],
-                           np.int64)
+    crop = rng.random(len(idx)) if rng is not None else np.full(len(idx), np.nan)
     if rng is not None:
         gain = rng.uniform(-GAIN_LOG_POWER, GAIN_LOG_POWER, size=len(idx)).astype(np.float32)
-    return Draws(picks, offsets, flip, shift, gain, windows, crop)
+    return Draws(picks, crop, flip, shift, gain, windows)
 
 
 def loud_crop_offset(mel: np.ndarray, length: int, u: float) -> int:
@@ -134,8 +128,7 @@ def make_inputs(arrays: ClipArrays, idx: np.ndarray, draws: Draws, audio_frames:
     mels = []
     for j, i in enumerate(idx):
         mel = arrays.read_mel(i)
-        offset = draws.offsets[j] if draws.crop is None else loud_crop_offset(mel, audio_frames, draws.crop[j])
-        mels.append(window_at(mel, audio_frames, offset))
+        mels.append(window_at(mel, audio_frames, loud_crop_offset(mel, audio_frames, draws.crop[j])))
     if arrays is not source:  # count the view's reads where the store's pages are handed back
         source._touched(arrays._read)
     mel = torch.from_numpy(np.stack(mels).astype(np.float32))[:, None]  # (B, 1, 64, L)

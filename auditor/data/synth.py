@@ -19,6 +19,10 @@ Long clips (``generate_dataset(clip_seconds=(A, B))``, :func:`render_event_clip`
 the class sound audible only in one event at a random place (2-3 s, or ``event_seconds``), over quiet background
 noise (-48 to -42 dBFS RMS); frames are encoded as they are drawn, so memory does not grow with the clip's length.
 
+With ``generate_dataset(content="digits")`` the clips show and sound like real content instead
+(:mod:`auditor.data.digits`: handwritten digits and recordings of spoken digits), through the same noise, mismatch,
+muting, media and test-split machinery (:class:`Split`, :class:`ContentPlan`).
+
 Classes (confusable pairs: hammering/clapping = periodic impacts, bouncing/dripping = falling objects,
 bell/spinning = tonal sound and rotation about a pivot, sawing/typing = dense noisy strokes and repetitive
 back-and-forth hand work): see :data:`CLASSES` and :data:`CONFUSABLE`.

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from auditor.cli_bench import add_bench_arguments
 from auditor.cli_model import add_train_arguments
 from auditor.cli_review import add_export_arguments
+from auditor.data.digits import DIGIT_CLIP_SECONDS, NONSPEECH_SHARE
 from auditor.data.noise import NOISE_TYPES
 from auditor.data.synth import CLASSES as SAMPLE_CLASSES
 from auditor.data.synth import CONTENTS, MAX_CLASSES, MEDIA
@@ -58,7 +59,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                    help="clips of A-B seconds (or S: all S seconds) whose class sound is one short event (2-3 s) at "
                         "a random place over a quiet background (truth.csv: event_start_s, event_end_s; "
                         "default: 2-5 s clips with sound throughout; --content digits: the clips' length, default "
-                        "2.5-4, the event being the spoken recording)")
+                        f"{DIGIT_CLIP_SECONDS[0]:g}-{DIGIT_CLIP_SECONDS[1]:g}, the event being the spoken recording)")
     p.add_argument("--event-seconds", default=None, metavar="A-B",
                    help="with --clip-seconds: the sound event lasts A-B seconds (or S: S seconds; default 2-3)")
     p.add_argument("--media", choices=MEDIA, default=MEDIA[0],
@@ -69,9 +70,10 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", choices=CONTENTS, default=CONTENTS[0],
                    help="procedural: the synthetic motions and sounds; digits: real content, a handwritten digit "
                         "(scikit-learn's digits) moving on screen with a recording of that digit spoken (Free Spoken "
-                        "Digit Dataset, CC BY-SA 4.0) at a random place in a 2.5-4 s clip, classes zero..nine, a "
-                        "quarter of the mismatched sounds non-speech (truth.csv: image, recording, speaker, "
-                        "audio_kind, event_start_s, event_end_s)")
+                        f"Digit Dataset, CC BY-SA 4.0) at a random place in a {DIGIT_CLIP_SECONDS[0]:g}-"
+                        f"{DIGIT_CLIP_SECONDS[1]:g} s clip, classes zero..nine, a share {NONSPEECH_SHARE:g} of the "
+                        "mismatched sounds non-speech (truth.csv: image, recording, speaker, audio_kind, "
+                        "event_start_s, event_end_s)")
     p.add_argument("--fsdd", default=None, metavar="DIR",
                    help="with --content digits: the Free Spoken Digit Dataset folder (DIR/recordings/*.wav; default "
                         "$AUDITOR_FSDD, else ../shared/data/fsdd beside the repository)")

@@ -25,6 +25,7 @@ from auditor.bench.settings import (
     quick_config,
     with_overrides,
 )
+from auditor.data.digits import NONSPEECH_SHARE
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
@@ -48,9 +49,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settings", default=None,
                    help="comma-separated data settings, each 'clean' or parts joined by '+' in this order: real "
                         "(real content: a handwritten digit moving on screen, a recording of that digit spoken "
-                        "somewhere in the sound, ten classes, a quarter of the mismatched sounds non-speech; needs "
-                        "the Free Spoken Digit Dataset in ../shared/data/fsdd or $AUDITOR_FSDD; 'real' alone = "
-                        "clean), symR | asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX "
+                        f"somewhere in the sound, ten classes, a share {NONSPEECH_SHARE:g} of the mismatched "
+                        "sounds non-speech; needs the Free Spoken Digit Dataset in ../shared/data/fsdd or $AUDITOR_FSDD; "
+                        "'real' alone = clean), symR | asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX "
                         "(long-tailed class sizes, largest:smallest = X), muteF (share of clips with a silent sound "
                         "track), durA-B (clips of A-B s whose class sound is one short event at a random place), "
                         "clsK (K classes) and mixed (each clip in its own container, codecs, frame size, frame rate "

@@ -1336,7 +1336,7 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
                      event_seconds: tuple[float, float] | None = None, media: str = "uniform",
                      content: str = "procedural", real_data: str | Path | None = None,
                      workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Render the procedural audio-visual data set into ``out_dir``.
+    """Render the sample data set into ``out_dir``: procedural, or real content with ``content="digits"``.
 
     Writes ``out_dir/clips/clip_NNNNN.mp4`` (H.264 yuv420p 128x128 at 25 fps + AAC 16 kHz mono, 2-5 s unless
     ``clip_seconds``; names do not reveal the class), ``out_dir/labels.csv`` (``clip,label``, clip relative to ``out_dir``) and

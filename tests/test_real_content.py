@@ -169,7 +169,8 @@ def test_plan_on_many_clips(monkeypatch, tmp_path):
     assert summary["mismatched"] == round(0.08 * 400) and summary["muted"] == round(0.04 * 400)
     assert (train["audio_kind"] == "nonspeech").sum() == round(NONSPEECH_SHARE * summary["mismatched"])
     noisy = train[train["label_is_noisy"] == 1]
-    assert abs(len(noisy) / 400 - 0.3) < 0.07 and (noisy["given_label"] == noisy["true_label"].map(DIGIT_CONFUSABLE)).all()
+    assert abs(len(noisy) / 400 - 0.3) < 0.07
+    assert (noisy["given_label"] == noisy["true_label"].map(DIGIT_CONFUSABLE)).all()
     sizes = train["true_label"].value_counts()
     assert sizes.max() / sizes.min() == pytest.approx(4, rel=0.3)
     clean = train[train["is_mismatched"] == 0].dropna(subset=["recording"])

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from auditor.cli_bench import add_bench_arguments
 from auditor.cli_model import add_train_arguments
 from auditor.cli_review import add_export_arguments
+from auditor.data.digits import DIGIT_CLIP_SECONDS, NONSPEECH_SHARE
 from auditor.data.noise import NOISE_TYPES
 from auditor.data.synth import CLASSES as SAMPLE_CLASSES
-from auditor.data.synth import MAX_CLASSES, MEDIA
+from auditor.data.synth import CONTENTS, MAX_CLASSES, MEDIA
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
@@ -36,7 +37,8 @@ def command(name: str, help_text: str, target: str):
     return register
 
 
-@command("sample", "render the procedural audio-visual sample data set", "auditor.cli_data:run_sample")
+@command("sample", "render the sample data set (procedural, or real digits with --content digits)",
+         "auditor.cli_data:run_sample")
 def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder to write clips/, labels.csv, truth.csv into")
     p.add_argument("--clips", type=int, default=240)
@@ -47,15 +49,17 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-clips", type=int, default=0, help="clips in a clean DIR/test split")
     p.add_argument("--imbalance", type=float, default=1.0,
                    help="largest : smallest class size, sizes falling geometrically (1 = balanced; e.g. 10)")
-    p.add_argument("--classes", type=int, default=len(SAMPLE_CLASSES),
-                   help=f"number of classes, 1-{MAX_CLASSES}: beyond {len(SAMPLE_CLASSES)}, pictures combined with "
-                        "other classes' sounds")
+    p.add_argument("--classes", type=int, default=None,
+                   help=f"number of classes, 1-{MAX_CLASSES} (default {len(SAMPLE_CLASSES)}): beyond "
+                        f"{len(SAMPLE_CLASSES)}, pictures combined with other classes' sounds; --content digits: "
+                        "1-10 (default 10)")
     p.add_argument("--muted", type=float, default=0.0,
                    help="fraction of clips whose sound track is present but silent (truth.csv: is_muted)")
     p.add_argument("--clip-seconds", default=None, metavar="A-B",
                    help="clips of A-B seconds (or S: all S seconds) whose class sound is one short event (2-3 s) at "
                         "a random place over a quiet background (truth.csv: event_start_s, event_end_s; "
-                        "default: 2-5 s clips with sound throughout)")
+                        "default: 2-5 s clips with sound throughout; --content digits: the clips' length, default "
+                        f"{DIGIT_CLIP_SECONDS[0]:g}-{DIGIT_CLIP_SECONDS[1]:g}, the event being the spoken recording)")
     p.add_argument("--event-seconds", default=None, metavar="A-B",
                    help="with --clip-seconds: the sound event lasts A-B seconds (or S: S seconds; default 2-3)")
     p.add_argument("--media", choices=MEDIA, default=MEDIA[0],
@@ -63,6 +67,16 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
                         "random container (.mp4/.mkv/.webm/.mov), frame size, frame rate, sample rate "
                         "(16/44.1/48 kHz) and mono/stereo, as scraped collections are (truth.csv: container, width, "
                         "height, fps, sample_rate, channels, video_codec, audio_codec)")
+    p.add_argument("--content", choices=CONTENTS, default=CONTENTS[0],
+                   help="procedural: the synthetic motions and sounds; digits: real content, a handwritten digit "
+                        "(scikit-learn's digits) moving on screen with a recording of that digit spoken (Free Spoken "
+                        f"Digit Dataset, CC BY-SA 4.0) at a random place in a {DIGIT_CLIP_SECONDS[0]:g}-"
+                        f"{DIGIT_CLIP_SECONDS[1]:g} s clip, classes zero..nine, a share {NONSPEECH_SHARE:g} of the "
+                        "mismatched sounds non-speech (truth.csv: image, recording, speaker, audio_kind, "
+                        "event_start_s, event_end_s)")
+    p.add_argument("--fsdd", default=None, metavar="DIR",
+                   help="with --content digits: the Free Spoken Digit Dataset folder (DIR/recordings/*.wav; default "
+                        "$AUDITOR_FSDD, else ../shared/data/fsdd beside the repository)")
     p.add_argument("--workers", type=int, default=None)
 
 

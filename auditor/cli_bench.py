@@ -25,6 +25,7 @@ from auditor.bench.settings import (
     quick_config,
     with_overrides,
 )
+from auditor.data.digits import NONSPEECH_SHARE
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS
@@ -46,14 +47,18 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="benchmark this data set (labels.csv + truth.csv; DIR/test with "
                                                 "truth.csv for the clean-test accuracy) instead of generating")
     p.add_argument("--settings", default=None,
-                   help="comma-separated data settings, each 'clean' or parts joined by '+' in this order: symR | "
-                        "asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX (long-tailed class sizes, "
-                        "largest:smallest = X), muteF (share of clips with a silent sound track), durA-B (clips of "
-                        "A-B s whose class sound is one short event at a random place), clsK (K classes) and mixed "
-                        "(each clip in its own container, codecs, frame size, frame rate and sample rate); "
-                        "or a suite: 'table' (the default: "
+                   help="comma-separated data settings, each 'clean' or parts joined by '+' in this order: real "
+                        "(real content: a handwritten digit moving on screen, a recording of that digit spoken "
+                        f"somewhere in the sound, ten classes, a share {NONSPEECH_SHARE:g} of the mismatched "
+                        "sounds non-speech; needs the Free Spoken Digit Dataset in ../shared/data/fsdd or $AUDITOR_FSDD; "
+                        "'real' alone = clean), symR | asymR (label-noise rate R in [0, 1)), mmM (mismatch rate), ltX "
+                        "(long-tailed class sizes, largest:smallest = X), muteF (share of clips with a silent sound "
+                        "track), durA-B (clips of A-B s whose class sound is one short event at a random place), "
+                        "clsK (K classes) and mixed (each clip in its own container, codecs, frame size, frame rate "
+                        "and sample rate); or a suite: 'table' (the default: "
                         f"{describe_settings(TABLE)}), 'grid' ({describe_grid()}), 'quick' ({QUICK_SETTING.name}). "
-                        "E.g. sym0.4+mm0.2,asym0.2,sym0.2+lt8+mute0.04,sym0.1+mm0.05+mixed")
+                        "E.g. sym0.4+mm0.2,asym0.2,sym0.2+lt8+mute0.04,sym0.1+mm0.05+mixed,"
+                        "real+sym0.1+mm0.08+lt8+mute0.04+mixed")
     p.add_argument("--methods", default=None, help=f"comma-separated subset of: {','.join(METHODS)} (default: all)")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"repeat every setting with K seeds of the split, data and training alike (mean ± std; "

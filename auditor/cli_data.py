@@ -22,7 +22,7 @@ def run_sample(args: argparse.Namespace) -> int:
                                test_clips=args.test_clips, imbalance=args.imbalance, muted=args.muted,
                                num_classes=args.classes, clip_seconds=parse_clip_seconds(args.clip_seconds),
                                event_seconds=parse_clip_seconds(args.event_seconds, "--event-seconds"),
-                               media=args.media, workers=args.workers)
+                               media=args.media, content=args.content, real_data=args.fsdd, workers=args.workers)
     print(", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0
 

@@ -32,15 +32,20 @@ InfoNCE loss, against its given labels and sounds; a second run on all clips is 
                  label or mismatch scores (NaN), only the clean-test accuracy and its timings
 
 Settings syntax (:func:`parse_settings`): comma-separated items, each ``clean`` or parts in this order, joined by
-``+``: ``symR`` | ``asymR`` (label-noise rate R in [0, 1)), ``mmM`` (mismatch rate M in [0, 1]), ``ltX`` (class
+``+``: ``real`` (real content: a real handwritten digit moving on screen and a real recording of that digit spoken
+somewhere in the sound, classes "zero".."nine", a quarter of the mismatched sounds non-speech; ``real`` alone = clean
+real content; needs the spoken-digit recordings, see auditor.data.digits), ``symR`` | ``asymR`` (label-noise rate R
+in [0, 1)), ``mmM`` (mismatch rate M in [0, 1]), ``ltX`` (class
 sizes long-tailed, largest : smallest = X), ``muteF`` (share F of clips with a present but silent sound track),
 ``durA-B`` (clips of A-B seconds with a short sound event at a random place), ``evtA-B`` (with dur: that event
-lasts A-B seconds instead of 2-3), ``clsK`` (K classes), ``mixed`` (each clip in its own container, codecs, frame
-size, frame rate, sample rate and channel layout); e.g. ``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``,
-``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.1+dur10-30+evt1-1``, ``sym0.1+mm0.05+mixed``. Suites: ``table`` (the
-issue's table, :data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a generate_dataset option
-(:data:`GENERATOR_OPTIONS`: lt -> imbalance, mute -> muted, dur -> clip_seconds, evt -> event_seconds, cls ->
-num_classes, mixed -> media="mixed"); a bench refuses a setting whose option the generator lacks.
+lasts A-B seconds instead of 2-3; not with real, whose event is the recording), ``clsK`` (K classes; with real
+K <= 10), ``mixed`` (each clip in its own container, codecs, frame size, frame rate, sample rate and channel
+layout); e.g. ``sym0.4+mm0.2``, ``asym0.2``, ``mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``,
+``sym0.1+mm0.1+dur10-30+evt1-1``, ``sym0.1+mm0.05+mixed``, ``real``, ``real+sym0.1+mm0.08+lt8+mute0.04+mixed``.
+Suites: ``table`` (the issue's table, :data:`TABLE`), ``grid`` (:data:`GRID`), ``quick``. Each data-shape part is a
+generate_dataset option (:data:`GENERATOR_OPTIONS`: real -> content="digits", lt -> imbalance, mute -> muted, dur
+-> clip_seconds, evt -> event_seconds, cls -> num_classes, mixed -> media="mixed"); a bench refuses a setting whose
+option the generator lacks.
 
 Seed splits (:data:`SPLITS`): ``dev`` seeds 0.. for choosing defaults, ``report`` seeds 1000.. for the numbers
 reported; the two never overlap (at most MAX_SEEDS seeds each).
@@ -98,7 +103,7 @@ CLEAN_NAME = "clean"
 class Setting:
     """One setting of the generated data: noise_type in NOISE_TYPES (or DATA_NOISE_TYPE), rates in [0, 1], and
     the generator's data shape (imbalance 1 = balanced; seconds / classes None = the generator's own; media
-    "uniform" or "mixed", synth.MEDIA)."""
+    "uniform" or "mixed", synth.MEDIA; content "procedural" or "digits", synth.CONTENTS)."""
 
     noise_type: str = NOISE_TYPES[0]
     label_noise: float = 0.0
@@ -109,11 +114,15 @@ class Setting:
     event: tuple[float, float] | None = None  # the long clips' sound event (None: the generator's 2-3 s)
     classes: int | None = None
     media: str = "uniform"
+    content: str = "procedural"
 
     @property
     def name(self) -> str:
-        """e.g. ``sym0.4+mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.05+mixed``, ``clean``;
-        :func:`parse_settings` reads it back."""
+        """e.g. ``sym0.4+mm0.2``, ``sym0.2+mm0.1+lt8+mute0.04``, ``sym0.1+mm0.05+mixed``, ``clean``, ``real``,
+        ``real+sym0.1+mm0.08``; :func:`parse_settings` reads it back."""
+        if self.content != "procedural":
+            rest = replace(self, content="procedural").name
+            return REAL_PART if rest == CLEAN_NAME else f"{REAL_PART}+{rest}"
         if self == Setting():
             return CLEAN_NAME
         parts = [f"{NOISE_SHORT.get(self.noise_type, self.noise_type)}{self.label_noise:g}", f"mm{self.mismatch:g}"]
@@ -143,7 +152,9 @@ GENERATOR_OPTIONS: dict[str, tuple[str, str]] = {
     "event": ("event_seconds", "a chosen length of the long clips' sound event"),
     "classes": ("num_classes", "a chosen number of classes (up to synth.MAX_CLASSES)"),
     "media": ("media", "clips in mixed containers, codecs, frame sizes, frame rates and sample rates"),
+    "content": ("content", "real content (handwritten digits and spoken-digit recordings)"),
 }
+REAL_PART = "real"  # the settings part of content="digits"
 
 # The issue's table: no noise at all (false alarms), low noise, long-tailed ~8:1 with 4% muted sound tracks,
 # asymmetric 40%, symmetric 40% + 20% mismatch (the headline), symmetric 60% + 20% mismatch.
@@ -161,11 +172,13 @@ SUITES: dict[str, tuple[Setting, ...]] = {"table": TABLE, "grid": GRID, "quick":
 # Both spellings of a noise type in the syntax, the long ones first so that the alternation tries them first.
 _NOISE_NAMES = {name: t for t, short in NOISE_SHORT.items() for name in (t, short)}
 _NUM = r"\d*\.?\d+"
-_ITEM = re.compile(rf"^(?:(?P<type>{'|'.join(sorted(_NOISE_NAMES, key=len, reverse=True))})(?P<r>{_NUM}))?"
+_ITEM = re.compile(rf"^(?:(?P<real>{REAL_PART})(?:\+(?=.)|$))?"
+                   rf"(?:(?P<type>{'|'.join(sorted(_NOISE_NAMES, key=len, reverse=True))})(?P<r>{_NUM}))?"
                    rf"(?:\+?mm(?P<m>{_NUM}))?(?:\+?lt(?P<lt>{_NUM}))?(?:\+?mute(?P<mute>{_NUM}))?"
                    rf"(?:\+?dur(?P<d0>{_NUM})-(?P<d1>{_NUM}))?(?:\+?evt(?P<e0>{_NUM})-(?P<e1>{_NUM}))?"
                    rf"(?:\+?cls(?P<cls>\d+))?(?:\+?(?P<media>mixed))?$")
-_EXAMPLES = "sym0.4+mm0.2, asym0.2, mm0.2, sym0.2+lt8+mute0.04, sym0.1+mm0.05+mixed, clean, table, grid or quick"
+_EXAMPLES = ("sym0.4+mm0.2, asym0.2, mm0.2, sym0.2+lt8+mute0.04, sym0.1+mm0.05+mixed, real+sym0.1+mm0.08, clean, "
+             "table, grid or quick")
 
 # Seed splits: the first seed of each; a split has at most MAX_SEEDS seeds so that they never overlap.
 SPLITS: dict[str, int] = {"dev": 0, "report": 1000}
@@ -199,7 +212,7 @@ def parse_settings(text: str) -> list[Setting]:
 
 def _parse_item(raw: str, item: str) -> Setting:
     m = _ITEM.match(item)
-    if m is None or not any(m.groupdict().values()) or item.startswith("+"):
+    if m is None or not any(m.groupdict().values()) or item.startswith("+") or "++" in item:
         raise UserError(f"--settings: cannot parse {raw!r}; expected items like {_EXAMPLES}")
     rate, mism, lt, mute = (float(m[g] or d) for g, d in (("r", 0.0), ("m", 0.0), ("lt", 1.0), ("mute", 0.0)))
     for ok, what in ((0.0 <= rate < 1.0, f"label-noise rate must be in [0, 1), got {rate:g}"),
@@ -209,13 +222,15 @@ def _parse_item(raw: str, item: str) -> Setting:
                      (not m["d0"] or 0 < float(m["d0"]) <= float(m["d1"]), "dur needs 0 < A <= B seconds"),
                      (not m["e0"] or (m["d0"] and 0 < float(m["e0"]) <= float(m["e1"])),
                       "evt needs dur (long clips) and 0 < A <= B seconds"),
-                     (not m["cls"] or int(m["cls"]) >= 2, "cls needs at least 2 classes")):
+                     (not m["cls"] or int(m["cls"]) >= 2, "cls needs at least 2 classes"),
+                     (not m["real"] or not m["e0"], "evt is not for real content: its event is the recording"),
+                     (not m["real"] or not m["cls"] or int(m["cls"]) <= 10, "real content has at most 10 classes")):
         if not ok:
             raise UserError(f"--settings: {raw!r}: {what}")
     return Setting(_NOISE_NAMES[m["type"]] if m["type"] else NOISE_TYPES[0], rate, mism, lt, mute,
                    (float(m["d0"]), float(m["d1"])) if m["d0"] else None,
                    (float(m["e0"]), float(m["e1"])) if m["e0"] else None, int(m["cls"]) if m["cls"] else None,
-                   m["media"] or "uniform")
+                   m["media"] or "uniform", "digits" if m["real"] else "procedural")
 
 
 def parse_methods(text: str) -> tuple[str, ...]:
@@ -233,7 +248,8 @@ def _check_methods(names, where: str) -> None:
 
 
 def check_generator(settings) -> None:
-    """Raises UserError for the first setting that needs a generate_dataset option it does not have, naming it."""
+    """Raises UserError for the first setting that needs a generate_dataset option it does not have, naming it,
+    or, for real content, when the spoken-digit recordings are missing (naming their folder)."""
     from auditor.data.synth import generate_dataset  # no torch, but av: only when a bench is about to run
 
     have = inspect.signature(generate_dataset).parameters
@@ -243,6 +259,10 @@ def check_generator(settings) -> None:
                 raise UserError(f"--settings: {s.name} needs {what}, but the generator "
                                 f"(auditor.data.synth.generate_dataset) has no {keyword}= option yet; "
                                 "leave this setting out or add the option to the generator first")
+    if any(s.content == "digits" for s in settings):
+        from auditor.data.digits import fsdd_recordings
+
+        fsdd_recordings()  # before any setting runs, not when the first real one is generated
 
 
 @dataclass

@@ -19,6 +19,10 @@ Long clips (``generate_dataset(clip_seconds=(A, B))``, :func:`render_event_clip`
 the class sound audible only in one event at a random place (2-3 s, or ``event_seconds``), over quiet background
 noise (-48 to -42 dBFS RMS); frames are encoded as they are drawn, so memory does not grow with the clip's length.
 
+With ``generate_dataset(content="digits")`` the clips show and sound like real content instead
+(:mod:`auditor.data.digits`: handwritten digits and recordings of spoken digits), through the same noise, mismatch,
+muting, media and test-split machinery (:class:`Split`, :class:`ContentPlan`).
+
 Classes (confusable pairs: hammering/clapping = periodic impacts, bouncing/dripping = falling objects,
 bell/spinning = tonal sound and rotation about a pivot, sawing/typing = dense noisy strokes and repetitive
 back-and-forth hand work): see :data:`CLASSES` and :data:`CONFUSABLE`.
@@ -27,6 +31,7 @@ back-and-forth hand work): see :data:`CLASSES` and :data:`CONFUSABLE`.
 from __future__ import annotations
 
 import colorsys
+import functools
 import itertools
 import math
 import multiprocessing
@@ -36,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -998,10 +1004,16 @@ def _event_clip(seed: int, index: int, visual_class: str, audio_class: str | Non
         sound_motion = motion
     else:
         sound_motion = _motion(audio_class, aud_rng, seconds)
-    level_db = plan_rng.uniform(*BACKGROUND_DBFS)
-    audio = _colored_noise(plan_rng, n_frames * SAMPLES_PER_FRAME, plan_rng.uniform(0.0, 1.5)) * 10 ** (level_db / 20)
+    audio, level_db = quiet_background(plan_rng, n_frames * SAMPLES_PER_FRAME)
     _add_event(audio, sound_motion, aud_rng, start, end, level_db)
     return frames, np.clip(audio, -1, 1).astype(np.float32), (start, end)
+
+
+def quiet_background(rng: np.random.Generator, n: int) -> tuple[np.ndarray, float]:
+    """((n,) float64 coloured noise of RMS G dBFS, G): G = U(BACKGROUND_DBFS), the noise's exponent U(0, 1.5)
+    (:func:`_colored_noise`), drawn from ``rng`` in that order."""
+    level_db = rng.uniform(*BACKGROUND_DBFS)
+    return _colored_noise(rng, n, rng.uniform(0.0, 1.5)) * 10 ** (level_db / 20), level_db
 
 
 def _add_event(out: np.ndarray, m: dict, rng: np.random.Generator, start: float, end: float,
@@ -1016,18 +1028,25 @@ def _add_event(out: np.ndarray, m: dict, rng: np.random.Generator, start: float,
     events = np.asarray(m["events"], dtype=np.float64)
     events = events[(events > t0 - _SOUND_TAIL_SECONDS) & (events < b / SAMPLE_RATE)] - t0
     sound = _render_audio(dict(m, t0=t0, events=events), rng, b - a).astype(np.float64)
+    add_event_sound(out, a, sound, rng, level_db)
+
+
+def add_event_sound(out: np.ndarray, a: int, sound: np.ndarray, rng: np.random.Generator, level_db: float) -> None:
+    """Add ``sound`` ((n,) float64, changed in place) to ``out[a:a + n]``, scaled to an RMS of ``level_db`` +
+    U(EVENT_ABOVE_DB) dB (one draw from ``rng``; lowered where its peak would pass EVENT_PEAK_DBFS) and faded in and
+    out over min(EVENT_FADE_SECONDS, n / 2) each. A sound whose peak is below 1e-6 adds nothing."""
     above_db = rng.uniform(*EVENT_ABOVE_DB)
     peak = float(np.max(np.abs(sound)))
     if peak < 1e-6:  # a window without any of the motion's sound (only in clips far shorter than an event)
         return
     rms = math.sqrt(float(np.mean(sound * sound)))
     sound *= min(10 ** ((level_db + above_db) / 20) / rms, 10 ** (EVENT_PEAK_DBFS / 20) / peak)
-    k = min(int(EVENT_FADE_SECONDS * SAMPLE_RATE), (b - a) // 2)
+    k = min(int(EVENT_FADE_SECONDS * SAMPLE_RATE), len(sound) // 2)
     if k:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
         sound[:k] *= ramp
         sound[-k:] *= ramp[::-1]
-    out[a:b] += sound
+    out[a:a + len(sound)] += sound
 
 
 @dataclass(frozen=True)
@@ -1256,13 +1275,68 @@ def _check_int(name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
+# generate_dataset(content=...): what the clips show and sound like. "procedural": this module's classes;
+# "digits": real handwritten digits on screen and real spoken digits in the sound (auditor.data.digits).
+CONTENTS = ("procedural", "digits")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's clips as generate_dataset chose them; clip k is clip ``first + k`` of the seed's per-clip
+    streams. ``names``: paths relative to ``root``; ``labels``: the true (picture) classes; ``donors``: None, or
+    the index in this split of the clip whose class's sound clip k carries (a mismatch); ``muted``: a silent sound
+    track; ``formats``: how each clip is written; ``held_out``: the clean test split."""
+
+    root: Path
+    first: int
+    names: list[str]
+    labels: list[str]
+    donors: list[int | None]
+    muted: list[bool]
+    formats: list[MediaFormat]
+    held_out: bool
+
+
+@dataclass(frozen=True)
+class ContentPlan:
+    """What a content renders for one :class:`Split`: ``tasks`` (one picklable argument of ``render`` per clip, in
+    clip order), ``render`` (a module-level function: task -> seconds written), ``audio_labels`` (what each clip's
+    sound is) and the extra truth.csv ``columns`` (name -> one value per clip; None is written as an empty field)."""
+
+    tasks: list
+    render: Callable[[Any], float]
+    audio_labels: list[str]
+    columns: dict[str, list]
+
+
+def _procedural_plan(seed: int, split: Split, *, vocabulary: dict[str, tuple[str, str]],
+                     long_clips: _LongClips | None) -> ContentPlan:
+    """The procedural clips of ``split``: a donor's class's sound from its own motion; long clips' event columns."""
+    audio = [split.labels[i if d is None else d] for i, d in enumerate(split.donors)]
+    tasks = [(str(split.root / name), seed, split.first + i, vocabulary[v][0], vocabulary[a][1], m, long_clips, f)
+             for i, (name, v, a, m, f) in enumerate(zip(split.names, split.labels, audio, split.muted, split.formats,
+                                                        strict=True))]
+    columns: dict[str, list] = {}
+    if long_clips is not None:
+        events = [None if m else _event_columns(seed, split.first + i, *long_clips) for i, m in enumerate(split.muted)]
+        columns = {"event_start_s": [e[0] if e else None for e in events],
+                   "event_end_s": [e[1] if e else None for e in events]}
+    return ContentPlan(tasks, _render_task, audio, columns)
+
+
+def _run_job(job: tuple[Callable[[Any], float], Any]) -> float:
+    render, task = job
+    return render(task)
+
+
 def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: float = 0.0,
                      noise_type: str = "symmetric", mismatch: float = 0.0, seed: int = 0,
-                     test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, num_classes: int = len(CLASSES),
+                     test_clips: int = 0, imbalance: float = 1.0, muted: float = 0.0, num_classes: int | None = None,
                      clip_seconds: tuple[float, float] | None = None,
                      event_seconds: tuple[float, float] | None = None, media: str = "uniform",
+                     content: str = "procedural", real_data: str | Path | None = None,
                      workers: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Render the procedural audio-visual data set into ``out_dir``.
+    """Render the sample data set into ``out_dir``: procedural, or real content with ``content="digits"``.
 
     Writes ``out_dir/clips/clip_NNNNN.mp4`` (H.264 yuv420p 128x128 at 25 fps + AAC 16 kHz mono, 2-5 s unless
     ``clip_seconds``; names do not reveal the class), ``out_dir/labels.csv`` (``clip,label``, clip relative to ``out_dir``) and
@@ -1273,7 +1347,7 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     (``true_label`` = the picture's class, ``audio_label`` = the sound's). ``imbalance`` >= 1: class sizes fall
     geometrically from the largest to the smallest class by this ratio (:func:`class_sizes`; 1 = balanced round-robin).
     ``muted`` in [0, 1): exactly round(muted * clips) clips that are not mismatched keep a sound track of digital
-    silence (truth.csv then gets an ``is_muted`` column). ``num_classes`` in [1, 64]: the first of
+    silence (truth.csv then gets an ``is_muted`` column). ``num_classes`` in [1, 64] (None: 8): the first of
     :func:`class_vocabulary` (beyond 8, pictures combined with other classes' sounds; asymmetric noise then maps
     each class to the next in sorted order, and a mismatched clip gets a sound of another sound class). ``test_clips``
     > 0 adds a clean split in
@@ -1302,7 +1376,16 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     video_codec,audio_codec`` (container = the suffix without the dot, codecs as FFmpeg's decoders name them:
     h264, vp8, vp9, aac, opus, vorbis). Byte-identical files for the same arguments, as for "uniform".
 
-    Returns ``{"clips", "classes" (count), "noisy", "mismatched", "test_clips", "seconds" (wall time)}``.
+    ``content`` (:data:`CONTENTS`) "procedural" (default): the classes above. "digits": real content
+    (:mod:`auditor.data.digits`): the classes "zero".."nine" (``num_classes`` K <= 10: the first K), each clip a
+    real handwritten digit moving on screen with a real recording of a spoken digit at a random place in its sound
+    track, read from the Free Spoken Digit Dataset folder ``real_data`` (None: :func:`auditor.data.digits.fsdd_root`'s
+    default); ``clip_seconds`` then sets the clips' length (default digits.DIGIT_CLIP_SECONDS), ``event_seconds``
+    is refused (the event is the recording), a quarter of the mismatched clips get a non-speech sound, and truth.csv
+    gets digits.DIGIT_COLUMNS before the media columns. The noise, mismatch, muting, media and test-split rules
+    above hold alike. ``real_data`` is refused for "procedural".
+
+    Returns ``{"clips", "classes" (count), "noisy", "mismatched", "muted", "test_clips", "seconds" (wall time)}``.
     Raises ``ValueError`` (``UserError``) naming a bad argument.
     """
     started = time.perf_counter()
@@ -1319,63 +1402,59 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
         raise UserError(f"unknown noise type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
     if clip_seconds is not None:
         clip_seconds = check_clip_seconds(clip_seconds)
+    if event_seconds is not None and content == "digits":
+        raise UserError("event_seconds is not for content 'digits': its sound event is the spoken recording")
     if event_seconds is not None and clip_seconds is None:
         raise UserError("event_seconds needs clip_seconds: only long clips have a single sound event")
     event_seconds = EVENT_SECONDS if event_seconds is None else check_clip_seconds(event_seconds, "event_seconds")
     long_clips = None if clip_seconds is None else (clip_seconds, event_seconds)
     if media not in MEDIA:
         raise UserError(f"unknown media {media!r}; valid: {', '.join(MEDIA)}")
+    if content not in CONTENTS:
+        raise UserError(f"unknown content {content!r}; valid: {', '.join(CONTENTS)}")
     out_dir = Path(out_dir)
 
-    vocabulary = class_vocabulary(_check_int("num_classes", num_classes, 1))
+    if content == "digits":
+        from auditor.data import digits  # renders with this module's backgrounds, sounds and encoder
+
+        vocabulary = digits.digit_vocabulary(num_classes)
+        planner = functools.partial(digits.plan_split, clip_seconds=clip_seconds,
+                                    images=digits.load_images(), recordings=digits.fsdd_recordings(real_data))
+        confusable = digits.DIGIT_CONFUSABLE if list(vocabulary) == digits.DIGIT_CLASSES else None
+    else:
+        if real_data is not None:
+            raise UserError("real_data (the spoken-digit recordings) is only for content 'digits'")
+        vocabulary = class_vocabulary(len(CLASSES) if num_classes is None else _check_int("num_classes",
+                                                                                          num_classes, 1))
+        planner = functools.partial(_procedural_plan, vocabulary=vocabulary, long_clips=long_clips)
+        confusable = CONFUSABLE if list(vocabulary) == CLASSES else None
     classes = list(vocabulary)
-    confusable = CONFUSABLE if classes == CLASSES else default_confusion_map(classes)
+    confusable = confusable or default_confusion_map(classes)
     true_labels = _class_labels(clips, np.random.default_rng([seed, *_ORDER_STREAM]), float(imbalance), classes)
     given = choose_label_noise(true_labels, classes, label_noise, noise_type, noise_rng(seed), confusable)
     donors = choose_mismatch([vocabulary[c][1] for c in true_labels], mismatch, mismatch_rng(seed))
-    audio_labels = [true_labels[i] if d is None else true_labels[d] for i, d in enumerate(donors)]
     muted_clips = choose_muted(donors, muted, muted_rng(seed))
     formats = [media_format(seed, i) if media == "mixed" else UNIFORM_MEDIA for i in range(clips + test_clips)]
     names = [f"clips/clip_{i:05d}.{formats[i].container}" for i in range(clips)]
 
     test_labels = _class_labels(test_clips, np.random.default_rng([seed, *_TEST_ORDER_STREAM]), 1.0, classes)
     test_names = [f"clips/clip_{j:05d}.{formats[clips + j].container}" for j in range(test_clips)]
-
-    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
+    splits = [Split(out_dir, 0, names, true_labels, donors, muted_clips, formats[:clips], False)]
     if test_clips:
-        (out_dir / "test" / "clips").mkdir(parents=True, exist_ok=True)
-    tasks = [(str(out_dir / name), seed, i, vocabulary[v][0], vocabulary[a][1], m, long_clips, formats[i])
-             for i, (name, v, a, m) in enumerate(zip(names, true_labels, audio_labels, muted_clips, strict=True))]
-    tasks += [(str(out_dir / "test" / name), seed, clips + j, *vocabulary[v], False, long_clips, formats[clips + j])
-              for j, (name, v) in enumerate(zip(test_names, test_labels, strict=True))]
+        splits.append(Split(out_dir / "test", clips, test_names, test_labels, [None] * test_clips,
+                            [False] * test_clips, formats[clips:], True))
+    plans = [planner(seed, split) for split in splits]
 
-    total = len(tasks)
-    workers = min(workers or os.cpu_count() or 1, total)
-    if workers <= 1:
-        for done, task in enumerate(tasks, 1):
-            _render_task(task)
-            if progress:
-                progress(done, total)
-    else:
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                          else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for done, _ in enumerate(pool.map(_render_task, tasks, chunksize=max(1, min(8, total // (4 * workers)))),
-                                     1):
-                if progress:
-                    progress(done, total)
+    for split in splits:
+        (split.root / "clips").mkdir(parents=True, exist_ok=True)
+    _run_jobs([(plan.render, task) for plan in plans for task in plan.tasks], workers, progress)
 
-    events: list | None = None
-    test_events: list | None = None
-    if long_clips is not None:
-        events = [None if m else _event_columns(seed, i, *long_clips) for i, m in enumerate(muted_clips)]
-        test_events = [_event_columns(seed, clips + j, *long_clips) for j in range(test_clips)]
     mixed = media == "mixed"
-    _write_tables(out_dir, names, true_labels, given, audio_labels, muted_clips if muted else None, events,
-                  formats[:clips] if mixed else None)
-    if test_clips:
-        _write_tables(out_dir / "test", test_names, test_labels, test_labels, test_labels, events=test_events,
-                      media=formats[clips:] if mixed else None)
+    given_of = (given, test_labels)  # the test split is clean
+    muted_of = (muted_clips if muted else None, None)  # is_muted: only a training split that has muted clips
+    for k, (split, plan) in enumerate(zip(splits, plans, strict=True)):
+        _write_tables(split.root, split.names, split.labels, given_of[k], plan.audio_labels, muted_of[k],
+                      plan.columns, split.formats if mixed else None)
     return {
         "clips": clips,
         "classes": len(classes),
@@ -1387,6 +1466,26 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     }
 
 
+def _run_jobs(jobs: list[tuple[Callable[[Any], float], Any]], workers: int | None,
+              progress: Callable[[int, int], None] | None) -> None:
+    """Run every (render, task) job, in ``workers`` processes (default os.cpu_count(); one: in this process),
+    calling ``progress(done, total)`` after each."""
+    total = len(jobs)
+    workers = min(workers or os.cpu_count() or 1, total)
+    if workers <= 1:
+        for done, job in enumerate(jobs, 1):
+            _run_job(job)
+            if progress:
+                progress(done, total)
+        return
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for done, _ in enumerate(pool.map(_run_job, jobs, chunksize=max(1, min(8, total // (4 * workers)))), 1):
+            if progress:
+                progress(done, total)
+
+
 def _event_columns(seed: int, index: int, clip_seconds: tuple[float, float],
                    event_seconds: tuple[float, float]) -> tuple[float, float]:
     """(event_start_s, event_end_s) of a long clip, rounded to 3 decimals."""
@@ -1395,15 +1494,11 @@ def _event_columns(seed: int, index: int, clip_seconds: tuple[float, float],
 
 
 def _write_tables(root: Path, names: list[str], true_labels: list[str], given: list[str],
-                  audio_labels: list[str], muted: list[bool] | None = None,
-                  events: list[tuple[float, float] | None] | None = None,
+                  audio_labels: list[str], muted: list[bool] | None = None, columns: dict[str, list] | None = None,
                   media: list[MediaFormat] | None = None) -> None:
-    """labels.csv and truth.csv; ``events`` (None: no event columns) adds event_start_s,event_end_s, empty for a
-    clip whose entry is None; ``media`` (None: no media columns) then adds MEDIA_COLUMNS."""
-    extra = {}
-    if events is not None:
-        extra = {"event_start_s": [e[0] if e else None for e in events],
-                 "event_end_s": [e[1] if e else None for e in events]}
+    """labels.csv and truth.csv; ``columns`` (name -> one value per clip, None written empty) follow is_muted, then
+    ``media`` (None: no media columns) adds MEDIA_COLUMNS."""
+    extra = dict(columns or {})
     if media is not None:
         extra |= {column: [f.truth_columns()[column] for f in media] for column in MEDIA_COLUMNS}
     write_tables(root, names, true_labels, given, audio_labels,

@@ -2,7 +2,7 @@
 
 Per epoch e (0-based) of E1 + E2:
   phase = 1 if e < E1 else 2; targets t_i = y~_i (phase 1) or y~_i if r_i >= 0.5 else y^_i (phase 2)
-  for each batch:  L = L_cls (phase 1: SCE; phase 2: hybrid) + lambda_inst * mean(w_i l_i) + lambda_cat * L_cat
+  for each batch:  L = L_cls (phase 1: CE until r's gate opens, then SCE; phase 2: hybrid) + lambda_inst * mean(w_i l_i) + lambda_cat * L_cat
                    then the EMA class prototypes mu^v, mu^a move toward the batch's r-weighted class means
   at the epoch end (evaluation mode, all clips, model/estimate.py): l_i, CE_i -> w_i, r_i (after the warm-up);
   u_i, q_i, y^_i; checkpoint.pt and a progress.jsonl line (rank 0 only).
@@ -403,6 +403,8 @@ def _loss_terms(out: Outputs, batch: Batch, state: NoiseState, phase: int, cfg: 
     heads = [out.logits_av + objective.logit_adjust, out.logits_v + objective.logit_adjust,
              out.logits_a + objective.logit_adjust]
     a, b = objective.sce_alpha, objective.sce_beta
+    if phase == 1 and cfg.ce_until_label_noise and not state.gate_open[1]:
+        a, b = 1.0, 0.0  # plain CE until the label mixture has found noisy labels (method.md departure 19)
     if phase == 1:
         av, v, au = (sce(logits, y, a, b) for logits in heads)
     else:

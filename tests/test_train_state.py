@@ -1,4 +1,5 @@
-"""The training loop's state between epochs (train.NoiseState) and what a resumed run may change."""
+"""The training loop's state between epochs (train.NoiseState), what a resumed run may change, and the phase-1
+classification loss before and after label noise is found."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from auditor.errors import UserError
 from auditor.model.config import TrainConfig
+from auditor.model.losses import sce
+from auditor.model.network import Outputs
 from auditor.model.noise_estimation import MixtureFit
-from auditor.train import GATE_STREAK, NoiseState, _check_resumable
+from auditor.train import GATE_STREAK, Batch, NoiseState, Objective, _check_resumable, _loss_terms
 
 N, K = 6, 3
 
@@ -69,3 +73,31 @@ def test_resume_may_change_where_the_run_runs(tmp_path):
     _check_resumable(_run_config(cfg), replace(cfg, device="cpu", loader_workers=2), ["a", "b"], tmp_path)
     with pytest.raises(UserError, match="classes changed"):
         _check_resumable(_run_config(cfg), cfg, ["a", "c"], tmp_path)
+
+
+def _outputs(b: int, k: int, d: int = 4) -> Outputs:
+    g = torch.Generator().manual_seed(0)
+    z = torch.nn.functional.normalize(torch.randn(b, d, generator=g), dim=1)
+    logits = [torch.randn(b, k, generator=g) for _ in range(3)]
+    return Outputs(h_v=torch.zeros(b, 1), h_a=torch.zeros(b, 1), z_v=z, z_a=z.flip(0), logits_v=logits[0],
+                   logits_a=logits[1], logits_av=logits[2])
+
+
+def test_phase_one_fits_with_plain_ce_until_label_noise_is_found_then_with_sce():
+    b = 8
+    out, y = _outputs(b, K), torch.arange(b) % K
+    batch = Batch(idx=torch.arange(b), given=y, target=y, w=torch.ones(b), r=torch.ones(b), target_weight=torch.ones(b))
+    state = NoiseState.initial(torch.ones(b, dtype=torch.bool), K, 4)
+    cfg = TrainConfig(use_cat=False)
+    objective = Objective.for_labels(y, K, cfg, torch.device("cpu"))
+    heads = [out.logits_av, out.logits_v, out.logits_a]
+    ce = [F.cross_entropy(h + objective.logit_adjust, y, reduction="none") for h in heads]
+    closed = _loss_terms(out, batch, state, 1, cfg, objective)["cls"]
+    assert torch.allclose(closed, (ce[0] + 0.5 * (ce[1] + ce[2])).mean())
+    state.gate_open[1] = True
+    robust = [sce(h + objective.logit_adjust, y, objective.sce_alpha, objective.sce_beta) for h in heads]
+    opened = _loss_terms(out, batch, state, 1, cfg, objective)["cls"]
+    assert torch.allclose(opened, (robust[0] + 0.5 * (robust[1] + robust[2])).mean())
+    state.gate_open[1] = False
+    paper = _loss_terms(out, batch, state, 1, replace(cfg, ce_until_label_noise=False), objective)["cls"]
+    assert torch.allclose(paper, opened)

@@ -58,6 +58,9 @@ class TrainConfig:
     # K classes): the clips the mixture keeps are fitted with the full CE (docs/method.md, departure 12); a value at
     # or below losses.SCE_ALPHA gives the paper's hybrid loss.
     hybrid_alpha: float = 1.0
+    # Phase 1 fits the heads with plain CE until r's warm-up gate opens (the label mixture has found noisy labels),
+    # then with SCE; False = SCE from the first step, as the paper (docs/method.md, departure 19).
+    ce_until_label_noise: bool = True
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available

@@ -62,6 +62,10 @@ PROGRESS_EVERY_STEPS = 5
 # Epochs in a row whose mixture must find two populations before re-weighting by it starts (a measured end of the
 # warm-up: one lucky split does not switch losses off).
 GATE_STREAK = 2
+# A gate opens only at an epoch end whose agreement with the given labels (estimate_noise's "agreement") is at most
+# this much above the best of the epoch ends before: while the model is still learning, clips it has not learnt
+# yet would read as a second population.
+PLATEAU_GAIN = 0.01
 
 
 @dataclass
@@ -75,9 +79,11 @@ class NoiseState:
     mu_v: torch.Tensor  # (K, d) EMA visual prototypes
     mu_a: torch.Tensor  # (K, d) EMA audio prototypes
     # Warm-up gates of [w, r]: epochs in a row whose mixture found two populations, and whether re-weighting by
-    # that estimate has started (it starts after warmup_epochs once the streak reaches GATE_STREAK, then stays on).
+    # that estimate has started (it starts after warmup_epochs once the streak reaches GATE_STREAK and learning has
+    # reached a plateau, then stays on); the best agreement with the given labels so far (-1 before the first).
     streak: torch.Tensor  # (2,) long
     gate_open: torch.Tensor  # (2,) bool
+    best_agreement: torch.Tensor  # () float
 
     @classmethod
     def initial(cls, has_audio: torch.Tensor, k: int, d: int) -> NoiseState:
@@ -85,7 +91,7 @@ class NoiseState:
         n = len(has_audio)
         return cls(w=has_audio.float(), r=torch.ones(n), q=torch.zeros(n, k), y_hat=torch.zeros(n, dtype=torch.long),
                    mu_v=torch.zeros(k, d), mu_a=torch.zeros(k, d), streak=torch.zeros(2, dtype=torch.long),
-                   gate_open=torch.zeros(2, dtype=torch.bool))
+                   gate_open=torch.zeros(2, dtype=torch.bool), best_agreement=torch.tensor(-1.0))
 
     @classmethod
     def from_checkpoint(cls, saved: dict[str, torch.Tensor], has_audio: torch.Tensor) -> NoiseState:
@@ -94,15 +100,19 @@ class NoiseState:
         return cls(**{f.name: saved.get(f.name, getattr(fresh, f.name)) for f in dataclasses.fields(cls)})
 
     def update_estimates(self, est: dict, epoch: int, cfg: TrainConfig) -> None:
-        """Take an epoch end's estimates: advance the gates; at the epoch end a gate opens, w (resp. r) takes the new
+        """Take an epoch end's estimates: advance the gates (a closed one opens after cfg.warmup_epochs once its
+        mixture found two populations at GATE_STREAK epoch ends in a row and the agreement with the given labels rose
+        by at most PLATEAU_GAIN over the best before); at the epoch end a gate opens, w (resp. r) takes the new
         posterior as it is (the all-clean values before it are no estimate to average with); after that it moves
         toward each new posterior with momentum cfg.estimate_momentum; q, y^ are taken as they are."""
+        plateau = est["agreement"] <= float(self.best_agreement) + PLATEAU_GAIN
+        self.best_agreement = torch.tensor(max(float(self.best_agreement), est["agreement"]))
         for i, (key, fit) in enumerate((("w", est["w_fit"]), ("r", est["r_fit"]))):
             self.streak[i] = self.streak[i] + 1 if fit.two_populations else 0
             if self.gate_open[i]:
                 m = cfg.estimate_momentum
                 setattr(self, key, m * getattr(self, key) + (1 - m) * est[key])
-            elif epoch + 1 >= cfg.warmup_epochs and self.streak[i] >= GATE_STREAK:
+            elif epoch + 1 >= cfg.warmup_epochs and self.streak[i] >= GATE_STREAK and plateau:
                 self.gate_open[i] = True
                 setattr(self, key, est[key].clone())
         self.q, self.y_hat = est["q"], est["y_hat"]
@@ -322,6 +332,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
                          "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,
                          # agreement of the corrected distribution's argmax with the given labels
                          "q_agreement": float((est["q"].argmax(1) == labels).float().mean()),
+                         "agreement": round(est["agreement"], 4),
                          "w_mixture": est["w_fit"].summary(), "r_mixture": est["r_fit"].summary(),
                          "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])},
                          "estimate_s": round(time.time() - est_started, 2)}

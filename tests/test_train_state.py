@@ -20,11 +20,11 @@ from auditor.train import GATE_STREAK, Batch, NoiseState, Objective, _check_resu
 N, K = 6, 3
 
 
-def _estimates(w: list[float], r: list[float], two_populations: bool = True) -> dict:
+def _estimates(w: list[float], r: list[float], two_populations: bool = True, agreement: float = 0.9) -> dict:
     fit = MixtureFit(clean=np.ones(N), two_populations=two_populations, evidence_gap=3.0, bic_gain=0.1,
                      clean_share=0.8)
     return {"w": torch.tensor(w), "r": torch.tensor(r), "w_fit": fit, "r_fit": fit,
-            "q": torch.full((N, K), 1 / K), "y_hat": torch.zeros(N, dtype=torch.long)}
+            "q": torch.full((N, K), 1 / K), "y_hat": torch.zeros(N, dtype=torch.long), "agreement": agreement}
 
 
 def test_an_opening_gate_takes_the_estimate_as_it_is_then_moves_with_momentum():
@@ -42,6 +42,17 @@ def test_an_opening_gate_takes_the_estimate_as_it_is_then_moves_with_momentum():
     state.update_estimates(second, GATE_STREAK, cfg)
     assert torch.allclose(state.w, 0.5 * first["w"] + 0.5 * second["w"])
     assert torch.allclose(state.r, 0.5 * first["r"] + 0.5 * second["r"])
+
+
+def test_no_gate_opens_while_the_model_is_still_learning_the_given_labels():
+    cfg = TrainConfig(warmup_epochs=1)
+    state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
+    rising = [0.30, 0.45, 0.52, 0.60, 0.605, 0.61]
+    for epoch, agreement in enumerate(rising):
+        state.update_estimates(_estimates([0.0] * N, [0.0] * N, agreement=agreement), epoch, cfg)
+        # two populations at every epoch end, but the gates wait for the agreement's plateau (epoch 4: +0.005)
+        assert state.gate_open.all() == (epoch >= 4), epoch
+    assert float(state.best_agreement) == pytest.approx(0.61)
 
 
 def test_a_gate_that_is_open_stays_open_without_two_populations():

@@ -181,7 +181,9 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
       folds), or label_evidence_ce of the network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
       q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
       MIN_CLASS_NEIGHBOURS other clips of its class);
-    * r_i = mixture posterior over the evidence; q, y^ from (u, r).
+    * r_i = mixture posterior over the evidence; q, y^ from (u, r);
+    * agreement: the share of clips whose given label is the fused head's argmax (the cross-fitted p^av, or the
+      network's own p^av with ``evidence_folds`` = 0): how far the model has learnt the given labels.
     Each mixture returns all-clean posteriors when its evidence shows no second population. The kNN of q runs
     on ``device`` (O(N^2 d): on a GPU at 200,000 clips), everything else on the CPU."""
     group = labels.numpy() if cfg.class_normalise else None
@@ -190,9 +192,11 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     w_fit = mixture_posterior(ell.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))
     if cfg.evidence_folds > 0:
-        ce = label_evidence_out_of_fold(out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device), labels, w)
+        heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device)
+        ce, fused = label_evidence_out_of_fold(heads, labels, w), heads["p_av"]
     else:
-        ce = label_evidence_ce(ev, labels, w)
+        ce, fused = label_evidence_ce(ev, labels, w), ev["logits_av"]
+    agreement = float((fused.argmax(1) == labels).float().mean()) if len(labels) else 0.0
     r_fit = mixture_posterior(ce.numpy(), seed=cfg.seed, labels=group)
     u = fused_features(ev["z_v"], ev["z_a"], w)
     evidence = ce
@@ -205,7 +209,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = _corrected(u, labels, r, num_classes, cfg, device)
     return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat,
-            "w_fit": w_fit, "r_fit": r_fit}
+            "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement}
 
 
 def _corrected(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int, cfg: TrainConfig,

@@ -8,7 +8,10 @@ windows.csv, when clips were cut into aligned windows (long clips, data/decode.w
 
 flags.csv, one row per ingested clip (method.md "What the auditor reports"):
   clip, given_label, suggested_label, suggested_confidence (= max_k q_i), label_noise_score (= 1 - r_i),
-  mismatch_score (= 1 - w_i), audio_pred (argmax p^a), visual_pred (argmax p^v), problem.
+  mismatch_score (= 1 - w_i), audio_pred (argmax p^a), visual_pred (argmax p^v), problem; for ntl with
+  cross-fitted label evidence (TrainConfig.evidence_folds > 0) p^a and p^v are the out-of-fold heads'
+  (model/estimate.out_of_fold_heads; p^a only for clips with sound), so what the sound alone and the picture alone
+  say is what the label evidence weighed.
 Scores are in [0, 1], higher = more suspicious. Clips the decoder rejected are listed with empty scores and their
 problem; a clip with no sound track gets mismatch_score 0 and problem "no_audio", one whose sound track is silent
 (data/features.is_silent) likewise with problem "silent_audio" (silence is not a mismatch).
@@ -70,7 +73,11 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
     has_audio = torch.from_numpy(arrays.has_audio.copy())
     est = estimate_noise(ev, labels, has_audio, cfg, len(classes), device)
     p_av = torch.softmax(ev["logits_av"], dim=1)
-    out = {"audio_pred": ev["logits_a"].argmax(1).numpy(), "visual_pred": ev["logits_v"].argmax(1).numpy(),
+    audio_pred, visual_pred = ev["logits_a"].argmax(1), ev["logits_v"].argmax(1)
+    if est["heads"]:  # what the sound alone and the picture alone say, from heads that did not fit the clip
+        audio_pred = torch.where(has_audio, est["heads"]["p_a"].argmax(1), audio_pred)
+        visual_pred = est["heads"]["p_v"].argmax(1)
+    out = {"audio_pred": audio_pred.numpy(), "visual_pred": visual_pred.numpy(),
            "z_a": ev["z_a"].numpy(), "z_v": ev["z_v"].numpy(), "u": est["u"].numpy(), "p_av": p_av.numpy(),
            "windows": windows}
     if cfg.method == "ntl":

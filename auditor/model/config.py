@@ -28,7 +28,7 @@ class TrainConfig:
     method: str = "ntl"  # one of METHODS
     epochs_phase1: int = 0  # 0 = auto (resolve_schedule): enough epochs for MIN_UPDATES gradient steps
     epochs_phase2: int = -1  # -1 = auto; 0 = no phase 2
-    warmup_epochs: int = -1  # w and r stay 1 until this many epochs are done; -1 = auto (1/7 of phase 1, >= 2)
+    warmup_epochs: int = -1  # w and r stay 1 until this many epochs are done; -1 = auto (half of phase 1, >= 2)
     batch_size: int = 0  # 0 = the preset's
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -115,5 +115,5 @@ def resolve_schedule(cfg: TrainConfig, n_clips: int) -> TrainConfig:
         if e2 < 0:
             e2 = max(0, total - e1) if cfg.epochs_phase1 == 0 else round(e1 * (1 - PHASE1_SHARE) / PHASE1_SHARE)
     if warm < 0:
-        warm = max(2, round(e1 / 7))
+        warm = max(2, round(e1 / 2))
     return dataclasses.replace(cfg, epochs_phase1=e1, epochs_phase2=e2, warmup_epochs=min(warm, e1))

@@ -182,6 +182,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
       q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
       MIN_CLASS_NEIGHBOURS other clips of its class);
     * r_i = mixture posterior over the evidence; q, y^ from (u, r);
+    * heads: the cross-fitted p_v, p_a, p_av (out_of_fold_heads; empty with ``evidence_folds`` = 0);
     * agreement: the share of clips whose given label is the fused head's argmax (the cross-fitted p^av, or the
       network's own p^av with ``evidence_folds`` = 0): how far the model has learnt the given labels.
     Each mixture returns all-clean posteriors when its evidence shows no second population. The kNN of q runs
@@ -196,6 +197,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
         ce, fused = label_evidence_out_of_fold(heads, labels, w), heads["p_av"]
     else:
         ce, fused = label_evidence_ce(ev, labels, w), ev["logits_av"]
+        heads = {}
     agreement = float((fused.argmax(1) == labels).float().mean()) if len(labels) else 0.0
     r_fit = mixture_posterior(ce.numpy(), seed=cfg.seed, labels=group)
     u = fused_features(ev["z_v"], ev["z_a"], w)
@@ -209,7 +211,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = _corrected(u, labels, r, num_classes, cfg, device)
     return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat,
-            "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement}
+            "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
 
 
 def _corrected(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int, cfg: TrainConfig,

@@ -244,6 +244,23 @@ def test_model_page_on_a_rejected_folder_starts_nothing(tmp_path, monkeypatch):
     assert any("cannot be used as a data set" in e.value for e in at.error)
 
 
+def test_a_one_class_folder_is_refused_by_data_and_model(tmp_path, monkeypatch):
+    """Issue 24 bug 2: a folder with one sub-folder `clips/` was "No problems" and could be trained."""
+    data = tmp_path / "oneclass"
+    for name in ("a.mp4", "b.mp4"):
+        (data / "clips").mkdir(parents=True, exist_ok=True)
+        (data / "clips" / name).write_bytes(b"x")
+    monkeypatch.setenv("AUDITOR_DATA", str(data))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    at = goto(app(), "data")
+    no_errors(at)
+    assert not at.success and any("cannot be used as a data set" in e.value for e in at.error)
+    assert "only one holds clips" in " ".join(e.value for e in at.error)
+    goto(at, "model")
+    assert at.button(key="FormSubmitter:train-Start training").disabled
+    assert button(at, "Score with the shipped model").disabled
+
+
 def test_a_failed_scoring_job_does_not_talk_about_resuming(data_dir):
     run = data_dir / ".auditor" / "runs" / "default"
     args = ["score", "--run", "models/sample", "--data", str(data_dir), "--out", str(run)]

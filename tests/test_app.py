@@ -120,6 +120,26 @@ def test_review_conflict_offers_keep_theirs_or_record_mine(data_dir):
     assert history[["decision", "curator"]].values.tolist() == [["keep", "other"], ["accept", "me"]]
 
 
+def test_the_curator_name_belongs_to_the_tab_not_to_the_last_one_typed(data_dir):
+    """Issue 24 bug 3: tab A "Other Curator", tab B "Second Curator", reload A: A's field said "Second Curator"
+    and A's decision was stored under B's name. settings.json only proposes a name to a new tab."""
+    tab_a = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    tab_a.text_input(key="curator").input("Other Curator").run()
+    tab_b = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert tab_b.session_state["curator"] == "Other Curator"  # the last name used, proposed to a new tab
+    tab_b.text_input(key="curator").input("Second Curator").run()
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    reloaded.query_params = dict(tab_a.query_params)  # a reload of tab A: its address, a new session
+    reloaded.run()
+    assert reloaded.text_input(key="curator").value == "Other Curator"
+    goto(reloaded, "review")
+    clip = reloaded.session_state["review_current"]
+    button(reloaded, "Keep given label").click().run()
+    no_errors(reloaded)
+    with ReviewStore(data_dir) as store:
+        assert store.latest_for(clip)["curator"] == "Other Curator"
+
+
 def test_explore_selection_goes_to_review(data_dir):
     at = goto(app(curator="me"), "explore")
     no_errors(at)

@@ -44,6 +44,7 @@ REVIEW_CLIPS_KEY = "review_clips"  # clips sent from Explore to Review, or absen
 _RECENT_KEY = "_recent_pick"  # the sidebar's recent-folders selectbox
 _URL_BOUND_KEY = "_url_bound"  # session keys already read from the address bar in this tab
 DATA_PARAM, RUN_PARAM = "data", "run"  # ?data=<folder>&run=<name>: the data set and run in the address bar
+CURATOR_PARAM = "curator"  # ?curator=<name>: this tab's curator, so that a reload keeps it (not another tab's)
 RECENT_FILE, SETTINGS_FILE = "recent.json", "settings.json"  # in config_dir()
 _URL_BINDS_KEY = "_url_binds"  # this script run's bind_to_url keys -> (param, default), written by write_url
 
@@ -115,15 +116,17 @@ def remember_data_dir(path: str) -> None:
 
 
 def remember_curator() -> None:
-    """Curator name callback: the name is kept for the next tab and the next start (settings.json)."""
+    """Curator name callback: the name is proposed to the next new tab and the next start (settings.json);
+    this tab keeps its own (session state and ?curator=), whatever another tab enters later."""
     _write_config_json(SETTINGS_FILE, _read_config_json(SETTINGS_FILE) | {
         "curator": st.session_state.get(CURATOR_KEY, "").strip()})
 
 
 def init_session() -> None:
     """Defaults for a new tab: the data set from the address bar (?data=), the command line, $AUDITOR_DATA or
-    the recent list; the run from the address bar (?run=); the curator name from settings.json; the work
-    directory from ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
+    the recent list; the run from the address bar (?run=); the curator name from the address bar (?curator=, a
+    reload of this tab), else the last one entered (settings.json) as a proposal; the work directory from
+    ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
     workspace.set_workdir(startup_option("workdir"))
     ss = st.session_state
     if DATA_KEY not in ss:
@@ -136,7 +139,7 @@ def init_session() -> None:
         if st.query_params.get(RUN_PARAM):
             ss[PENDING_RUN_KEY] = st.query_params[RUN_PARAM]
     if CURATOR_KEY not in ss:
-        name = _read_config_json(SETTINGS_FILE).get("curator", "")
+        name = st.query_params.get(CURATOR_PARAM) or _read_config_json(SETTINGS_FILE).get("curator", "")
         ss[CURATOR_KEY] = name if isinstance(name, str) else ""
 
 
@@ -325,13 +328,15 @@ def sidebar() -> None:
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",
-                      help="Stored with every review decision (and remembered for your next visit).",
+                      help="Stored with every review decision; this tab keeps it (also in the address bar), "
+                           "and a new tab starts from the last name entered.",
                       on_change=remember_curator)
     _url_state(data)
 
 
 def _url_state(data: Path | None) -> None:
-    """The data set and run in the address bar (?data=...&run=...), so that a reload or a link opens them."""
+    """The data set, run and curator in the address bar (?data=...&run=...&curator=...), so that a reload or
+    a link opens them."""
     if data is None:
         st.query_params.pop(DATA_PARAM, None)
     else:
@@ -341,3 +346,8 @@ def _url_state(data: Path | None) -> None:
         st.query_params[RUN_PARAM] = run
     else:
         st.query_params.pop(RUN_PARAM, None)
+    curator = st.session_state.get(CURATOR_KEY, "").strip()
+    if curator:
+        st.query_params[CURATOR_PARAM] = curator
+    else:
+        st.query_params.pop(CURATOR_PARAM, None)

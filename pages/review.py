@@ -89,7 +89,8 @@ st.caption(f"{where} · status: {row['review_status']}{last} · the address bar 
 if conflict:
     theirs = conflict["theirs"]
     final = f" (label {md_literal(theirs['final_label'])})" if theirs.get("final_label") else ""
-    st.warning(f"While you were looking at this clip, {md_literal(theirs.get('curator', '?'))} recorded "
+    when = "Before you" if conflict.get("already") else "While you were looking at this clip,"
+    st.warning(f"{when} {md_literal(theirs.get('curator', '?'))} recorded "
                f"**{theirs.get('decision', '?')}**{final} at {md_literal(theirs.get('timestamp', '?'))}. "
                f"Your decision (**{conflict['decision']}**) was not recorded.", icon=":material/group:")
     with st.container(horizontal=True):

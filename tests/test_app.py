@@ -383,6 +383,28 @@ def test_a_flagged_sound_is_explained_without_contradicting_itself(data_dir):
     assert "says `class_002`, picture says `class_002`" not in text
 
 
+def test_a_clip_another_curator_decided_asks_before_replacing_it(data_dir):
+    """Issue 24 bug 4: opening a clip another curator had decided and pressing a key replaced their decision
+    without a word; the second curator is shown the first's decision and chooses."""
+    at = goto(app(curator="me"), "review")
+    at.toggle(key="review_undecided").set_value(False).run()  # decided clips stay in the queue
+    second = at.session_state["_review_queue"][1]
+    with ReviewStore(data_dir) as store:
+        store.record(second, "keep", given_label="g", curator="other", expected_last_id=None)
+    button(at, "Next").click().run()
+    assert at.session_state["review_current"] == second
+    button(at, "Accept suggestion").click().run()
+    no_errors(at)
+    assert any("Before you" in w.value and "other" in w.value and "keep" in w.value for w in at.warning)
+    with ReviewStore(data_dir) as store:
+        assert store.history(second)["curator"].tolist() == ["other"]  # nothing replaced yet
+    button(at, "Record mine").click().run()
+    no_errors(at)
+    with ReviewStore(data_dir) as store:
+        assert store.history(second)[["decision", "curator"]].values.tolist() == [["keep", "other"],
+                                                                                  ["accept", "me"]]
+
+
 def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
     """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
     at = goto(app(curator="me"), "review")

@@ -31,7 +31,9 @@ from auditor.ui.state import CURATOR_KEY
 from auditor.ui.widgets import flash
 
 REVIEW_CURRENT_KEY = "review_current"  # the clip on screen
-REVIEW_CONFLICT_KEY = "_review_conflict"  # {"row", "decision", "final", "theirs", ...} of a decision not recorded
+# {"row", "decision", "final", "theirs", "already", ...} of a decision not recorded; "already": theirs was there
+# when the clip was shown (else it came while the curator was looking)
+REVIEW_CONFLICT_KEY = "_review_conflict"
 RELABEL_KEY = "relabel_to"  # the "Relabel as" selectbox
 NOTE_KEY = "review_note"  # the note that goes with the next decision
 MISMATCH_KEY = "review_mismatch"  # the sound-mismatch kind that goes with the next decision (or None)
@@ -63,7 +65,7 @@ KEYS_SCRIPT = f"""<script>
   }}, true);
 }})();
 </script>"""
-_REVIEW_SHOWN_KEY = "_review_shown"  # {"clip", "id"}: the clip's latest decision id when it was first shown
+_REVIEW_SHOWN_KEY = "_review_shown"  # {"clip", "id", "curator", "decision"}: its latest decision when first shown
 _REVIEW_QUEUE_KEY = "_review_queue"  # the queue's clips as last drawn (to find the next one)
 _CONFLICT_FINAL_KEY = "_conflict_final"  # the final label of "Record mine"
 _MINE_KEY = "_review_mine"  # this tab's last decisions: [{"id", "clip", "decision"}], newest last
@@ -110,15 +112,24 @@ def link_to(clip: str) -> None:
 
 def show_clip(data: Path, clip: str, queue: list[str]) -> dict | None:
     """Make ``clip`` the clip on screen and return its latest decision (or None). The first time it is shown,
-    that decision's id is remembered as the ``expected_last_id`` of the decision the curator will record."""
+    that decision is remembered: what the curator's decision is checked against (:func:`_expected_id`)."""
     ss = st.session_state
     ss[REVIEW_CURRENT_KEY] = clip
     ss[_REVIEW_QUEUE_KEY] = queue
     latest = latest_decision(data, clip)
     shown = ss.get(_REVIEW_SHOWN_KEY)
     if not shown or shown["clip"] != clip:
-        ss[_REVIEW_SHOWN_KEY] = {"clip": clip, "id": latest["id"] if latest else None}
+        ss[_REVIEW_SHOWN_KEY] = {"clip": clip, **{k: (latest or {}).get(k) for k in ("id", "curator", "decision")}}
     return latest
+
+
+def _expected_id(shown: dict, curator: str) -> int | None:
+    """The ``expected_last_id`` of a decision on the clip ``shown``: the id of its decision when it was shown,
+    so that a decision recorded since is a conflict; but None when that one was another curator's decision
+    (not a skip or an undo), so that deciding it differently is a conflict too: the curator is shown theirs
+    and chooses, instead of silently replacing it."""
+    theirs = shown.get("curator") not in (None, curator) and shown.get("decision") not in (None, "skip", "undo")
+    return None if theirs else shown.get("id")
 
 
 def prefetch_next(data: Path, queue: list[str], clip: str, embeddings: tuple | None = None) -> None:
@@ -188,20 +199,22 @@ def record_decision(data: Path, run_id_: str, row: dict, decision: str, relabel_
     note = (ss.get(NOTE_KEY) or "").strip() if note is None else note
     if mismatch == "shown":
         mismatch = ss.get(MISMATCH_KEY) if decision not in ("skip",) else None
+    curator = ss.get(CURATOR_KEY, "").strip()
+    shown = ss.get(_REVIEW_SHOWN_KEY) or {}
     if expected_last_id == "shown":
-        shown = ss.get(_REVIEW_SHOWN_KEY) or {}
-        expected_last_id = shown.get("id") if shown.get("clip") == clip else None
+        expected_last_id = _expected_id(shown, curator) if shown.get("clip") == clip else None
     try:
         with review_store(data) as store:
             new_id = store.record(clip, decision, given_label=row["given_label"],
                                   suggested_label=row.get("suggested_label") or None, final_label=final,
-                                  curator=ss.get(CURATOR_KEY, "").strip(), run_id=run_id_,
+                                  curator=curator, run_id=run_id_,
                                   label_noise_score=row.get("label_noise_score"),
                                   mismatch_score=row.get("mismatch_score"), note=note, mismatch=mismatch,
                                   expected_last_id=expected_last_id)
     except ReviewConflict as err:
+        already = shown.get("clip") == clip and shown.get("id") == err.theirs.get("id")
         ss[REVIEW_CONFLICT_KEY] = {"row": row, "decision": decision, "final": final, "theirs": dict(err.theirs),
-                                   "note": note, "mismatch": mismatch}
+                                   "note": note, "mismatch": mismatch, "already": already}
         return
     except (UserError, ValueError) as err:
         flash(f"Not recorded: {md_literal(err)}", "error")

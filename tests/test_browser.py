@@ -369,6 +369,25 @@ def test_keyboard_review_with_undo_and_a_note(server, page):
     shoot(page, "review_keyboard")
 
 
+def test_escape_leaves_the_class_picker_for_the_review_keys(server, page):
+    """Issue 24 bug 5: `r`, Escape, `k` typed "k" into the class picker and recorded nothing."""
+    page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
+    settle(page)
+    set_curator(page, "escape tester")
+    clip = clip_heading(page)
+    press(page, "r")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')").startswith("Relabel as")
+    page.keyboard.press("Escape")
+    assert not (page.evaluate("() => document.activeElement.getAttribute('aria-label')") or "").startswith(
+        "Relabel as")
+    page.keyboard.press("k")
+    page.wait_for_timeout(300)
+    settle(page)
+    mine = latest_of(server, clip)
+    assert (mine.get("decision"), mine.get("curator")) == ("keep", "escape tester")
+    assert clip_heading(page) != clip
+
+
 def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
     page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
     settle(page)

@@ -46,13 +46,18 @@ UNDO_DEPTH = 10  # this tab's decisions that can be undone, newest last
 SHORTCUTS = {"accept": "A", "keep": "K", "exclude": "X", "skip": "S", "undo": "U", "previous": "Left",
              "next": "Right"}
 KEYS_HELP = ("**Keys** &nbsp; `a` accept · `k` keep given label · `x` mismatched / exclude · `s` skip · "
-             "`r` relabel (class picker) · `←` `→` previous / next · `u` undo")
-# "r" focuses the class picker (outside text fields); registered once per page, before Streamlit's own keys.
+             "`r` relabel (class picker; `Esc` leaves it) · `←` `→` previous / next · `u` undo")
+# "r" focuses the class picker (outside text fields) and Escape in the picker leaves it, so that the next key is a
+# review key again; registered once per page, before Streamlit's own keys.
 KEYS_SCRIPT = f"""<script>
 (() => {{
   if (window.__avAuditorKeys) return;
   window.__avAuditorKeys = true;
   window.addEventListener("keydown", (e) => {{
+    if (e.key === "Escape" && e.target && e.target.closest && e.target.closest(".st-key-{RELABEL_KEY}")) {{
+      e.target.blur();
+      return;
+    }}
     if (e.key !== "r" || e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
@@ -75,7 +80,8 @@ CLIP_PARAM = "clip"  # ?clip=<clip path>: a link to a clip of the Review page
 
 
 def install_shortcut_keys() -> None:
-    """The "r" key of KEYS_SCRIPT (the other keys are button shortcuts). Constant HTML: no user text."""
+    """The "r" and Escape keys of KEYS_SCRIPT (the other keys are button shortcuts). Constant HTML: no user
+    text."""
     st.html(KEYS_SCRIPT, unsafe_allow_javascript=True)
 
 

@@ -37,7 +37,7 @@ if explicit:
 
 classes_all = sorted(table["given_label"].unique().tolist())
 state.bind_to_url(SORT_KEY, "sort", "suspicious", parse=state.one_of(review_queue.SORTS))
-state.bind_to_url("review_search", "q", "")
+state.bind_to_url(review.SEARCH_KEY, "q", "")
 state.bind_to_url("review_kinds", "kind", list(FLAGGED_KINDS),
                   parse=lambda v: [k for k in v if k in review_queue.KIND_TEXT])
 state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v if c in classes_all])
@@ -46,7 +46,7 @@ state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "F
 f1, f2, f3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 sort = f1.selectbox("Order", list(review_queue.SORTS), key=SORT_KEY,
                     format_func=lambda k: review_queue.SORTS[k][0])
-search = f2.text_input("Search", key="review_search", placeholder="clip or label",
+search = f2.text_input("Search", key=review.SEARCH_KEY, placeholder="clip or label",
                        help="Clips whose name, given or suggested label contains this text.")
 with f3.popover("Filters", icon=":material/tune:", width="stretch"):
     kinds = st.pills("Flag kind", [*FLAGGED_KINDS, "clean"], selection_mode="multi",
@@ -71,7 +71,7 @@ st.caption(f"**{left:,}** left to decide in this queue of {len(queue):,} ({filte
 
 conflict = ss.get(review.REVIEW_CONFLICT_KEY)
 queue_clips = queue["clip"].tolist()
-current = review.current_clip(queue_clips, all_clips)
+current = review.current_clip(queue_clips, all_clips, searching=bool(search.strip()))
 if current is None:
     st.success("Nothing left to review with these filters.", icon=":material/task_alt:")
     st.stop()

@@ -405,6 +405,35 @@ def test_a_clip_another_curator_decided_asks_before_replacing_it(data_dir):
                                                                                   ["accept", "me"]]
 
 
+def test_a_search_never_leaves_a_clip_outside_it_on_screen(data_dir):
+    """Issue 24 bug 6: after a reload on a linked clip, a search kept that clip on screen ("Not in this queue")
+    and a key decided a clip the curator had not searched for."""
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    calm = flags[(flags["label_noise_score"] < 0.5) & (flags["mismatch_score"] < 0.5)]["clip"]
+    linked = calm.iloc[0]  # outside the default queue: shown because the link names it
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["curator"] = "me"
+    at.query_params["clip"] = linked
+    goto(at.run(), "review")
+    assert at.session_state["review_current"] == linked
+    wanted = at.session_state["_review_queue"][1]
+    at.text_input(key="review_search").input(Path(wanted).stem).run()
+    no_errors(at)
+    queue = at.session_state["_review_queue"]
+    assert linked not in queue and at.session_state["review_current"] in queue
+    assert not any("Not in this queue" in c.value for c in at.caption)
+    button(at, "Keep given label").click().run()
+    with ReviewStore(data_dir) as store:
+        assert store.latest_for(linked) is None and store.latest_for(wanted)["decision"] == "keep"
+    at.text_input(key="review_search").input("no clip is called this").run()
+    assert any("Nothing left to review" in s.value for s in at.success)
+    assert not [b for b in at.button if b.label == "Keep given label"]  # no decision key on screen
+    at.text_input(key="review_search").input("clip_").run()
+    neighbour = button(at, "Open")
+    neighbour.click().run()  # opening a neighbour leaves the search: it is shown, and the search is empty
+    assert at.session_state["review_current"] == neighbour.help and at.text_input(key="review_search").value == ""
+
+
 def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
     """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
     at = goto(app(curator="me"), "review")

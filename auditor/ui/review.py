@@ -38,6 +38,7 @@ RELABEL_KEY = "relabel_to"  # the "Relabel as" selectbox
 NOTE_KEY = "review_note"  # the note that goes with the next decision
 MISMATCH_KEY = "review_mismatch"  # the sound-mismatch kind that goes with the next decision (or None)
 QUEUE_TABLE_KEY = "queue_table"  # the queue table (its row selection jumps to a clip)
+SEARCH_KEY = "review_search"  # the queue's search box
 PREFETCH_CLIPS = 2  # clips after the one on screen converted for playback in the background
 NEIGHBOURS = 6  # nearest clips shown as thumbnails
 UNDO_DEPTH = 10  # this tab's decisions that can be undone, newest last
@@ -96,15 +97,16 @@ def open_linked_clip(clips: set[str]) -> None:
     ss[_LINKED_KEY] = linked
 
 
-def current_clip(queue: list[str], clips: set[str]) -> str | None:
+def current_clip(queue: list[str], clips: set[str], searching: bool = False) -> str | None:
     """The clip to show: a conflict's, else the one on screen while it is in ``queue`` (or was opened by its
-    link and is in ``clips``), else the queue's first; None when there is none."""
+    link or as a neighbour and is in ``clips``, unless ``searching``: a search only ever shows its own clips),
+    else the queue's first; None when there is none."""
     ss = st.session_state
     conflict = ss.get(REVIEW_CONFLICT_KEY)
     if conflict:
         return conflict["row"]["clip"]
     current = ss.get(REVIEW_CURRENT_KEY)
-    if current in queue or (current == ss.get(_PINNED_KEY) and current in clips):
+    if current in queue or (not searching and current == ss.get(_PINNED_KEY) and current in clips):
         return current
     return queue[0] if queue else None
 
@@ -170,9 +172,11 @@ def go_to(clip: str | None) -> None:
 
 
 def open_clip(clip: str) -> None:
-    """Button callback: show ``clip`` (e.g. a neighbour), even when the queue's filters leave it out."""
+    """Button callback: show ``clip`` (e.g. a neighbour), even when the queue's filters leave it out; the
+    search is cleared (a search only ever shows its own clips)."""
     go_to(clip)
     st.session_state[_PINNED_KEY] = clip
+    st.session_state[SEARCH_KEY] = ""
 
 
 def step(offset: int) -> None:

@@ -38,6 +38,14 @@ STATUS_TEXT = {"accept": "accepted suggestion", "keep": "kept given label", "rel
                "exclude": "excluded", "skip": "skipped", "undo": NOT_REVIEWED}
 # The statuses of a decided clip (auditor.reviews.FINAL_DECISIONS): "skipped" is not decided.
 DECIDED_STATUSES = frozenset(STATUS_TEXT[d] for d in FINAL_DECISIONS)
+# What the latest row of a clip's decision log did, in words: a skip or an undo is no decision.
+LATEST_TEXT = {"skip": "skipped", "undo": "decision undone"}
+
+
+def latest_text(decision: str) -> str:
+    """The latest row of a clip's log as the clip's caption says it ("... by <curator>"): "latest decision:
+    accept", but "skipped" and "decision undone" (neither is a decision)."""
+    return LATEST_TEXT.get(decision, f"latest decision: {decision}")
 
 
 # ----------------------------------------------------------------------------------------------- flags.csv

@@ -82,7 +82,7 @@ review.link_to(current)
 st.markdown(f"### {md_literal(current)}")
 where = f"Clip {queue_clips.index(current) + 1:,} of {len(queue_clips):,} in the queue" \
     if current in queue_clips else "Not in this queue"
-last = f" · latest decision: {latest['decision']} by {md_literal(latest['curator'])} " \
+last = f" · {review_queue.latest_text(latest['decision'])} by {md_literal(latest['curator'])} " \
        f"({md_literal(latest['timestamp'][:16].replace('T', ' '))} UTC)" if latest else ""
 st.caption(f"{where} · status: {row['review_status']}{last} · the address bar links to this clip")
 

@@ -434,6 +434,20 @@ def test_a_search_never_leaves_a_clip_outside_it_on_screen(data_dir):
     assert at.session_state["review_current"] == neighbour.help and at.text_input(key="review_search").value == ""
 
 
+def test_a_skip_is_not_called_a_decision(data_dir):
+    """Issue 24 bug 8: the clip's caption said "latest decision: skip" although a skip is not a decision."""
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    clip = flags["clip"].iloc[0]
+    with ReviewStore(data_dir) as store:
+        store.record(clip, "skip", given_label="g", curator="other")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["clip"] = clip
+    goto(at.run(), "review")
+    assert at.session_state["review_current"] == clip
+    text = captions(at)
+    assert "skipped by `other`" in text and "decision: skip" not in text
+
+
 def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
     """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
     at = goto(app(curator="me"), "review")

@@ -448,6 +448,17 @@ def test_a_skip_is_not_called_a_decision(data_dir):
     assert "skipped by `other`" in text and "decision: skip" not in text
 
 
+def test_the_loss_chart_names_its_terms_in_words(data_dir):
+    """Issue 24 bug 8: the loss chart's legend said cls, inst, cat, hyb."""
+    at = goto(app(), "model")
+    no_errors(at)
+    names = {trace.get("name") for chart in at.get("plotly_chart")
+             for trace in json.loads(chart.proto.spec)["data"] if trace.get("mode") == "lines"}
+    assert {"classification", "hybrid classification", "sound–picture contrastive", "class contrastive",
+            "total"} <= names
+    assert not names & {"cls", "inst", "cat", "hyb"}
+
+
 def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
     """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
     at = goto(app(curator="me"), "review")

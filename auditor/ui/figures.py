@@ -65,11 +65,18 @@ def class_histogram(per_class: dict[str, int]) -> go.Figure:
     return fig
 
 
+# The loss terms of train.py's progress events, in words (a term not listed keeps its own name, e.g. "total").
+LOSS_TERMS = {"cls": "classification", "hyb": "hybrid classification", "inst": "sound–picture contrastive",
+              "cat": "class contrastive"}
+
+
 def loss_figure(losses: pd.DataFrame) -> go.Figure:
-    """One line per loss term of a long-form DataFrame(step, term, value) (progress_view.ProgressView.losses)."""
+    """One line per loss term of a long-form DataFrame(step, term, value) (progress_view.ProgressView.losses),
+    named in words (LOSS_TERMS)."""
     fig = go.Figure()
     for term, part in losses.groupby("term", sort=False):
-        fig.add_trace(go.Scatter(x=part["step"], y=part["value"], mode="lines", name=str(term)))
+        fig.add_trace(go.Scatter(x=part["step"], y=part["value"], mode="lines",
+                                 name=LOSS_TERMS.get(str(term), str(term))))
     fig.update_layout(height=300, margin=MARGINS, xaxis_title="step",
                       yaxis_title="loss", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
     return fig

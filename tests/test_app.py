@@ -511,12 +511,13 @@ def test_export_errors_are_in_words_and_files_are_readable_by_the_team(data_dir,
 
 
 def test_the_data_page_caption_describes_the_check_just_made(data_dir):
-    """Bug 10: "Last checked" lagged one rerun behind the button."""
+    """Bug 10: "Last checked" lagged one rerun behind the button. Issue 24 bug 8: it said "240 decoded, the rest
+    from the cache" when all came from the cache."""
     at = goto(app(), "data")
     button(at, "Decode all clips").click().run()
-    assert "Last checked: 12 clips decoded" in captions(at)
+    assert "Last checked: all 12 clips decoded." in captions(at)
     button(at, "Check again").click().run()
-    assert "Last checked: 0 clips decoded" in captions(at)
+    assert "Last checked: all 12 clips from the cache, none decoded." in captions(at)
 
 
 def test_job_badges_cover_every_job_state():

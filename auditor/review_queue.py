@@ -219,6 +219,16 @@ def nearest_neighbours(clips: list[str], matrix: np.ndarray, clip: str, k: int =
 
 
 # ------------------------------------------------------------------------------------------- explanations
+def primary_action(row: pd.Series | dict) -> str:
+    """The decision the Review page highlights for a flags row: "accept" when the suggested label differs from
+    the given one; else, for a clip flagged for its sound, "exclude" (the sound verdict: accepting would change
+    nothing); else "keep"."""
+    suggested = row.get("suggested_label")
+    if suggested and suggested == suggested and suggested != row.get("given_label"):
+        return "accept"
+    return "exclude" if row.get("flag_kind") in ("mismatch", "both") else "keep"
+
+
 def explain(row: pd.Series | dict, threshold: float = FLAG_THRESHOLD) -> dict[str, str]:
     """One plain-language Markdown sentence per score: {"label": ..., "mismatch": ...}; labels as md_literal.
 

@@ -153,15 +153,17 @@ with info_col:
         st.warning("Enter your name as curator in the sidebar to record decisions.", icon=":material/badge:")
     args = (data, run_id, row)
     keys = review.SHORTCUTS
+    primary = review_queue.primary_action(row)
+    kind = {decision: "primary" if decision == primary else "secondary" for decision in ("accept", "keep", "exclude")}
     with st.container(horizontal=True):
-        st.button("Accept suggestion", type="primary", icon=":material/check:", on_click=review.record_decision,
+        st.button("Accept suggestion", type=kind["accept"], icon=":material/check:", on_click=review.record_decision,
                   args=(*args, "accept"), disabled=off or not row.get("suggested_label"),
                   help="Take the suggested label", shortcut=keys["accept"])
-        st.button("Keep given label", icon=":material/done_all:", on_click=review.record_decision,
+        st.button("Keep given label", type=kind["keep"], icon=":material/done_all:", on_click=review.record_decision,
                   args=(*args, "keep"), disabled=off, shortcut=keys["keep"])
-        st.button("Mismatched / exclude", icon=":material/block:", on_click=review.record_decision,
-                  args=(*args, "exclude"), disabled=off, help="Leave this clip out of the data set",
-                  shortcut=keys["exclude"])
+        st.button("Mismatched / exclude", type=kind["exclude"], icon=":material/block:",
+                  on_click=review.record_decision, args=(*args, "exclude"), disabled=off,
+                  help="Leave this clip out of the data set", shortcut=keys["exclude"])
         st.button("Skip", icon=":material/skip_next:", on_click=review.record_decision, args=(*args, "skip"),
                   disabled=off, help="Decide later: the clip goes to the end of the queue", shortcut=keys["skip"])
     all_classes = sorted(set((read_config(run) or {}).get("classes") or table["given_label"].unique()))

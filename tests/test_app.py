@@ -383,6 +383,26 @@ def test_a_flagged_sound_is_explained_without_contradicting_itself(data_dir):
     assert "says `class_002`, picture says `class_002`" not in text
 
 
+def test_on_a_sound_only_flag_the_sound_verdict_is_the_primary_action(data_dir):
+    """Issue 24 bug 8: "Accept suggestion" was the highlighted action on a sound-only flag whose suggestion is
+    the given label (accepting it changes nothing)."""
+    path = data_dir / ".auditor" / "runs" / "default" / "flags.csv"
+    flags = pd.read_csv(path, dtype=str, keep_default_na=False)
+    flags.loc[3, ["label_noise_score", "mismatch_score", "suggested_label"]] = ["0.1", "0.95", flags.loc[3, "given_label"]]
+    flags.to_csv(path, index=False)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["curator"] = "me"
+    at.query_params["clip"] = flags.loc[3, "clip"]
+    goto(at.run(), "review")
+    assert at.session_state["review_current"] == flags.loc[3, "clip"]
+    assert button(at, "Mismatched / exclude").proto.type == "primary"
+    assert button(at, "Accept suggestion").proto.type != "primary"
+    open_clip = flags.loc[0, "clip"]  # a wrong-label flag: accepting the suggestion stays the primary action
+    at.query_params["clip"] = open_clip
+    at.run()
+    assert at.session_state["review_current"] == open_clip and button(at, "Accept suggestion").proto.type == "primary"
+
+
 def test_a_clip_another_curator_decided_asks_before_replacing_it(data_dir):
     """Issue 24 bug 4: opening a clip another curator had decided and pressing a key replaced their decision
     without a word; the second curator is shown the first's decision and chooses."""

@@ -153,6 +153,7 @@ with info_col:
         st.warning("Enter your name as curator in the sidebar to record decisions.", icon=":material/badge:")
     args = (data, run_id, row)
     keys = review.SHORTCUTS
+    mine = review.my_last_decisions(data)
     primary = review_queue.primary_action(row)
     kind = {decision: "primary" if decision == primary else "secondary" for decision in ("accept", "keep", "exclude")}
     with st.container(horizontal=True):
@@ -180,8 +181,8 @@ with info_col:
                   shortcut=keys["previous"])
         st.button("Next", icon=":material/arrow_forward:", on_click=review.step, args=(1,), shortcut=keys["next"])
         st.button("Undo", icon=":material/undo:", on_click=review.undo, args=(data, run_id),
-                  disabled=off or not review.my_last_decisions(), shortcut=keys["undo"],
-                  help="Take back your last decision in this tab")
+                  disabled=off or not mine, shortcut=keys["undo"],
+                  help="Take back your last decision (also after a reload)")
     st.caption(review.KEYS_HELP)
     review.install_shortcut_keys()
 
@@ -210,9 +211,8 @@ with info_col:
                               args=(item["clip"],), icon=":material/open_in_new:", width="stretch",
                               help=item["clip"])
 
-mine = review.my_last_decisions()
 if mine:
-    with st.expander(f"Your last decisions in this tab ({len(mine)})"):
+    with st.expander(f"Your last decisions ({len(mine)})"):
         for entry in mine:
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
             c1.markdown(f"{review_queue.STATUS_TEXT.get(entry['decision'], entry['decision'])}: "

@@ -479,6 +479,30 @@ def test_the_loss_chart_names_its_terms_in_words(data_dir):
     assert not names & {"cls", "inst", "cat", "hyb"}
 
 
+def test_undo_works_after_a_reload_from_the_decision_log(data_dir):
+    """Issue 24 bug 7: after a reload `u` did nothing and the Undo button was greyed; the decision log knows the
+    curator's last decisions."""
+    at = goto(app(curator="me"), "review")
+    first = at.session_state["review_current"]
+    button(at, "Keep given label").click().run()
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    reloaded.query_params = dict(at.query_params)  # a reload: the same address, a new session
+    goto(reloaded.run(), "review")
+    no_errors(reloaded)
+    other = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    other.session_state["curator"] = "someone else"
+    goto(other.run(), "review")
+    assert button(other, "Undo").disabled  # another curator's decisions are not theirs to undo
+    undo = button(reloaded, "Undo")
+    assert not undo.disabled
+    undo.click().run()
+    no_errors(reloaded)
+    with ReviewStore(data_dir) as store:
+        assert store.latest_for(first)["decision"] == "undo"
+    assert reloaded.session_state["review_current"] == first
+    assert button(reloaded, "Undo").disabled  # nothing of mine left to undo
+
+
 def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
     """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
     at = goto(app(curator="me"), "review")

@@ -140,6 +140,15 @@ def latest_reviews(data: Path) -> pd.DataFrame:
         return store.latest()
 
 
+def undoable_decisions(data: Path, curator: str, limit: int) -> list[dict]:
+    """``curator``'s decisions that undo can take back, newest first (ReviewStore.undoable: from the decision
+    log, so a reload or another tab of the same curator sees them too); [] without a name or a store file."""
+    if not curator.strip() or not store_path(data).is_file():
+        return []
+    with review_store(data) as store:
+        return store.undoable(curator, limit)
+
+
 def latest_decision(data: Path, clip: str) -> dict | None:
     """The clip's current decision, or None (no store file is created to find out)."""
     if not store_path(data).is_file():

@@ -3,8 +3,8 @@ so that two curators deciding one clip differently see a conflict instead of ove
 resolve a conflict, move through the queue, and the keyboard shortcuts.
 
 Decisions go to the data set's review store (:mod:`auditor.reviews`) with the curator's name, the run id, the
-note and the sound-mismatch mark; the session only remembers which clip is on screen, what was shown of it and
-this tab's last decisions (for undo).
+note and the sound-mismatch mark; the session only remembers which clip is on screen and what was shown of it.
+Undo takes the curator's last decisions from the decision log, so it works after a reload.
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from auditor.review_queue import (
 )
 from auditor.reviews import ReviewConflict
 from auditor.text import md_literal, plural
-from auditor.ui.loaders import latest_decision, prefetch_playback, prefetch_thumbnails, review_store
+from auditor.ui.loaders import (
+    latest_decision,
+    prefetch_playback,
+    prefetch_thumbnails,
+    review_store,
+    undoable_decisions,
+)
 from auditor.ui.state import CURATOR_KEY
 from auditor.ui.widgets import flash
 
@@ -41,7 +47,7 @@ QUEUE_TABLE_KEY = "queue_table"  # the queue table (its row selection jumps to a
 SEARCH_KEY = "review_search"  # the queue's search box
 PREFETCH_CLIPS = 2  # clips after the one on screen converted for playback in the background
 NEIGHBOURS = 6  # nearest clips shown as thumbnails
-UNDO_DEPTH = 10  # this tab's decisions that can be undone, newest last
+UNDO_DEPTH = 10  # the curator's last decisions that can be undone
 # Keyboard shortcuts: decision -> key (Streamlit button shortcuts; "r" is handled by KEYS_SCRIPT, since
 # Streamlit reserves R for its own rerun).
 SHORTCUTS = {"accept": "A", "keep": "K", "exclude": "X", "skip": "S", "undo": "U", "previous": "Left",
@@ -74,7 +80,6 @@ KEYS_SCRIPT = f"""<script>
 _REVIEW_SHOWN_KEY = "_review_shown"  # {"clip", "id", "curator", "decision"}: its latest decision when first shown
 _REVIEW_QUEUE_KEY = "_review_queue"  # the queue's clips as last drawn (to find the next one)
 _CONFLICT_FINAL_KEY = "_conflict_final"  # the final label of "Record mine"
-_MINE_KEY = "_review_mine"  # this tab's last decisions: [{"id", "clip", "decision"}], newest last
 _PINNED_KEY = "_review_pinned"  # a clip opened by its link: shown even when the queue's filters leave it out
 _LINKED_KEY = "_review_linked"  # the clip this page last put into the address bar
 CLIP_PARAM = "clip"  # ?clip=<clip path>: a link to a clip of the Review page
@@ -215,12 +220,11 @@ def record_decision(data: Path, run_id_: str, row: dict, decision: str, relabel_
         expected_last_id = _expected_id(shown, curator) if shown.get("clip") == clip else None
     try:
         with review_store(data) as store:
-            new_id = store.record(clip, decision, given_label=row["given_label"],
-                                  suggested_label=row.get("suggested_label") or None, final_label=final,
-                                  curator=curator, run_id=run_id_,
-                                  label_noise_score=row.get("label_noise_score"),
-                                  mismatch_score=row.get("mismatch_score"), note=note, mismatch=mismatch,
-                                  expected_last_id=expected_last_id)
+            store.record(clip, decision, given_label=row["given_label"],
+                         suggested_label=row.get("suggested_label") or None, final_label=final, curator=curator,
+                         run_id=run_id_, label_noise_score=row.get("label_noise_score"),
+                         mismatch_score=row.get("mismatch_score"), note=note, mismatch=mismatch,
+                         expected_last_id=expected_last_id)
     except ReviewConflict as err:
         already = shown.get("clip") == clip and shown.get("id") == err.theirs.get("id")
         ss[REVIEW_CONFLICT_KEY] = {"row": row, "decision": decision, "final": final, "theirs": dict(err.theirs),
@@ -230,25 +234,24 @@ def record_decision(data: Path, run_id_: str, row: dict, decision: str, relabel_
         flash(f"Not recorded: {md_literal(err)}", "error")
         return
     ss.pop(REVIEW_CONFLICT_KEY, None)
-    ss[_MINE_KEY] = [*(ss.get(_MINE_KEY) or []), {"id": new_id, "clip": clip, "decision": decision}][-UNDO_DEPTH:]
     _advance(clip)
     st.toast(f"{STATUS_TEXT.get(decision, decision).capitalize()}: {md_literal(clip)} · `u` undoes it",
              icon=":material/check:")
 
 
-def my_last_decisions() -> list[dict]:
-    """This tab's decisions that undo can take back, newest first: [{"id", "clip", "decision"}]."""
-    return list(reversed(st.session_state.get(_MINE_KEY) or []))
+def my_last_decisions(data: Path) -> list[dict]:
+    """The curator's decisions that undo can take back, newest first (dicts with "id", "clip", "decision"; from
+    the decision log: a reload keeps them)."""
+    return undoable_decisions(data, st.session_state.get(CURATOR_KEY, ""), UNDO_DEPTH)
 
 
 def undo(data: Path, run_id_: str, decision_id: int | None = None) -> None:
-    """Button callback: take back this tab's decision ``decision_id`` (default: the last one) and show its
+    """Button callback: take back the curator's decision ``decision_id`` (default: the last one) and show its
     clip again; refused, with the reason, when someone decided the clip since."""
     ss = st.session_state
-    mine = ss.get(_MINE_KEY) or []
-    entry = next((m for m in reversed(mine) if decision_id in (None, m["id"])), None)
+    entry = next((m for m in my_last_decisions(data) if decision_id in (None, m["id"])), None)
     if entry is None:
-        st.toast("Nothing to undo in this tab.", icon=":material/info:")
+        st.toast("Nothing of yours to undo.", icon=":material/info:")
         return
     try:
         with review_store(data) as store:
@@ -256,12 +259,10 @@ def undo(data: Path, run_id_: str, decision_id: int | None = None) -> None:
     except ReviewConflict as err:
         flash(f"Not undone: {md_literal(err.theirs.get('curator', '?'))} decided "
               f"{md_literal(entry['clip'])} since.", "warning")
-        ss[_MINE_KEY] = [m for m in mine if m is not entry]
         return
     except (UserError, ValueError) as err:
         flash(f"Not undone: {md_literal(err)}", "error")
         return
-    ss[_MINE_KEY] = [m for m in mine if m is not entry]
     go_to(entry["clip"])
     st.toast(f"Undone: {STATUS_TEXT.get(entry['decision'], entry['decision'])} of {md_literal(entry['clip'])}",
              icon=":material/undo:")

@@ -34,8 +34,7 @@ clips = [c for g, s in zip(picked["given_label"], picked["suggested_label"], str
 with st.container(horizontal=True, vertical_alignment="center"):
     st.markdown(f"**{plural(len(clips), 'clip')}** in {plural(len(picked), 'tile')}")
     if st.button("Review these", type="primary", icon=":material/fact_check:"):
-        st.session_state[state.REVIEW_CLIPS_KEY] = clips
-        st.switch_page(state.page_file("review"))
+        state.send_to_review(data, clips)
 chosen = points[points["clip"].isin(clips)]
 widgets.show_table(chosen[widgets.CLIP_TABLE], column_config=widgets.TABLE_COLUMNS,
                    height=min(400, 38 + 35 * len(chosen)))

@@ -26,13 +26,13 @@ ss = st.session_state
 all_clips = set(table["clip"])
 review.open_linked_clip(all_clips)
 
-explicit = ss.get(state.REVIEW_CLIPS_KEY)
+explicit = state.review_selection(data)
 if explicit:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.info(f"Reviewing the {plural(len(explicit), 'clip')} selected on Explore or Classes.",
                 icon=":material/filter_alt:")
         if st.button("Back to all flagged clips"):
-            ss.pop(state.REVIEW_CLIPS_KEY, None)
+            state.leave_selection()
             st.rerun()
 
 classes_all = sorted(table["given_label"].unique().tolist())

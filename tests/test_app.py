@@ -155,6 +155,25 @@ def test_explore_selection_goes_to_review(data_dir):
     assert at.session_state["review_current"] in chosen
 
 
+def test_a_reload_keeps_the_clips_sent_to_review(data_dir):
+    """Issue 24 bug 7: a reload lost the "Review these" selection (the queue went from 5 clips back to 62)."""
+    at = goto(app(curator="me"), "explore")
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    chosen = flags["clip"].iloc[[2, 3, 5]].tolist()
+    at.session_state["explore_selected"] = chosen
+    at.run()
+    button(at, "Review these").click().run()
+    assert at.session_state["_review_queue"] == [c for c in at.session_state["_review_queue"] if c in chosen]
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    reloaded.query_params = dict(at.query_params)  # a reload: the same address, a new session
+    goto(reloaded.run(), "review")
+    no_errors(reloaded)
+    assert reloaded.session_state["review_clips"] == chosen
+    assert any("Reviewing the 3 clips selected" in i.value for i in reloaded.info)
+    button(reloaded, "Back to all flagged clips").click().run()
+    assert "sel" not in reloaded.query_params and not any("Reviewing the" in i.value for i in reloaded.info)
+
+
 def replace_box(at: AppTest):
     return next(c for c in at.checkbox if c.label.startswith("If a run of this name exists"))
 

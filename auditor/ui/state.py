@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from auditor import jobs, run_folder, workspace
+from auditor import jobs, run_folder, selections, workspace
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES_DIR = REPO / "pages"
@@ -41,6 +41,8 @@ RUN_KEY = "run_name"  # the sidebar's run selectbox
 CURATOR_KEY = "curator"
 PENDING_RUN_KEY = "_pending_run"  # a run to select on the next rerun (the selectbox is already drawn)
 REVIEW_CLIPS_KEY = "review_clips"  # clips sent from Explore to Review, or absent
+_SELECTION_ID_KEY = "_review_selection_id"  # the id of those clips as kept on disk (auditor.selections), or None
+SELECTION_PARAM = "sel"  # ?sel=<id>: the clips sent to Review, so that a reload keeps them
 _RECENT_KEY = "_recent_pick"  # the sidebar's recent-folders selectbox
 _URL_BOUND_KEY = "_url_bound"  # session keys already read from the address bar in this tab
 DATA_PARAM, RUN_PARAM = "data", "run"  # ?data=<folder>&run=<name>: the data set and run in the address bar
@@ -184,6 +186,38 @@ def write_url() -> None:
             st.query_params[param] = str(value)
 
 
+def send_to_review(data: Path, clips: list[str]) -> None:
+    """ "Review these": make ``clips`` the Review page's queue and open Review. The selection is kept in the
+    data set's work folder (auditor.selections) and named in Review's address bar, so that a reload keeps it."""
+    st.session_state[REVIEW_CLIPS_KEY] = list(clips)
+    st.session_state[_SELECTION_ID_KEY] = selections.save(data, clips)
+    st.switch_page(page_file("review"))
+
+
+def review_selection(data: Path) -> list[str] | None:
+    """The clips sent to Review (:func:`send_to_review`), or None: from the session, else from the address bar's
+    ?sel= (a reload); ?sel= is kept in the address bar while there is a selection."""
+    ss = st.session_state
+    sel_id = st.query_params.get(SELECTION_PARAM)
+    if REVIEW_CLIPS_KEY not in ss and sel_id:
+        clips = selections.load(data, sel_id)
+        if clips:
+            ss[REVIEW_CLIPS_KEY], ss[_SELECTION_ID_KEY] = clips, sel_id
+    kept = ss.get(_SELECTION_ID_KEY) if ss.get(REVIEW_CLIPS_KEY) else None
+    if kept:
+        st.query_params[SELECTION_PARAM] = kept
+    else:
+        st.query_params.pop(SELECTION_PARAM, None)
+    return ss.get(REVIEW_CLIPS_KEY)
+
+
+def leave_selection() -> None:
+    """Forget the clips sent to Review (and their ?sel=): Review shows its filtered queue again."""
+    st.session_state.pop(REVIEW_CLIPS_KEY, None)
+    st.session_state.pop(_SELECTION_ID_KEY, None)
+    st.query_params.pop(SELECTION_PARAM, None)
+
+
 def select_run(name: str) -> None:
     """Select run ``name`` in the sidebar from the next rerun on (its selectbox is already drawn)."""
     st.session_state[PENDING_RUN_KEY] = name
@@ -287,7 +321,7 @@ def _data_changed() -> None:
         st.session_state[DATA_KEY] = str(Path(value).expanduser().resolve())
         remember_data_dir(st.session_state[DATA_KEY])
     st.session_state.pop(RUN_KEY, None)
-    st.session_state.pop(REVIEW_CLIPS_KEY, None)
+    leave_selection()
 
 
 def _default_run(data: Path, names: list[str]) -> str | None:

@@ -174,6 +174,43 @@ def test_a_reload_keeps_the_clips_sent_to_review(data_dir):
     assert "sel" not in reloaded.query_params and not any("Reviewing the" in i.value for i in reloaded.info)
 
 
+def test_a_newer_run_does_not_hide_the_reviewed_one(data_dir):
+    """Issue 24 bug 1: after a short new training that flagged nothing, the app opened on the newest run. It
+    opens the run of the latest decision, else the one last picked; the picker shows each run's flagged and
+    decided clips and when it finished, and a run trained far fewer epochs than the automatic schedule is
+    marked and warned about."""
+    runs = data_dir / ".auditor" / "runs"
+    quick = make_fake_run(runs / "quick", data_dir=data_dir, n_clips=12, n_classes=4, seed=9)
+    flags = pd.read_csv(quick / "flags.csv")
+    flags[["label_noise_score", "mismatch_score"]] = 0.1  # flags nothing
+    flags.to_csv(quick / "flags.csv", index=False)
+    config = json.loads((quick / "config.json").read_text())
+    config |= {"clips": 12, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
+    (quick / "config.json").write_text(json.dumps(config))
+    os.utime(quick / "config.json", (2e9, 2e9))  # the newest run
+    at = app(curator="me")
+    assert at.session_state["run_name"] == "quick"  # no decision, nothing picked: the newest scored run
+    at.selectbox(key="run_name").select("default").run()  # the curator picks the scored one ...
+    assert app().session_state["run_name"] == "default"  # ... and a new session opens it again
+    with ReviewStore(data_dir) as store:  # a decision on the default run outweighs a later pick of quick
+        store.record("clips/clip_00001.mp4", "keep", given_label="g", curator="me", run_id="fake-1-12x4")
+    at.selectbox(key="run_name").select("quick").run()
+    at = app(curator="me")
+    no_errors(at)
+    assert at.session_state["run_name"] == "default"
+    picker = at.selectbox(key="run_name")
+    shown = dict(zip(picker.options, ["quick", "default"], strict=True))
+    default_flagged = int((pd.read_csv(runs / "default" / "flags.csv")[["label_noise_score", "mismatch_score"]]
+                           >= 0.5).any(axis=1).sum())
+    [line] = [k for k, v in shown.items() if v == "default"]
+    assert f"default · {default_flagged} flagged · 1 decided · finished " in line and "short" not in line
+    [line] = [k for k, v in shown.items() if v == "quick"]
+    assert "quick · 0 flagged · 0 decided · finished 20" in line and "short training (2 of 100 epochs)" in line
+    assert not at.sidebar.warning
+    picker.select("quick").run()
+    assert any("trained 2 epochs" in w.value and "100" in w.value for w in at.sidebar.warning)
+
+
 def replace_box(at: AppTest):
     return next(c for c in at.checkbox if c.label.startswith("If a run of this name exists"))
 

@@ -2,7 +2,8 @@
 page registry, and the shared sidebar that sets them.
 
 Session-state keys read by several pages are named here (``*_KEY``). ``st.session_state`` dies with the tab;
-the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk, in the data set's work folder
+the recent list lives in ~/.config/av-auditor/recent.json, the last curator name and each data set's last picked
+run in settings.json beside it, and the runs on disk, in the data set's work folder
 (:mod:`auditor.workspace`: DIR/.auditor, or under ``--workdir``).
 """
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from auditor import jobs, run_folder, selections, workspace
+from auditor import jobs, run_choice, run_folder, selections, workspace
+from auditor.ui import loaders
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES_DIR = REPO / "pages"
@@ -115,6 +117,24 @@ def remember_data_dir(path: str) -> None:
     """Put ``path`` first in the recent list."""
     items = [path] + [p for p in recent_data_dirs() if p != path]
     _write_config_json(RECENT_FILE, {"recent": items[:MAX_RECENT]})
+
+
+def _remember_run() -> None:
+    """Run picker callback: the scored run picked is what this data set opens with next time, unless a
+    decision names another run (settings.json, ``runs``: data set folder -> run name)."""
+    data, name = data_dir(), st.session_state.get(RUN_KEY)
+    if data is None or not name or not run_folder.run_outputs_ready(runs_root(data) / name):
+        return
+    settings = _read_config_json(SETTINGS_FILE)
+    runs = settings.get("runs") if isinstance(settings.get("runs"), dict) else {}
+    _write_config_json(SETTINGS_FILE, settings | {"runs": runs | {str(data): name}})
+
+
+def _picked_run(data: Path) -> str | None:
+    """The scored run last picked for ``data`` (see _remember_run), or None."""
+    runs = _read_config_json(SETTINGS_FILE).get("runs")
+    name = runs.get(str(data)) if isinstance(runs, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def remember_curator() -> None:
@@ -268,11 +288,12 @@ def run_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def run_label(data: Path, name: str) -> str:
-    """A run as the sidebar lists it: its name, and "running" or "no results yet" when it cannot be reviewed."""
+def run_label(data: Path, name: str, summary: run_choice.RunSummary | None) -> str:
+    """A run as the sidebar lists it: run_choice.label (flagged, decided, finished, a short training) for a run
+    with results, else its name and "running" or "no results yet"."""
+    if summary is not None and summary.ready:
+        return run_choice.label(summary)
     run = runs_root(data) / name
-    if run_folder.run_outputs_ready(run):
-        return name
     return f"{name} · {'running' if jobs.job_status(run).state == 'running' else 'no results yet'}"
 
 
@@ -324,12 +345,6 @@ def _data_changed() -> None:
     leave_selection()
 
 
-def _default_run(data: Path, names: list[str]) -> str | None:
-    """The newest run with results (what Explore and Review can show), else the newest run."""
-    ready = [n for n in names if run_folder.run_outputs_ready(runs_root(data) / n)]
-    return (ready or names or [None])[0]
-
-
 def sidebar() -> None:
     """Data set folder (+ recent list, bundled sample), run selector, curator name."""
     ss = st.session_state
@@ -354,11 +369,16 @@ def sidebar() -> None:
                 pending = ss.pop(PENDING_RUN_KEY)
                 names = names if pending in names else [pending, *names]
                 ss[RUN_KEY] = pending
+            summaries, decided_run = loaders.run_summaries(data, names)
             if ss.get(RUN_KEY) not in names:
-                ss[RUN_KEY] = _default_run(data, names)
+                ss[RUN_KEY] = run_choice.choose(summaries, decided_run, _picked_run(data))
             if names:
-                st.selectbox("Run", names, key=RUN_KEY, format_func=lambda n: run_label(data, n),
-                             help="The model run whose results Explore, Review and Export use (newest first).")
+                by_name = {r.name: r for r in summaries}
+                st.selectbox("Run", names, key=RUN_KEY, format_func=lambda n: run_label(data, n, by_name.get(n)),
+                             on_change=_remember_run,
+                             help="The model run whose results Explore, Review and Export use (newest first). "
+                                  "Opens with the run of the latest decision, else the one you last picked.")
+                _warn_short(by_name.get(ss.get(RUN_KEY)))
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",
@@ -366,6 +386,14 @@ def sidebar() -> None:
                            "and a new tab starts from the last name entered.",
                       on_change=remember_curator)
     _url_state(data)
+
+
+def _warn_short(run: run_choice.RunSummary | None) -> None:
+    """A warning under the run picker when the selected run's training was short (run_choice.RunSummary.short)."""
+    if run is not None and run.short:
+        st.warning(f"This run trained {run.epochs} epochs; the automatic schedule for its clips is "
+                   f"{run.auto_epochs}. Its scores are rough: train again with automatic epochs before trusting "
+                   "what it flags (or does not flag).", icon=":material/warning:")
 
 
 def _url_state(data: Path | None) -> None:

@@ -38,11 +38,12 @@ if explicit:
 classes_all = sorted(table["given_label"].unique().tolist())
 state.bind_to_url(SORT_KEY, "sort", "suspicious", parse=state.one_of(review_queue.SORTS))
 state.bind_to_url(review.SEARCH_KEY, "q", "")
-state.bind_to_url("review_kinds", "kind", list(FLAGGED_KINDS),
-                  parse=lambda v: [k for k in v if k in review_queue.KIND_TEXT])
-state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v if c in classes_all])
-state.bind_to_url("review_threshold", "min", float(FLAG_THRESHOLD), parse=lambda v: min(1.0, max(0.0, float(v))))
-state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "False")
+state.bind_to_url("review_kinds", "kind", list(FLAGGED_KINDS),  # these four: in the Filters popover
+                  parse=lambda v: [k for k in v if k in review_queue.KIND_TEXT], hidden=True)
+state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v if c in classes_all], hidden=True)
+state.bind_to_url("review_threshold", "min", float(FLAG_THRESHOLD), parse=lambda v: min(1.0, max(0.0, float(v))),
+                  hidden=True)
+state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "False", hidden=True)
 f1, f2, f3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 sort = f1.selectbox("Order", list(review_queue.SORTS), key=SORT_KEY,
                     format_func=lambda k: review_queue.SORTS[k][0])

@@ -388,6 +388,20 @@ def test_escape_leaves_the_class_picker_for_the_review_keys(server, page):
     assert clip_heading(page) != clip
 
 
+def test_the_filters_popover_shows_the_filters_in_use(server, page):
+    """Issue 24 bug 8: opened after a rerun, the Filters popover said "Minimum score 0.00" (and "Not yet decided
+    only" off) while the queue's summary said "score ≥ 0.50"."""
+    page.goto(review_url(server))
+    settle(page)
+    press(page, "ArrowRight")  # a rerun before the popover is first opened
+    assert "score ≥ 0.50" in page.inner_text("body")
+    page.locator("[data-testid='stPopover'] button").first.click()
+    slider = page.locator(".st-key-review_threshold input[type=range]")
+    slider.wait_for(state="attached", timeout=30_000)
+    assert slider.get_attribute("value") == "0.5"
+    assert page.locator(".st-key-review_undecided input[type=checkbox]").is_checked()
+
+
 def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
     page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
     settle(page)

@@ -165,11 +165,14 @@ def init_session() -> None:
         ss[CURATOR_KEY] = name if isinstance(name, str) else ""
 
 
-def bind_to_url(key: str, param: str, default, *, parse=str) -> None:
+def bind_to_url(key: str, param: str, default, *, parse=str, hidden: bool = False) -> None:
     """Keep session key ``key`` (a widget's) in the address bar as ``?param=``: a new tab (a reload, a shared
     link) starts from the address bar; call before the widget is drawn. ``parse`` turns the text (a list of
     texts for a list ``default``) back into a value and raises ValueError for one that is not allowed (it is
-    ignored). The widget gets its value from the session (or ``default``): draw it without a default."""
+    ignored). The widget gets its value from the session (or ``default``): draw it without a default.
+    ``hidden``: the widget is inside something closed (a popover) that the browser draws only when opened; its
+    value is then sent on every run, or the browser would draw it with the widget's own default (e.g. a
+    slider's minimum) while the page uses the session's value."""
     ss = st.session_state
     seen = ss.setdefault(_URL_BOUND_KEY, set())
     if key not in seen:
@@ -182,6 +185,8 @@ def bind_to_url(key: str, param: str, default, *, parse=str) -> None:
                 pass
     if key not in ss:  # the widget takes its value from here: draw it without a default of its own
         ss[key] = default
+    elif hidden:
+        ss[key] = ss[key]  # a value set through the session is sent to the browser with the widget
     ss.setdefault(_URL_BINDS_KEY, {})[key] = (param, default)
 
 

@@ -446,21 +446,59 @@ def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     assert len(mine) == count and set(mine["decision"]) == {"accept"}
 
 
-def test_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page):
-    goto(page, server, "classes")
+def tile_counts(page) -> list[int]:
+    """The clip count of each tile of the Classes page's confusion map, in the order of its points."""
+    return page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].text.map(Number)")
+
+
+def click_tile(page, n: int, *, shift: bool = False) -> None:
+    """A single click (Shift+click with ``shift``) in the middle of the ``n``-th tile of the confusion map."""
     page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=30_000)
-    tiles = page.locator(".js-plotly-plot .scatterlayer .point")
-    box = tiles.nth(1).bounding_box()  # a tile of the first row: a box drawn just around it
-    page.mouse.move(box["x"] - 3, box["y"] - 3)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=6)
-    page.mouse.up()
+    box = page.locator(".js-plotly-plot .scatterlayer .point").nth(n).bounding_box()
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def test_a_click_on_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page):
+    """Issue 24, item 10: a single click on a tile did nothing (only a box drawn around it selected it)."""
+    goto(page, server, "classes")
+    click_tile(page, 1)
     page.get_by_text(re.compile(r"clips? in 1 tile")).wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
     count = int(re.search(r"([\d,]+) clips? in 1 tile", page.inner_text("body")).group(1))
+    assert count == int(tile_counts(page)[1])
     shoot(page, "classes_tile")
     page.get_by_role("button", name="Review these").click()
     page.get_by_text(f"Reviewing the {plural(count, 'clip')} selected").wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
+
+
+def test_the_clips_of_tiles_get_the_batch_actions(server, page):
+    """Issue 24, item 10: the clips of the selected tiles get the review queue's batch actions; the confirmation
+    states the count and one decision per clip is logged."""
+    page.goto(f"{server['url']}/classes?data={urllib.parse.quote(str(server['containers']))}")
+    settle(page)
+    set_curator(page, "tile tester")
+    click_tile(page, 0)
+    page.get_by_text(re.compile(r"clips? in 1 tile")).wait_for(timeout=30_000)
+    settle(page)
+    click_tile(page, 1, shift=True)
+    page.get_by_text(re.compile(r"clips? in 2 tiles")).wait_for(timeout=30_000)
+    settle(page)
+    count = int(sum(tile_counts(page)[:2]))
+    button = page.get_by_role("button", name=f"Mark all as checked ({count})")
+    button.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
+    shoot(page, "classes_batch_confirm")
+    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
+    settle(page)
+    no_exception(page)
+    with ReviewStore(server["containers"]) as store:
+        mine = store.history(curators=["tile tester"])
+    assert len(mine) == count and set(mine["decision"]) == {"keep"} and mine["clip"].is_unique

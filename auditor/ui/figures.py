@@ -85,7 +85,10 @@ def loss_figure(losses: pd.DataFrame) -> go.Figure:
 def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 460) -> go.Figure:
     """The given x suggested label matrix as square tiles (a scatter, so that a tile can be clicked and
     selected), coloured and labelled by its clip count; off-diagonal tiles are the suggested relabels.
-    ``cells`` = auditor.class_view.confusion_cells; the point's customdata is (given, suggested)."""
+    ``cells`` = auditor.class_view.confusion_cells; the point's customdata is (given, suggested).
+
+    No drag mode and fixed axes: Streamlit lets a click select a point only when the drag mode is neither box
+    nor lasso, so a click selects a tile (Shift+click adds one) and the toolbar's box tool selects several."""
     names = [escape_hover(c) for c in classes]
     x = cells["suggested_label"].map(escape_hover)
     y = cells["given_label"].map(escape_hover)
@@ -97,11 +100,12 @@ def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 4
         marker={"symbol": "square", "size": size, "color": np.log1p(cells["clips"]), "colorscale": "Blues",
                 "line": {"width": 0}},
         hovertemplate="given %{y} → suggested %{x}: %{text} clips<extra></extra>"))
-    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode="select",
+    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode=False,
                       xaxis={"title": "suggested label", "type": "category", "categoryorder": "array",
-                             "categoryarray": names, "showticklabels": len(classes) <= 60},
+                             "categoryarray": names, "showticklabels": len(classes) <= 60, "fixedrange": True},
                       yaxis={"title": "given label", "type": "category", "categoryorder": "array",
-                             "categoryarray": names[::-1], "showticklabels": len(classes) <= 60})
+                             "categoryarray": names[::-1], "showticklabels": len(classes) <= 60,
+                             "fixedrange": True})
     return fig
 
 

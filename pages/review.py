@@ -12,13 +12,14 @@ from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
 from auditor.reviews import MISMATCH_KINDS
 from auditor.run_folder import read_config
 from auditor.text import md_literal, plural
-from auditor.ui import figures, loaders, review, state, widgets, windows
+from auditor.ui import compact, figures, loaders, review, state, widgets, windows
 
 SORT_KEY = "review_sort"
 MISMATCH_TEXT = {"dubbed_or_music": "dubbed / music", "off_screen": "off-screen", "swapped": "swapped",
                  "silent": "silent", "other": "other"}
 
 st.title("Review")
+compact.compact_review_layout()
 data, run = state.require_scored_run()
 table = loaders.scored_clips(data, run)
 run_id = loaders.run_id(run)
@@ -99,8 +100,8 @@ if conflict:
         st.button("Record mine", type="primary", on_click=review.record_mine, args=(data, run_id))
 
 clip_windows = windows.clip_windows_of(run, current, row["given_label"])
-media_col, info_col = st.columns([4, 5], gap="large")
-with media_col:
+media_col, info_col = st.columns([5, 6], gap="medium")
+with media_col, st.container(key=compact.MEDIA_KEY, gap="small"):
     try:
         path = review_queue.clip_path(data, current)
     except ValueError as err:
@@ -122,11 +123,10 @@ with media_col:
             part = f" (the middle {loaders.REVIEW_SOUND_SECONDS:.0f} s, from {start:.1f} s)" if start > 0 else ""
             st.caption(f"Sound alone{part}")
             st.audio(media["wav"], format="audio/wav")
-            st.caption("Spectrogram (log-mel)")
-            st.plotly_chart(figures.spectrogram_figure(media["mel"], start_s=start), config={"displayModeBar": False},
-                            key="spectrogram")
-            st.caption(f"{len(media['frames'])} frames, evenly spaced")
-            st.image(figures.frame_strip(media["frames"]), width="stretch")
+            st.image(figures.frame_strip(media["frames"]), width="stretch",
+                     caption=f"{len(media['frames'])} frames, evenly spaced")
+            st.plotly_chart(figures.spectrogram_figure(media["mel"], start_s=start, height=130),
+                            config={"displayModeBar": False}, key="spectrogram")
 
 with info_col:
     conf = row.get("suggested_confidence")
@@ -135,19 +135,9 @@ with info_col:
                 f"**Suggested label** {md_literal(row.get('suggested_label') or '–')}{conf_text}  \n"
                 f"**Sound alone suggests** {md_literal(row.get('audio_pred') or '–')} · "
                 f"**picture alone** {md_literal(row.get('visual_pred') or '–')}")
-    lines = review_queue.explain(row)
-    noise, mism = row.get("label_noise_score"), row.get("mismatch_score")
-    if noise == noise and noise is not None:
-        st.progress(float(noise), text=f"Wrong-label score {noise:.2f}")
-    st.markdown(lines["label"])
-    if mism == mism and mism is not None:
-        st.progress(float(mism), text=f"Mismatch score {mism:.2f}")
-    if lines["mismatch"]:
-        st.markdown(lines["mismatch"])
-    if clip_windows is not None:
-        windows.show(clip_windows)
+    lines = review_queue.explain(row)  # each sentence states its score
+    st.markdown(lines["label"] + (f"  \n{lines['mismatch']}" if lines["mismatch"] else ""))
 
-    st.markdown("**Decision**")
     curator = ss.get(state.CURATOR_KEY, "").strip()
     off = not curator
     if off:
@@ -169,14 +159,15 @@ with info_col:
         st.button("Skip", icon=":material/skip_next:", on_click=review.record_decision, args=(*args, "skip"),
                   disabled=off, help="Decide later: the clip goes to the end of the queue", shortcut=keys["skip"])
     all_classes = sorted(set((read_config(run) or {}).get("classes") or table["given_label"].unique()))
-    st.selectbox("Relabel as (recorded when chosen)", all_classes, index=None, key=review.RELABEL_KEY,
-                 placeholder="Choose a class… (r, type, Enter)", disabled=off, on_change=review.record_decision,
-                 args=(*args, "relabel", review.RELABEL_KEY))
+    relabel_col, note_col = st.columns(2, gap="small")
+    relabel_col.selectbox("Relabel as (recorded when chosen)", all_classes, index=None, key=review.RELABEL_KEY,
+                          placeholder="Choose a class… (r, type, Enter)", disabled=off,
+                          on_change=review.record_decision, args=(*args, "relabel", review.RELABEL_KEY))
+    note_col.text_input("Note (goes with the decision)", key=review.NOTE_KEY, placeholder="optional")
     st.pills("Sound does not belong (goes with the decision)", MISMATCH_KINDS, key=review.MISMATCH_KEY,
              format_func=MISMATCH_TEXT.get,
              help="Mark the sound as not belonging to the picture together with a label decision: both "
                   "problems of one clip in one decision (the export gets a mismatch column).")
-    st.text_input("Note (goes with the decision)", key=review.NOTE_KEY, placeholder="optional")
     with st.container(horizontal=True):
         st.button("Previous", icon=":material/arrow_back:", on_click=review.step, args=(-1,),
                   shortcut=keys["previous"])
@@ -186,6 +177,8 @@ with info_col:
                   help="Take back your last decision (also after a reload)")
     st.caption(review.KEYS_HELP)
     review.install_shortcut_keys()
+    if clip_windows is not None:
+        windows.show(clip_windows)
 
     st.markdown("**Nearest clips** (fused embedding): what similar clips are labelled")
     try:

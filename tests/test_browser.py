@@ -27,6 +27,7 @@ import pytest
 
 from auditor.reviews import ReviewStore
 from auditor.text import plural
+from auditor.ui.review import RELABEL_KEY
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -502,3 +503,31 @@ def test_the_clips_of_tiles_get_the_batch_actions(server, page):
     with ReviewStore(server["containers"]) as store:
         mine = store.history(curators=["tile tester"])
     assert len(mine) == count and set(mine["decision"]) == {"keep"} and mine["clip"].is_unique
+
+
+def test_the_clip_and_every_decision_control_fit_one_screen_at_1400x900(server, browser):
+    """Issue 24, item 9: at 1400×900 the title and padding took ~130 px, Accept / Keep sat on the bottom edge and
+    the class picker, the note and Next were below the fold. Without scrolling, the video, the decision buttons,
+    the class picker, the note, the sound-mismatch marks and Previous / Next / Undo are all on screen."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(review_url(server, curator="layout tester", clip="clips/clip_00000.mp4"))
+        settle(page)
+        no_exception(page)
+        page.locator("video").first.wait_for(timeout=30_000)
+        controls = {"video": page.locator("video").first,
+                    **{name: page.get_by_role("button", name=name).first for name in (
+                        "Accept suggestion", "Keep given label", "Mismatched / exclude", "Skip", "Previous", "Next",
+                        "Undo")},
+                    "relabel picker": page.locator(f".st-key-{RELABEL_KEY} input").first,
+                    "note": page.get_by_role("textbox", name="Note (goes with the decision)"),
+                    "sound marks": page.get_by_role("radio", name="other")}
+        assert page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop") == 0
+        for name, locator in controls.items():
+            box = locator.bounding_box()
+            assert box is not None, f"{name} is not drawn"
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 900, f"{name} is not within the screen: {box}"
+        page.screenshot(path=str(SHOTS / "review_1400x900.png"))
+    finally:
+        context.close()

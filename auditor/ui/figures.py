@@ -112,15 +112,16 @@ def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 4
 SPECTROGRAM_COLUMNS = 2_000  # columns drawn at most (a long clip's log-mel is thinned to this many)
 
 
-def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010, start_s: float = 0.0) -> go.Figure:
-    """A (64, L) log-mel as a heatmap over the clip's seconds (``hop_seconds`` per column, the first at
-    ``start_s``); every ceil(L / SPECTROGRAM_COLUMNS)-th column when L is larger."""
+def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010, start_s: float = 0.0, *,
+                       height: int = 180) -> go.Figure:
+    """A (64, L) log-mel as a heatmap ``height`` px tall over the clip's seconds (``hop_seconds`` per column, the
+    first at ``start_s``); every ceil(L / SPECTROGRAM_COLUMNS)-th column when L is larger."""
     step = max(1, -(-mel.shape[1] // SPECTROGRAM_COLUMNS))
     mel = mel[:, ::step]
     t = start_s + np.arange(mel.shape[1]) * hop_seconds * step
     fig = go.Figure(go.Heatmap(z=mel, x=t, colorscale="Magma", showscale=False,
                                hovertemplate="%{x:.2f} s · mel %{y}<extra></extra>"))
-    fig.update_layout(height=180, margin={"l": 8, "r": 8, "t": 4, "b": 4}, xaxis_title="seconds",
+    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 4, "b": 4}, xaxis_title="seconds",
                       yaxis_title="mel bin")
     return fig
 

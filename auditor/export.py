@@ -9,8 +9,9 @@ decision; :func:`export_bytes` renders the four export files in memory (the app'
   ``mismatch`` column (the kind, or empty) when a current decision says that a clip's sound does not belong;
 * ``decisions.csv`` / ``decisions.jsonl``: the full decision history (``reviews.COLUMNS``), oldest first;
 * ``summary.csv``: per given class, how many clips got each decision, and where labels moved;
-* ``label_studio_tasks.json`` + ``label_studio_config.xml`` and, written to a folder only, ``fiftyone/`` (a
-  FiftyOne VideoClassificationDirectoryTree of links to the clips): :mod:`auditor.export_tools`.
+* ``label_studio_tasks.json`` + ``label_studio_config.xml`` + ``label_studio_README.txt`` (the steps that make
+  Label Studio play the clips) and, written to a folder only, ``fiftyone/`` (a FiftyOne
+  VideoClassificationDirectoryTree of links to the clips): :mod:`auditor.export_tools`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ import pandas as pd
 from auditor.atomic import atomic_write_bytes
 from auditor.data.manifest import LABELS_FILE, load_manifest
 from auditor.errors import UserError
-from auditor.export_tools import label_studio_config, label_studio_tasks, write_fiftyone_tree
+from auditor.export_tools import (  # LABEL_DECISIONS: the decisions whose final_label replaces the given label
+    LABEL_DECISIONS,
+    label_studio_config,
+    label_studio_readme,
+    label_studio_tasks,
+    write_fiftyone_tree,
+)
 from auditor.reviews import FINAL_DECISIONS, read_decisions
 
 # How excluded clips appear in the exported labels.csv.
@@ -34,9 +41,8 @@ EXCLUDED_MODES = ("drop", "column")
 # Export file key (export_bytes) -> file name (export_reviewed).
 EXPORT_FILES = {"labels_csv": LABELS_FILE, "decisions_csv": "decisions.csv",
                 "decisions_jsonl": "decisions.jsonl", "summary_csv": "summary.csv",
-                "labelstudio_tasks": "label_studio_tasks.json", "labelstudio_config": "label_studio_config.xml"}
-# Decisions whose final_label replaces the given label.
-LABEL_DECISIONS = ("accept", "keep", "relabel")
+                "labelstudio_tasks": "label_studio_tasks.json", "labelstudio_config": "label_studio_config.xml",
+                "labelstudio_readme": "label_studio_README.txt"}
 # The decisions summary.csv and the summary count ("undo" leaves a clip undecided, counted there).
 SUMMARY_DECISIONS = (*FINAL_DECISIONS, "skip")
 # The label of the all-classes row of summary.csv.
@@ -72,7 +78,7 @@ def final_labels(manifest_rows: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFr
 
 def export_bytes(data_dir: str | os.PathLike[str], *, run_dir: str | os.PathLike[str] | None = None,
                  excluded: str = "drop", curator_filter: str | Iterable[str] | None = None) -> dict[str, bytes]:
-    """The export files as bytes: ``{"labels_csv", "decisions_csv", "decisions_jsonl", "summary_csv"}``.
+    """The export files as bytes, one per key of EXPORT_FILES.
 
     Same contents as :func:`export_reviewed` writes; nothing is written.
     """
@@ -125,8 +131,9 @@ def _build(data_dir, *, run_dir, excluded: str, curator_filter) -> tuple[dict[st
         "decisions_csv": history.to_csv(index=False, lineterminator="\n").encode("utf-8"),
         "decisions_jsonl": _jsonl(history),
         "summary_csv": _summary_table(table).to_csv(index=False, lineterminator="\n").encode("utf-8"),
-        "labelstudio_tasks": label_studio_tasks(table, flags, run_id=run_id),
+        "labelstudio_tasks": label_studio_tasks(table, flags, run_id=run_id, folder=Path(data_dir).resolve().name),
         "labelstudio_config": label_studio_config(_classes(run_dir, table)),
+        "labelstudio_readme": label_studio_readme(data_dir),
     }
     summary = _summary(table, excluded)
     summary.update(history=len(history), not_in_data=int((~latest["clip"].isin(table["clip"])).sum()),

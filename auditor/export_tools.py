@@ -5,10 +5,13 @@ decision, excluded, mismatch); ``flags`` = the run's flags.csv (clip, suggested_
 label_noise_score, mismatch_score), or None without a run.
 
 * Label Studio: :func:`label_studio_tasks` = a tasks JSON (Label Studio's "basic JSON format": a list of
-  ``{"data": {...}, "predictions": [...]}``) with the model's suggestion as a ``choices`` prediction of control
-  ``label`` on object ``video``, and :func:`label_studio_config` = the labeling config those names refer to.
-  Clips are addressed as Label Studio's local files (``/data/local-files/?d=<clip>``): start Label Studio with
-  LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT = the data set folder.
+  ``{"data": {...}, "annotations": [...], "predictions": [...]}``): the curator's label decision (accept, keep,
+  relabel) as a ``choices`` annotation of control ``label`` on object ``video`` (a relabel shows the curator's
+  label), the model's suggestion as a ``choices`` prediction; :func:`label_studio_config` = the labeling config
+  those names refer to; :func:`label_studio_readme` = the steps that make Label Studio play the clips. Clips are
+  addressed as Label Studio's local files relative to the data set's parent folder
+  (``/data/local-files/?d=<data set folder name>/<clip>``, URL-quoted): Label Studio refuses a "Local files"
+  storage equal to its document root, so the document root is the parent and the one storage the data set.
 * FiftyOne: :func:`write_fiftyone_tree` = FiftyOne's ``VideoClassificationDirectoryTree`` layout
   (``<dir>/<label>/<video>``), the videos as symbolic links to the clips, excluded clips left out; load it with
   ``fo.Dataset.from_dir(dataset_dir=DIR, dataset_type=fo.types.VideoClassificationDirectoryTree)``.
@@ -21,38 +24,78 @@ import math
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
 LS_OBJECT, LS_CONTROL = "video", "label"  # the names of the labeling config's Video and Choices tags
 LS_LOCAL_FILES = "/data/local-files/?d="
+# Decisions whose reviewed label is the curator's own (an annotation); excluded and skipped clips get none.
+LABEL_DECISIONS = ("accept", "keep", "relabel")
 FIFTYONE_DIR = "fiftyone"
 
 
-def label_studio_tasks(table: pd.DataFrame, flags: pd.DataFrame | None, *, run_id: str = "") -> bytes:
-    """One task per clip of ``table``: ``data`` holds the video address, the clip, the given and the reviewed
-    label, the decision, ``excluded``, ``mismatch`` and the two scores; ``predictions`` holds the suggested
-    label (score = its confidence) when the run suggests one. UTF-8 JSON."""
+def label_studio_tasks(table: pd.DataFrame, flags: pd.DataFrame | None, *, run_id: str = "",
+                       folder: str = "") -> bytes:
+    """One task per clip of ``table`` (excluded clips too, marked): ``data`` holds the video address (local
+    files under ``folder``, the data set folder's name), the clip, the given and the reviewed label, the
+    decision, ``excluded``, ``mismatch`` and the two scores; ``annotations`` holds the reviewed label when the
+    clip's decision is a label decision (LABEL_DECISIONS); ``predictions`` holds the suggested label (score = its
+    confidence) when the run suggests one. UTF-8 JSON."""
     by_clip = flags.set_index("clip") if flags is not None and len(flags) else None
+    prefix = f"{folder}/" if folder else ""
     tasks = []
     for row in table.to_dict("records"):
         scored = by_clip.loc[row["clip"]] if by_clip is not None and row["clip"] in by_clip.index else None
-        data = {LS_OBJECT: LS_LOCAL_FILES + row["clip"], "clip": row["clip"], "given_label": row["given_label"],
+        data = {LS_OBJECT: LS_LOCAL_FILES + quote(prefix + row["clip"], safe="/"), "clip": row["clip"],
+                "given_label": row["given_label"],
                 "reviewed_label": row["final_label"], "decision": row["decision"], "excluded": bool(row["excluded"]),
                 "mismatch": row["mismatch"],
                 "label_noise_score": _number(None if scored is None else scored.get("label_noise_score")),
                 "mismatch_score": _number(None if scored is None else scored.get("mismatch_score"))}
         task: dict = {"data": data}
+        if row["decision"] in LABEL_DECISIONS:
+            task["annotations"] = [{"result": [_choice(row["final_label"])], "ground_truth": False}]
         suggested = "" if scored is None else str(scored.get("suggested_label") or "")
         if suggested:
             task["predictions"] = [{
                 "model_version": run_id or "av-auditor",
                 "score": _number(scored.get("suggested_confidence")),
-                "result": [{"from_name": LS_CONTROL, "to_name": LS_OBJECT, "type": "choices",
-                            "value": {"choices": [suggested]}}]}]
+                "result": [_choice(suggested)]}]
         tasks.append(task)
     return json.dumps(tasks, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _choice(label: str) -> dict:
+    """A ``choices`` result of the labeling config's control, choosing ``label``."""
+    return {"from_name": LS_CONTROL, "to_name": LS_OBJECT, "type": "choices", "value": {"choices": [label]}}
+
+
+def label_studio_readme(data_dir: str | os.PathLike[str]) -> bytes:
+    """The steps that open the exported tasks in Label Studio with their clips playing (plain text): local
+    files served from the data set's parent folder, one "Local files" storage = the data set folder."""
+    data = Path(data_dir).resolve()
+    return f"""Opening these tasks in Label Studio (1.23) with the clips playing
+
+Label Studio serves a clip from this computer only through a "Local files" source storage whose folder holds it,
+below the folder named by LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, and it refuses a storage equal to that folder.
+The tasks address each clip as /data/local-files/?d={data.name}/<clip>, so:
+
+1. Start Label Studio with the data set's parent folder as the document root:
+     LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true \\
+     LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={data.parent} \\
+     label-studio start
+2. Create a project; in Settings > Labeling Interface > Code, paste label_studio_config.xml.
+3. In Settings > Cloud Storage > Add Source Storage, choose "Local files", set the absolute local path to
+     {data}
+   and add it (no sync needed: the tasks come from the JSON file).
+4. Import label_studio_tasks.json (Import > Upload files).
+
+Each task shows the curator's label as an annotation (accept, keep or relabel decisions) and the model's
+suggestion as a prediction. Excluded clips are kept, marked "excluded": true in the task data, without an
+annotation. Moving the data set folder, or renaming it, breaks the addresses: export again.
+""".encode()
 
 
 def label_studio_config(classes: list[str]) -> bytes:

@@ -38,6 +38,14 @@ STATUS_TEXT = {"accept": "accepted suggestion", "keep": "kept given label", "rel
                "exclude": "excluded", "skip": "skipped", "undo": NOT_REVIEWED}
 # The statuses of a decided clip (auditor.reviews.FINAL_DECISIONS): "skipped" is not decided.
 DECIDED_STATUSES = frozenset(STATUS_TEXT[d] for d in FINAL_DECISIONS)
+# What the latest row of a clip's decision log did, in words: a skip or an undo is no decision.
+LATEST_TEXT = {"skip": "skipped", "undo": "decision undone"}
+
+
+def latest_text(decision: str) -> str:
+    """The latest row of a clip's log as the clip's caption says it ("... by <curator>"): "latest decision:
+    accept", but "skipped" and "decision undone" (neither is a decision)."""
+    return LATEST_TEXT.get(decision, f"latest decision: {decision}")
 
 
 # ----------------------------------------------------------------------------------------------- flags.csv
@@ -211,6 +219,16 @@ def nearest_neighbours(clips: list[str], matrix: np.ndarray, clip: str, k: int =
 
 
 # ------------------------------------------------------------------------------------------- explanations
+def primary_action(row: pd.Series | dict) -> str:
+    """The decision the Review page highlights for a flags row: "accept" when the suggested label differs from
+    the given one; else, for a clip flagged for its sound, "exclude" (the sound verdict: accepting would change
+    nothing); else "keep"."""
+    suggested = row.get("suggested_label")
+    if suggested and suggested == suggested and suggested != row.get("given_label"):
+        return "accept"
+    return "exclude" if row.get("flag_kind") in ("mismatch", "both") else "keep"
+
+
 def explain(row: pd.Series | dict, threshold: float = FLAG_THRESHOLD) -> dict[str, str]:
     """One plain-language Markdown sentence per score: {"label": ..., "mismatch": ...}; labels as md_literal.
 

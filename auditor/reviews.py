@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_clip_id ON decisions (clip, id);
 """
 _INSERT = f"INSERT INTO decisions ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
+_UNDOABLE = """
+SELECT d.* FROM decisions AS d
+WHERE d.curator = ? AND d.decision != 'undo' AND COALESCE(d.note, '') NOT LIKE 'undo of #%'
+  AND d.id = (SELECT MAX(e.id) FROM decisions AS e WHERE e.clip = d.clip)
+ORDER BY d.id DESC LIMIT ?
+"""
 _LATEST = """
 SELECT d.* FROM decisions AS d
 JOIN (SELECT clip, MAX(id) AS id FROM decisions {where} GROUP BY clip) AS m ON d.id = m.id
@@ -261,6 +267,14 @@ class ReviewStore:
         """The current decision of ``clip`` as a dict (keys ``COLUMNS``), or None if it was never decided."""
         with self._lock:
             return self._latest_row(clip)
+
+    def undoable(self, curator: str, limit: int) -> list[dict]:
+        """What ``curator`` can still undo, newest first, at most ``limit`` rows (dicts, keys ``COLUMNS``): their
+        decisions (skips included) that are still their clip's latest. An ``undo`` row, and a row that an undo
+        wrote back (its note starts with "undo of #"), are no decisions to undo."""
+        with self._lock:
+            rows = self._conn.execute(_UNDOABLE, (curator.strip(), limit)).fetchall()
+        return [dict(r) for r in rows]
 
     def history(self, clip: str | None = None, *, curators: Iterable[str] | None = None) -> pd.DataFrame:
         """All decisions (of ``clip`` when given; of ``curators`` when given) in the order they were made."""

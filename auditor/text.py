@@ -45,6 +45,18 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
+def decoded_text(checked: int, decoded_now: int) -> str:
+    """How a check of ``checked`` clips went, ``decoded_now`` of them decoded and the rest read from the cache:
+    (12, 12) -> "all 12 clips decoded"; (12, 0) -> "all 12 clips from the cache, none decoded";
+    (12, 3) -> "3 clips decoded, 9 from the cache"."""
+    from_cache = max(checked - decoded_now, 0)
+    if not from_cache:
+        return f"all {plural(decoded_now, 'clip')} decoded"
+    if not decoded_now:
+        return f"all {plural(from_cache, 'clip')} from the cache, none decoded"
+    return f"{plural(decoded_now, 'clip')} decoded, {from_cache:,} from the cache"
+
+
 def format_seconds(seconds: float | None) -> str:
     """85 -> "1 min 25 s"; None or NaN -> "–"."""
     if seconds is None or pd.isna(seconds):

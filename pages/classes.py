@@ -1,11 +1,12 @@
 """Classes: per-class flag shares and the model's estimated rates (class_report.csv), and the confusion of given
-and suggested labels as a tile map; a box drawn over tiles lists their clips and sends them to Review."""
+and suggested labels as a tile map; a click on a tile (Shift+click or the box tool for several) lists their clips,
+sends them to Review or records one batch decision for each of them."""
 
 import streamlit as st
 
 from auditor import class_view
 from auditor.text import plural
-from auditor.ui import figures, loaders, state, widgets
+from auditor.ui import figures, loaders, review, state, widgets
 
 st.title("Classes")
 data, run = state.require_scored_run()
@@ -21,7 +22,8 @@ widgets.show_table(table, column_config={**{c: st.column_config.TextColumn(t) fo
 
 st.subheader("Given label against suggested label")
 st.caption("A tile counts the clips with that given label (row) and suggested label (column): the diagonal "
-           "agrees, the rest are suggested relabels. Drag a box over one or more tiles to list their clips.")
+           "agrees, the rest are suggested relabels. Click a tile to list its clips (Shift+click adds a tile; the "
+           "box tool of the chart's toolbar selects several).")
 cells = class_view.confusion_cells(points)
 classes = sorted(set(cells["given_label"]) | set(cells["suggested_label"]))
 event = st.plotly_chart(figures.confusion_figure(cells, classes), key="confusion", on_select="rerun",
@@ -34,8 +36,8 @@ clips = [c for g, s in zip(picked["given_label"], picked["suggested_label"], str
 with st.container(horizontal=True, vertical_alignment="center"):
     st.markdown(f"**{plural(len(clips), 'clip')}** in {plural(len(picked), 'tile')}")
     if st.button("Review these", type="primary", icon=":material/fact_check:"):
-        st.session_state[state.REVIEW_CLIPS_KEY] = clips
-        st.switch_page(state.page_file("review"))
+        state.send_to_review(data, clips)
 chosen = points[points["clip"].isin(clips)]
+review.batch_buttons(data, loaders.run_id(run), chosen, "in the selected tiles", "classes_batch")
 widgets.show_table(chosen[widgets.CLIP_TABLE], column_config=widgets.TABLE_COLUMNS,
                    height=min(400, 38 + 35 * len(chosen)))

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from auditor.errors import UserError
-from auditor.text import format_seconds, md_literal
+from auditor.text import decoded_text, format_seconds, md_literal
 from auditor.ui import figures, ingest, jobs, loaders, state, widgets
 
 st.title("Data")
@@ -27,7 +27,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if ingested is None:
         st.caption("Decoding checks every file and measures durations; the Model page trains from the cache.")
     else:
-        st.caption(f"Last checked: {ingested['decoded_now']:,} clips decoded, the rest from the cache.")
+        checked = ingested["clips"] + ingested["decode_problems"]  # undecodable clips were checked too
+        st.caption(f"Last checked: {decoded_text(checked, ingested['decoded_now'])}.")
 if start and ingest.run_ingest(data) is not None:
     st.rerun()  # the button, its caption and the summary above describe the check just made
 

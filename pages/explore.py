@@ -61,8 +61,7 @@ chosen_rows = table[table["clip"].isin(selected)]
 with st.container(horizontal=True, vertical_alignment="center"):
     st.markdown(f"**{len(chosen_rows):,} clips selected**")
     if st.button("Review these", type="primary", icon=":material/fact_check:"):
-        st.session_state[state.REVIEW_CLIPS_KEY] = chosen_rows["clip"].tolist()
-        st.switch_page(state.page_file("review"))
+        state.send_to_review(data, chosen_rows["clip"].tolist())
     if st.button("Clear selection", icon=":material/close:"):
         selection.clear()
         st.rerun()

@@ -21,6 +21,7 @@ DOWNLOADS = {  # export file key -> (button label, MIME type)
     "summary_csv": ("Summary", "text/csv"),
     "labelstudio_tasks": ("Label Studio tasks", "application/json"),
     "labelstudio_config": ("Label Studio config", "application/xml"),
+    "labelstudio_readme": ("Label Studio steps", "text/plain"),
 }
 
 st.title("Export")
@@ -57,10 +58,11 @@ if c2.button("Write files", icon=":material/save:", width="stretch"):
     if result is not None:
         st.success(f"Wrote {result['rows_written']:,} labels and {result['history']:,} decisions to "
                    f"{md_literal(result['out_dir'])}.", icon=":material/check_circle:")
-st.caption("**Label Studio**: import the tasks into a project whose labeling config is the config file; start "
-           "Label Studio with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to the data set folder so that it "
-           "plays the clips. **FiftyOne**: the folder's `fiftyone/` loads with `fo.Dataset.from_dir(dataset_dir=…, "
-           "dataset_type=fo.types.VideoClassificationDirectoryTree)`.")
+st.caption("**Label Studio**: the curators' labels come as annotations, the model's suggestions as predictions; "
+           "`label_studio_README.txt` gives the steps (the document root is the data set's parent folder, one "
+           "\"Local files\" storage the data set folder). **FiftyOne**: the folder's `fiftyone/` (links to the "
+           "clips, excluded clips left out) loads with `fo.Dataset.from_dir(dataset_dir=…, "
+           "dataset_type=fo.types.VideoClassificationDirectoryTree)`; moving the data set breaks the links.")
 
 st.subheader("Decisions by class")
 total = summary[summary["class"] == TOTAL_ROW].iloc[0] if len(summary) else None

@@ -12,13 +12,14 @@ from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
 from auditor.reviews import MISMATCH_KINDS
 from auditor.run_folder import read_config
 from auditor.text import md_literal, plural
-from auditor.ui import figures, loaders, review, state, widgets, windows
+from auditor.ui import compact, figures, loaders, review, state, widgets, windows
 
 SORT_KEY = "review_sort"
 MISMATCH_TEXT = {"dubbed_or_music": "dubbed / music", "off_screen": "off-screen", "swapped": "swapped",
                  "silent": "silent", "other": "other"}
 
 st.title("Review")
+compact.compact_review_layout()
 data, run = state.require_scored_run()
 table = loaders.scored_clips(data, run)
 run_id = loaders.run_id(run)
@@ -26,27 +27,28 @@ ss = st.session_state
 all_clips = set(table["clip"])
 review.open_linked_clip(all_clips)
 
-explicit = ss.get(state.REVIEW_CLIPS_KEY)
+explicit = state.review_selection(data)
 if explicit:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.info(f"Reviewing the {plural(len(explicit), 'clip')} selected on Explore or Classes.",
                 icon=":material/filter_alt:")
         if st.button("Back to all flagged clips"):
-            ss.pop(state.REVIEW_CLIPS_KEY, None)
+            state.leave_selection()
             st.rerun()
 
 classes_all = sorted(table["given_label"].unique().tolist())
 state.bind_to_url(SORT_KEY, "sort", "suspicious", parse=state.one_of(review_queue.SORTS))
-state.bind_to_url("review_search", "q", "")
-state.bind_to_url("review_kinds", "kind", list(FLAGGED_KINDS),
-                  parse=lambda v: [k for k in v if k in review_queue.KIND_TEXT])
-state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v if c in classes_all])
-state.bind_to_url("review_threshold", "min", float(FLAG_THRESHOLD), parse=lambda v: min(1.0, max(0.0, float(v))))
-state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "False")
+state.bind_to_url(review.SEARCH_KEY, "q", "")
+state.bind_to_url("review_kinds", "kind", list(FLAGGED_KINDS),  # these four: in the Filters popover
+                  parse=lambda v: [k for k in v if k in review_queue.KIND_TEXT], hidden=True)
+state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v if c in classes_all], hidden=True)
+state.bind_to_url("review_threshold", "min", float(FLAG_THRESHOLD), parse=lambda v: min(1.0, max(0.0, float(v))),
+                  hidden=True)
+state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "False", hidden=True)
 f1, f2, f3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 sort = f1.selectbox("Order", list(review_queue.SORTS), key=SORT_KEY,
                     format_func=lambda k: review_queue.SORTS[k][0])
-search = f2.text_input("Search", key="review_search", placeholder="clip or label",
+search = f2.text_input("Search", key=review.SEARCH_KEY, placeholder="clip or label",
                        help="Clips whose name, given or suggested label contains this text.")
 with f3.popover("Filters", icon=":material/tune:", width="stretch"):
     kinds = st.pills("Flag kind", [*FLAGGED_KINDS, "clean"], selection_mode="multi",
@@ -71,7 +73,7 @@ st.caption(f"**{left:,}** left to decide in this queue of {len(queue):,} ({filte
 
 conflict = ss.get(review.REVIEW_CONFLICT_KEY)
 queue_clips = queue["clip"].tolist()
-current = review.current_clip(queue_clips, all_clips)
+current = review.current_clip(queue_clips, all_clips, searching=bool(search.strip()))
 if current is None:
     st.success("Nothing left to review with these filters.", icon=":material/task_alt:")
     st.stop()
@@ -82,14 +84,15 @@ review.link_to(current)
 st.markdown(f"### {md_literal(current)}")
 where = f"Clip {queue_clips.index(current) + 1:,} of {len(queue_clips):,} in the queue" \
     if current in queue_clips else "Not in this queue"
-last = f" · latest decision: {latest['decision']} by {md_literal(latest['curator'])} " \
+last = f" · {review_queue.latest_text(latest['decision'])} by {md_literal(latest['curator'])} " \
        f"({md_literal(latest['timestamp'][:16].replace('T', ' '))} UTC)" if latest else ""
 st.caption(f"{where} · status: {row['review_status']}{last} · the address bar links to this clip")
 
 if conflict:
     theirs = conflict["theirs"]
     final = f" (label {md_literal(theirs['final_label'])})" if theirs.get("final_label") else ""
-    st.warning(f"While you were looking at this clip, {md_literal(theirs.get('curator', '?'))} recorded "
+    when = "Before you" if conflict.get("already") else "While you were looking at this clip,"
+    st.warning(f"{when} {md_literal(theirs.get('curator', '?'))} recorded "
                f"**{theirs.get('decision', '?')}**{final} at {md_literal(theirs.get('timestamp', '?'))}. "
                f"Your decision (**{conflict['decision']}**) was not recorded.", icon=":material/group:")
     with st.container(horizontal=True):
@@ -97,8 +100,8 @@ if conflict:
         st.button("Record mine", type="primary", on_click=review.record_mine, args=(data, run_id))
 
 clip_windows = windows.clip_windows_of(run, current, row["given_label"])
-media_col, info_col = st.columns([4, 5], gap="large")
-with media_col:
+media_col, info_col = st.columns([5, 6], gap="medium")
+with media_col, st.container(key=compact.MEDIA_KEY, gap="small"):
     try:
         path = review_queue.clip_path(data, current)
     except ValueError as err:
@@ -120,11 +123,10 @@ with media_col:
             part = f" (the middle {loaders.REVIEW_SOUND_SECONDS:.0f} s, from {start:.1f} s)" if start > 0 else ""
             st.caption(f"Sound alone{part}")
             st.audio(media["wav"], format="audio/wav")
-            st.caption("Spectrogram (log-mel)")
-            st.plotly_chart(figures.spectrogram_figure(media["mel"], start_s=start), config={"displayModeBar": False},
-                            key="spectrogram")
-            st.caption(f"{len(media['frames'])} frames, evenly spaced")
-            st.image(figures.frame_strip(media["frames"]), width="stretch")
+            st.image(figures.frame_strip(media["frames"]), width="stretch",
+                     caption=f"{len(media['frames'])} frames, evenly spaced")
+            st.plotly_chart(figures.spectrogram_figure(media["mel"], start_s=start, height=130),
+                            config={"displayModeBar": False}, key="spectrogram")
 
 with info_col:
     conf = row.get("suggested_confidence")
@@ -133,54 +135,50 @@ with info_col:
                 f"**Suggested label** {md_literal(row.get('suggested_label') or '–')}{conf_text}  \n"
                 f"**Sound alone suggests** {md_literal(row.get('audio_pred') or '–')} · "
                 f"**picture alone** {md_literal(row.get('visual_pred') or '–')}")
-    lines = review_queue.explain(row)
-    noise, mism = row.get("label_noise_score"), row.get("mismatch_score")
-    if noise == noise and noise is not None:
-        st.progress(float(noise), text=f"Wrong-label score {noise:.2f}")
-    st.markdown(lines["label"])
-    if mism == mism and mism is not None:
-        st.progress(float(mism), text=f"Mismatch score {mism:.2f}")
-    if lines["mismatch"]:
-        st.markdown(lines["mismatch"])
-    if clip_windows is not None:
-        windows.show(clip_windows)
+    lines = review_queue.explain(row)  # each sentence states its score
+    st.markdown(lines["label"] + (f"  \n{lines['mismatch']}" if lines["mismatch"] else ""))
 
-    st.markdown("**Decision**")
     curator = ss.get(state.CURATOR_KEY, "").strip()
     off = not curator
     if off:
         st.warning("Enter your name as curator in the sidebar to record decisions.", icon=":material/badge:")
     args = (data, run_id, row)
     keys = review.SHORTCUTS
+    mine = review.my_last_decisions(data)
+    primary = review_queue.primary_action(row)
+    kind = {decision: "primary" if decision == primary else "secondary" for decision in ("accept", "keep", "exclude")}
     with st.container(horizontal=True):
-        st.button("Accept suggestion", type="primary", icon=":material/check:", on_click=review.record_decision,
+        st.button("Accept suggestion", type=kind["accept"], icon=":material/check:", on_click=review.record_decision,
                   args=(*args, "accept"), disabled=off or not row.get("suggested_label"),
                   help="Take the suggested label", shortcut=keys["accept"])
-        st.button("Keep given label", icon=":material/done_all:", on_click=review.record_decision,
+        st.button("Keep given label", type=kind["keep"], icon=":material/done_all:", on_click=review.record_decision,
                   args=(*args, "keep"), disabled=off, shortcut=keys["keep"])
-        st.button("Mismatched / exclude", icon=":material/block:", on_click=review.record_decision,
-                  args=(*args, "exclude"), disabled=off, help="Leave this clip out of the data set",
-                  shortcut=keys["exclude"])
+        st.button("Mismatched / exclude", type=kind["exclude"], icon=":material/block:",
+                  on_click=review.record_decision, args=(*args, "exclude"), disabled=off,
+                  help="Leave this clip out of the data set", shortcut=keys["exclude"])
         st.button("Skip", icon=":material/skip_next:", on_click=review.record_decision, args=(*args, "skip"),
                   disabled=off, help="Decide later: the clip goes to the end of the queue", shortcut=keys["skip"])
     all_classes = sorted(set((read_config(run) or {}).get("classes") or table["given_label"].unique()))
-    st.selectbox("Relabel as (recorded when chosen)", all_classes, index=None, key=review.RELABEL_KEY,
-                 placeholder="Choose a class… (r, type, Enter)", disabled=off, on_change=review.record_decision,
-                 args=(*args, "relabel", review.RELABEL_KEY))
+    relabel_col, note_col = st.columns(2, gap="small")
+    relabel_col.selectbox("Relabel as (recorded when chosen)", all_classes, index=None, key=review.RELABEL_KEY,
+                          placeholder="Choose a class… (r, type, Enter)", disabled=off,
+                          on_change=review.record_decision, args=(*args, "relabel", review.RELABEL_KEY))
+    note_col.text_input("Note (goes with the decision)", key=review.NOTE_KEY, placeholder="optional")
     st.pills("Sound does not belong (goes with the decision)", MISMATCH_KINDS, key=review.MISMATCH_KEY,
              format_func=MISMATCH_TEXT.get,
              help="Mark the sound as not belonging to the picture together with a label decision: both "
                   "problems of one clip in one decision (the export gets a mismatch column).")
-    st.text_input("Note (goes with the decision)", key=review.NOTE_KEY, placeholder="optional")
     with st.container(horizontal=True):
         st.button("Previous", icon=":material/arrow_back:", on_click=review.step, args=(-1,),
                   shortcut=keys["previous"])
         st.button("Next", icon=":material/arrow_forward:", on_click=review.step, args=(1,), shortcut=keys["next"])
         st.button("Undo", icon=":material/undo:", on_click=review.undo, args=(data, run_id),
-                  disabled=off or not review.my_last_decisions(), shortcut=keys["undo"],
-                  help="Take back your last decision in this tab")
+                  disabled=off or not mine, shortcut=keys["undo"],
+                  help="Take back your last decision (also after a reload)")
     st.caption(review.KEYS_HELP)
     review.install_shortcut_keys()
+    if clip_windows is not None:
+        windows.show(clip_windows)
 
     st.markdown("**Nearest clips** (fused embedding): what similar clips are labelled")
     try:
@@ -207,9 +205,8 @@ with info_col:
                               args=(item["clip"],), icon=":material/open_in_new:", width="stretch",
                               help=item["clip"])
 
-mine = review.my_last_decisions()
 if mine:
-    with st.expander(f"Your last decisions in this tab ({len(mine)})"):
+    with st.expander(f"Your last decisions ({len(mine)})"):
         for entry in mine:
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
             c1.markdown(f"{review_queue.STATUS_TEXT.get(entry['decision'], entry['decision'])}: "

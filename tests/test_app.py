@@ -120,6 +120,26 @@ def test_review_conflict_offers_keep_theirs_or_record_mine(data_dir):
     assert history[["decision", "curator"]].values.tolist() == [["keep", "other"], ["accept", "me"]]
 
 
+def test_the_curator_name_belongs_to_the_tab_not_to_the_last_one_typed(data_dir):
+    """Issue 24 bug 3: tab A "Other Curator", tab B "Second Curator", reload A: A's field said "Second Curator"
+    and A's decision was stored under B's name. settings.json only proposes a name to a new tab."""
+    tab_a = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    tab_a.text_input(key="curator").input("Other Curator").run()
+    tab_b = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert tab_b.session_state["curator"] == "Other Curator"  # the last name used, proposed to a new tab
+    tab_b.text_input(key="curator").input("Second Curator").run()
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    reloaded.query_params = dict(tab_a.query_params)  # a reload of tab A: its address, a new session
+    reloaded.run()
+    assert reloaded.text_input(key="curator").value == "Other Curator"
+    goto(reloaded, "review")
+    clip = reloaded.session_state["review_current"]
+    button(reloaded, "Keep given label").click().run()
+    no_errors(reloaded)
+    with ReviewStore(data_dir) as store:
+        assert store.latest_for(clip)["curator"] == "Other Curator"
+
+
 def test_explore_selection_goes_to_review(data_dir):
     at = goto(app(curator="me"), "explore")
     no_errors(at)
@@ -133,6 +153,62 @@ def test_explore_selection_goes_to_review(data_dir):
     assert at.title[0].value == "Review"
     assert at.session_state["review_clips"] == chosen
     assert at.session_state["review_current"] in chosen
+
+
+def test_a_reload_keeps_the_clips_sent_to_review(data_dir):
+    """Issue 24 bug 7: a reload lost the "Review these" selection (the queue went from 5 clips back to 62)."""
+    at = goto(app(curator="me"), "explore")
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    chosen = flags["clip"].iloc[[2, 3, 5]].tolist()
+    at.session_state["explore_selected"] = chosen
+    at.run()
+    button(at, "Review these").click().run()
+    assert at.session_state["_review_queue"] == [c for c in at.session_state["_review_queue"] if c in chosen]
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    reloaded.query_params = dict(at.query_params)  # a reload: the same address, a new session
+    goto(reloaded.run(), "review")
+    no_errors(reloaded)
+    assert reloaded.session_state["review_clips"] == chosen
+    assert any("Reviewing the 3 clips selected" in i.value for i in reloaded.info)
+    button(reloaded, "Back to all flagged clips").click().run()
+    assert "sel" not in reloaded.query_params and not any("Reviewing the" in i.value for i in reloaded.info)
+
+
+def test_a_newer_run_does_not_hide_the_reviewed_one(data_dir):
+    """Issue 24 bug 1: after a short new training that flagged nothing, the app opened on the newest run. It
+    opens the run of the latest decision, else the one last picked; the picker shows each run's flagged and
+    decided clips and when it finished, and a run trained far fewer epochs than the automatic schedule is
+    marked and warned about."""
+    runs = data_dir / ".auditor" / "runs"
+    quick = make_fake_run(runs / "quick", data_dir=data_dir, n_clips=12, n_classes=4, seed=9)
+    flags = pd.read_csv(quick / "flags.csv")
+    flags[["label_noise_score", "mismatch_score"]] = 0.1  # flags nothing
+    flags.to_csv(quick / "flags.csv", index=False)
+    config = json.loads((quick / "config.json").read_text())
+    config |= {"clips": 12, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
+    (quick / "config.json").write_text(json.dumps(config))
+    os.utime(quick / "config.json", (2e9, 2e9))  # the newest run
+    at = app(curator="me")
+    assert at.session_state["run_name"] == "quick"  # no decision, nothing picked: the newest scored run
+    at.selectbox(key="run_name").select("default").run()  # the curator picks the scored one ...
+    assert app().session_state["run_name"] == "default"  # ... and a new session opens it again
+    with ReviewStore(data_dir) as store:  # a decision on the default run outweighs a later pick of quick
+        store.record("clips/clip_00001.mp4", "keep", given_label="g", curator="me", run_id="fake-1-12x4")
+    at.selectbox(key="run_name").select("quick").run()
+    at = app(curator="me")
+    no_errors(at)
+    assert at.session_state["run_name"] == "default"
+    picker = at.selectbox(key="run_name")
+    shown = dict(zip(picker.options, ["quick", "default"], strict=True))
+    default_flagged = int((pd.read_csv(runs / "default" / "flags.csv")[["label_noise_score", "mismatch_score"]]
+                           >= 0.5).any(axis=1).sum())
+    [line] = [k for k, v in shown.items() if v == "default"]
+    assert f"default · {default_flagged} flagged · 1 decided · finished " in line and "short" not in line
+    [line] = [k for k, v in shown.items() if v == "quick"]
+    assert "quick · 0 flagged · 0 decided · finished 20" in line and "short training (2 of 100 epochs)" in line
+    assert not at.sidebar.warning
+    picker.select("quick").run()
+    assert any("trained 2 epochs" in w.value and "100" in w.value for w in at.sidebar.warning)
 
 
 def replace_box(at: AppTest):
@@ -244,6 +320,23 @@ def test_model_page_on_a_rejected_folder_starts_nothing(tmp_path, monkeypatch):
     assert any("cannot be used as a data set" in e.value for e in at.error)
 
 
+def test_a_one_class_folder_is_refused_by_data_and_model(tmp_path, monkeypatch):
+    """Issue 24 bug 2: a folder with one sub-folder `clips/` was "No problems" and could be trained."""
+    data = tmp_path / "oneclass"
+    for name in ("a.mp4", "b.mp4"):
+        (data / "clips").mkdir(parents=True, exist_ok=True)
+        (data / "clips" / name).write_bytes(b"x")
+    monkeypatch.setenv("AUDITOR_DATA", str(data))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    at = goto(app(), "data")
+    no_errors(at)
+    assert not at.success and any("cannot be used as a data set" in e.value for e in at.error)
+    assert "only one holds clips" in " ".join(e.value for e in at.error)
+    goto(at, "model")
+    assert at.button(key="FormSubmitter:train-Start training").disabled
+    assert button(at, "Score with the shipped model").disabled
+
+
 def test_a_failed_scoring_job_does_not_talk_about_resuming(data_dir):
     run = data_dir / ".auditor" / "runs" / "default"
     args = ["score", "--run", "models/sample", "--data", str(data_dir), "--out", str(run)]
@@ -346,6 +439,126 @@ def test_a_flagged_sound_is_explained_without_contradicting_itself(data_dir):
     assert "says `class_002`, picture says `class_002`" not in text
 
 
+def test_on_a_sound_only_flag_the_sound_verdict_is_the_primary_action(data_dir):
+    """Issue 24 bug 8: "Accept suggestion" was the highlighted action on a sound-only flag whose suggestion is
+    the given label (accepting it changes nothing)."""
+    path = data_dir / ".auditor" / "runs" / "default" / "flags.csv"
+    flags = pd.read_csv(path, dtype=str, keep_default_na=False)
+    flags.loc[3, ["label_noise_score", "mismatch_score", "suggested_label"]] = ["0.1", "0.95", flags.loc[3, "given_label"]]
+    flags.to_csv(path, index=False)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["curator"] = "me"
+    at.query_params["clip"] = flags.loc[3, "clip"]
+    goto(at.run(), "review")
+    assert at.session_state["review_current"] == flags.loc[3, "clip"]
+    assert button(at, "Mismatched / exclude").proto.type == "primary"
+    assert button(at, "Accept suggestion").proto.type != "primary"
+    open_clip = flags.loc[0, "clip"]  # a wrong-label flag: accepting the suggestion stays the primary action
+    at.query_params["clip"] = open_clip
+    at.run()
+    assert at.session_state["review_current"] == open_clip and button(at, "Accept suggestion").proto.type == "primary"
+
+
+def test_a_clip_another_curator_decided_asks_before_replacing_it(data_dir):
+    """Issue 24 bug 4: opening a clip another curator had decided and pressing a key replaced their decision
+    without a word; the second curator is shown the first's decision and chooses."""
+    at = goto(app(curator="me"), "review")
+    at.toggle(key="review_undecided").set_value(False).run()  # decided clips stay in the queue
+    second = at.session_state["_review_queue"][1]
+    with ReviewStore(data_dir) as store:
+        store.record(second, "keep", given_label="g", curator="other", expected_last_id=None)
+    button(at, "Next").click().run()
+    assert at.session_state["review_current"] == second
+    button(at, "Accept suggestion").click().run()
+    no_errors(at)
+    assert any("Before you" in w.value and "other" in w.value and "keep" in w.value for w in at.warning)
+    with ReviewStore(data_dir) as store:
+        assert store.history(second)["curator"].tolist() == ["other"]  # nothing replaced yet
+    button(at, "Record mine").click().run()
+    no_errors(at)
+    with ReviewStore(data_dir) as store:
+        assert store.history(second)[["decision", "curator"]].values.tolist() == [["keep", "other"],
+                                                                                  ["accept", "me"]]
+
+
+def test_a_search_never_leaves_a_clip_outside_it_on_screen(data_dir):
+    """Issue 24 bug 6: after a reload on a linked clip, a search kept that clip on screen ("Not in this queue")
+    and a key decided a clip the curator had not searched for."""
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    calm = flags[(flags["label_noise_score"] < 0.5) & (flags["mismatch_score"] < 0.5)]["clip"]
+    linked = calm.iloc[0]  # outside the default queue: shown because the link names it
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["curator"] = "me"
+    at.query_params["clip"] = linked
+    goto(at.run(), "review")
+    assert at.session_state["review_current"] == linked
+    wanted = at.session_state["_review_queue"][1]
+    at.text_input(key="review_search").input(Path(wanted).stem).run()
+    no_errors(at)
+    queue = at.session_state["_review_queue"]
+    assert linked not in queue and at.session_state["review_current"] in queue
+    assert not any("Not in this queue" in c.value for c in at.caption)
+    button(at, "Keep given label").click().run()
+    with ReviewStore(data_dir) as store:
+        assert store.latest_for(linked) is None and store.latest_for(wanted)["decision"] == "keep"
+    at.text_input(key="review_search").input("no clip is called this").run()
+    assert any("Nothing left to review" in s.value for s in at.success)
+    assert not [b for b in at.button if b.label == "Keep given label"]  # no decision key on screen
+    at.text_input(key="review_search").input("clip_").run()
+    neighbour = button(at, "Open")
+    neighbour.click().run()  # opening a neighbour leaves the search: it is shown, and the search is empty
+    assert at.session_state["review_current"] == neighbour.help and at.text_input(key="review_search").value == ""
+
+
+def test_a_skip_is_not_called_a_decision(data_dir):
+    """Issue 24 bug 8: the clip's caption said "latest decision: skip" although a skip is not a decision."""
+    flags = pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")
+    clip = flags["clip"].iloc[0]
+    with ReviewStore(data_dir) as store:
+        store.record(clip, "skip", given_label="g", curator="other")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["clip"] = clip
+    goto(at.run(), "review")
+    assert at.session_state["review_current"] == clip
+    text = captions(at)
+    assert "skipped by `other`" in text and "decision: skip" not in text
+
+
+def test_the_loss_chart_names_its_terms_in_words(data_dir):
+    """Issue 24 bug 8: the loss chart's legend said cls, inst, cat, hyb."""
+    at = goto(app(), "model")
+    no_errors(at)
+    names = {trace.get("name") for chart in at.get("plotly_chart")
+             for trace in json.loads(chart.proto.spec)["data"] if trace.get("mode") == "lines"}
+    assert {"classification", "hybrid classification", "sound–picture contrastive", "class contrastive",
+            "total"} <= names
+    assert not names & {"cls", "inst", "cat", "hyb"}
+
+
+def test_undo_works_after_a_reload_from_the_decision_log(data_dir):
+    """Issue 24 bug 7: after a reload `u` did nothing and the Undo button was greyed; the decision log knows the
+    curator's last decisions."""
+    at = goto(app(curator="me"), "review")
+    first = at.session_state["review_current"]
+    button(at, "Keep given label").click().run()
+    reloaded = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    reloaded.query_params = dict(at.query_params)  # a reload: the same address, a new session
+    goto(reloaded.run(), "review")
+    no_errors(reloaded)
+    other = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    other.session_state["curator"] = "someone else"
+    goto(other.run(), "review")
+    assert button(other, "Undo").disabled  # another curator's decisions are not theirs to undo
+    undo = button(reloaded, "Undo")
+    assert not undo.disabled
+    undo.click().run()
+    no_errors(reloaded)
+    with ReviewStore(data_dir) as store:
+        assert store.latest_for(first)["decision"] == "undo"
+    assert reloaded.session_state["review_current"] == first
+    assert button(reloaded, "Undo").disabled  # nothing of mine left to undo
+
+
 def test_the_same_decision_from_two_curators_is_no_conflict(data_dir):
     """Bug 6: both tabs pressed Accept and the second was told of a conflict."""
     at = goto(app(curator="me"), "review")
@@ -398,12 +611,13 @@ def test_export_errors_are_in_words_and_files_are_readable_by_the_team(data_dir,
 
 
 def test_the_data_page_caption_describes_the_check_just_made(data_dir):
-    """Bug 10: "Last checked" lagged one rerun behind the button."""
+    """Bug 10: "Last checked" lagged one rerun behind the button. Issue 24 bug 8: it said "240 decoded, the rest
+    from the cache" when all came from the cache."""
     at = goto(app(), "data")
     button(at, "Decode all clips").click().run()
-    assert "Last checked: 12 clips decoded" in captions(at)
+    assert "Last checked: all 12 clips decoded." in captions(at)
     button(at, "Check again").click().run()
-    assert "Last checked: 0 clips decoded" in captions(at)
+    assert "Last checked: all 12 clips from the cache, none decoded." in captions(at)
 
 
 def test_job_badges_cover_every_job_state():

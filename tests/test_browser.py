@@ -27,6 +27,7 @@ import pytest
 
 from auditor.reviews import ReviewStore
 from auditor.text import plural
+from auditor.ui.review import RELABEL_KEY
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -369,6 +370,39 @@ def test_keyboard_review_with_undo_and_a_note(server, page):
     shoot(page, "review_keyboard")
 
 
+def test_escape_leaves_the_class_picker_for_the_review_keys(server, page):
+    """Issue 24 bug 5: `r`, Escape, `k` typed "k" into the class picker and recorded nothing."""
+    page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
+    settle(page)
+    set_curator(page, "escape tester")
+    clip = clip_heading(page)
+    press(page, "r")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')").startswith("Relabel as")
+    page.keyboard.press("Escape")
+    assert not (page.evaluate("() => document.activeElement.getAttribute('aria-label')") or "").startswith(
+        "Relabel as")
+    page.keyboard.press("k")
+    page.wait_for_timeout(300)
+    settle(page)
+    mine = latest_of(server, clip)
+    assert (mine.get("decision"), mine.get("curator")) == ("keep", "escape tester")
+    assert clip_heading(page) != clip
+
+
+def test_the_filters_popover_shows_the_filters_in_use(server, page):
+    """Issue 24 bug 8: opened after a rerun, the Filters popover said "Minimum score 0.00" (and "Not yet decided
+    only" off) while the queue's summary said "score ≥ 0.50"."""
+    page.goto(review_url(server))
+    settle(page)
+    press(page, "ArrowRight")  # a rerun before the popover is first opened
+    assert "score ≥ 0.50" in page.inner_text("body")
+    page.locator("[data-testid='stPopover'] button").first.click()
+    slider = page.locator(".st-key-review_threshold input[type=range]")
+    slider.wait_for(state="attached", timeout=30_000)
+    assert slider.get_attribute("value") == "0.5"
+    assert page.locator(".st-key-review_undecided input[type=checkbox]").is_checked()
+
+
 def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
     page.goto(review_url(server, min="0", kind=["wrong_label", "mismatch", "both", "clean"]))
     settle(page)
@@ -413,21 +447,87 @@ def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     assert len(mine) == count and set(mine["decision"]) == {"accept"}
 
 
-def test_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page):
-    goto(page, server, "classes")
+def tile_counts(page) -> list[int]:
+    """The clip count of each tile of the Classes page's confusion map, in the order of its points."""
+    return page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].text.map(Number)")
+
+
+def click_tile(page, n: int, *, shift: bool = False) -> None:
+    """A single click (Shift+click with ``shift``) in the middle of the ``n``-th tile of the confusion map."""
     page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for(timeout=30_000)
-    tiles = page.locator(".js-plotly-plot .scatterlayer .point")
-    box = tiles.nth(1).bounding_box()  # a tile of the first row: a box drawn just around it
-    page.mouse.move(box["x"] - 3, box["y"] - 3)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=6)
-    page.mouse.up()
+    box = page.locator(".js-plotly-plot .scatterlayer .point").nth(n).bounding_box()
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def test_a_click_on_a_confusion_tile_lists_its_clips_and_sends_them_to_review(server, page):
+    """Issue 24, item 10: a single click on a tile did nothing (only a box drawn around it selected it)."""
+    goto(page, server, "classes")
+    click_tile(page, 1)
     page.get_by_text(re.compile(r"clips? in 1 tile")).wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
     count = int(re.search(r"([\d,]+) clips? in 1 tile", page.inner_text("body")).group(1))
+    assert count == int(tile_counts(page)[1])
     shoot(page, "classes_tile")
     page.get_by_role("button", name="Review these").click()
     page.get_by_text(f"Reviewing the {plural(count, 'clip')} selected").wait_for(timeout=30_000)
     settle(page)
     no_exception(page)
+
+
+def test_the_clips_of_tiles_get_the_batch_actions(server, page):
+    """Issue 24, item 10: the clips of the selected tiles get the review queue's batch actions; the confirmation
+    states the count and one decision per clip is logged."""
+    page.goto(f"{server['url']}/classes?data={urllib.parse.quote(str(server['containers']))}")
+    settle(page)
+    set_curator(page, "tile tester")
+    click_tile(page, 0)
+    page.get_by_text(re.compile(r"clips? in 1 tile")).wait_for(timeout=30_000)
+    settle(page)
+    click_tile(page, 1, shift=True)
+    page.get_by_text(re.compile(r"clips? in 2 tiles")).wait_for(timeout=30_000)
+    settle(page)
+    count = int(sum(tile_counts(page)[:2]))
+    button = page.get_by_role("button", name=f"Mark all as checked ({count})")
+    button.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
+    shoot(page, "classes_batch_confirm")
+    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
+    settle(page)
+    no_exception(page)
+    with ReviewStore(server["containers"]) as store:
+        mine = store.history(curators=["tile tester"])
+    assert len(mine) == count and set(mine["decision"]) == {"keep"} and mine["clip"].is_unique
+
+
+def test_the_clip_and_every_decision_control_fit_one_screen_at_1400x900(server, browser):
+    """Issue 24, item 9: at 1400×900 the title and padding took ~130 px, Accept / Keep sat on the bottom edge and
+    the class picker, the note and Next were below the fold. Without scrolling, the video, the decision buttons,
+    the class picker, the note, the sound-mismatch marks and Previous / Next / Undo are all on screen."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(review_url(server, curator="layout tester", clip="clips/clip_00000.mp4"))
+        settle(page)
+        no_exception(page)
+        page.locator("video").first.wait_for(timeout=30_000)
+        controls = {"video": page.locator("video").first,
+                    **{name: page.get_by_role("button", name=name).first for name in (
+                        "Accept suggestion", "Keep given label", "Mismatched / exclude", "Skip", "Previous", "Next",
+                        "Undo")},
+                    "relabel picker": page.locator(f".st-key-{RELABEL_KEY} input").first,
+                    "note": page.get_by_role("textbox", name="Note (goes with the decision)"),
+                    "sound marks": page.get_by_role("radio", name="other")}
+        assert page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop") == 0
+        for name, locator in controls.items():
+            box = locator.bounding_box()
+            assert box is not None, f"{name} is not drawn"
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 900, f"{name} is not within the screen: {box}"
+        page.screenshot(path=str(SHOTS / "review_1400x900.png"))
+    finally:
+        context.close()

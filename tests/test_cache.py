@@ -99,7 +99,7 @@ def test_a_muted_sound_track_is_marked_silent_and_a_quiet_one_is_not(tmp_path):
     write_clip(tmp_path / "clips" / "quiet.mp4", seconds=1.0, amplitude=10 ** (-35 / 20))  # quiet, but sound
     write_clip(tmp_path / "clips" / "loud.mp4", seconds=1.0)
     (tmp_path / "labels.csv").write_text("clip,label\n" + "".join(
-        f"clips/{n}.mp4,a\n" for n in ("muted", "hiss", "quiet", "loud")))
+        f"clips/{n}.mp4,{label}\n" for n, label in (("muted", "a"), ("hiss", "a"), ("quiet", "b"), ("loud", "b"))))
     result = ingest(tmp_path, PARAMS, workers=1)
     audio = result.clips.set_index("clip")["audio"].to_dict()
     assert audio == {"clips/muted.mp4": "silent", "clips/hiss.mp4": "silent", "clips/quiet.mp4": "present",

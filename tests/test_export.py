@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 
@@ -259,7 +260,7 @@ def test_label_studio_tasks_follow_the_documented_json_and_config(data, tmp_path
     offered = {c.get("value") for c in choices.findall("Choice")}
     assert video.get("value") == "$" + video.get("name") and choices.get("toName") == video.get("name")
     assert offered == {"bird", "cat", "dog", "fox"}
-    assert len(tasks) == 6 and all(t["data"][video.get("name")].startswith("/data/local-files/?d=clips/")
+    assert len(tasks) == 6 and all(t["data"][video.get("name")].startswith("/data/local-files/?d=data/clips/")
                                    for t in tasks)
     by_clip = {t["data"]["clip"]: t for t in tasks}
     assert by_clip["clips/b.mp4"]["data"]["excluded"] is True and "predictions" not in by_clip["clips/b.mp4"]
@@ -283,3 +284,83 @@ def test_the_fiftyone_tree_has_one_folder_per_reviewed_label(data, tmp_path):
     assert all(p.is_symlink() for p in tree.glob("*/*"))
     assert read_back == read_labels(out / "labels.csv").set_index("clip")["label"].to_dict()
     assert "clips/b.mp4" not in read_back  # excluded
+
+
+# ------------------------------------------------------------------ issue 24: exports that open in the real tools
+def make_scored_run(data, name: str, suggestions: dict[str, str], *, run_id: str | None = None):
+    """A run folder of ``data`` with results: config.json (run id), flags.csv suggesting ``suggestions``
+    (clip -> label, confidence 0.7) and a stand-in embeddings.parquet (only its presence is checked)."""
+    run = data / ".auditor" / "runs" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"run_id": run_id or name}))
+    pd.DataFrame({"clip": list(suggestions), "suggested_label": list(suggestions.values()),
+                  "suggested_confidence": 0.7, "label_noise_score": 0.5,
+                  "mismatch_score": 0.1}).to_csv(run / "flags.csv", index=False)
+    (run / "embeddings.parquet").write_bytes(b"")
+    return run
+
+
+def export_command(data, out, *extra: str) -> list[dict]:
+    parser = argparse.ArgumentParser()
+    add_export_arguments(parser)
+    assert run_export(parser.parse_args(["--data", str(data), "--out", str(out), *extra])) == 0
+    return json.loads((out / "label_studio_tasks.json").read_text(encoding="utf-8"))
+
+
+def test_the_export_command_without_run_takes_the_run_of_the_decisions(data, tmp_path, capsys):
+    """Issue 24: `python -m auditor export --data DIR --out OUT` (the README's command, no --run) gave no task a
+    prediction. It takes the run the decisions were made on (r1: ann's), not the newer r2."""
+    make_scored_run(data, "r1", {"clips/a.mp4": "cat", "clips/d.mp4": "dog"})
+    time.sleep(0.01)
+    newer = make_scored_run(data, "r2", {"clips/a.mp4": "bird", "clips/d.mp4": "bird"})
+    os.utime(newer / "config.json", (time.time() + 60, time.time() + 60))  # r2 is the newest run
+    tasks = {t["data"]["clip"]: t for t in export_command(data, tmp_path / "out")}
+    assert "suggestions from run r1" in capsys.readouterr().out
+    assert {c: [p["model_version"] for p in t.get("predictions", [])] for c, t in tasks.items()} == {
+        "clips/a.mp4": ["r1"], "clips/b.mp4": [], "clips/c.mp4": [], "clips/d.mp4": ["r1"], "clips/e.mp4": [],
+        "clips/f.mp4": []}
+    assert tasks["clips/d.mp4"]["predictions"][0]["result"][0]["value"] == {"choices": ["dog"]}
+    assert tasks["clips/d.mp4"]["predictions"][0]["score"] == 0.7
+
+
+def test_the_export_command_without_run_or_decided_run_takes_the_newest_scored_run(tmp_path):
+    data = make_dataset(tmp_path / "data", [("clips/a.mp4", "dog"), ("clips/b.mp4", "cat")])
+    make_scored_run(data, "old", {"clips/a.mp4": "cat"})
+    newest = make_scored_run(data, "new", {"clips/a.mp4": "bird"})
+    os.utime(newest / "config.json", (time.time() + 60, time.time() + 60))
+    unscored = data / ".auditor" / "runs" / "running"  # newer still, but without results
+    unscored.mkdir()
+    (unscored / "config.json").write_text(json.dumps({"run_id": "running"}))
+    os.utime(unscored / "config.json", (time.time() + 120, time.time() + 120))
+    tasks = export_command(data, tmp_path / "out")
+    assert [[p["model_version"] for p in t.get("predictions", [])] for t in tasks] == [["new"], []]
+
+
+def test_label_studio_tasks_hold_the_curators_labels_as_annotations(data, tmp_path):
+    """Issue 24: the curators' label decisions are Label Studio annotations (a relabel shows the curator's label,
+    not the model's), the model's suggestions predictions; excluded and skipped clips get no annotation."""
+    make_scored_run(data, "r1", {"clips/a.mp4": "cat", "clips/c.mp4": "dog", "clips/b.mp4": "cat"})
+    tasks = {t["data"]["clip"]: t for t in export_command(data, tmp_path / "out", "--excluded", "column")}
+    annotated = {c: [a["result"][0]["value"]["choices"] for a in t.get("annotations", [])]
+                 for c, t in tasks.items()}
+    assert annotated == {"clips/a.mp4": [["cat"]], "clips/b.mp4": [], "clips/c.mp4": [["fox"]],
+                         "clips/d.mp4": [["cat"]], "clips/e.mp4": [], "clips/f.mp4": []}
+    relabelled = tasks["clips/c.mp4"]
+    (annotation,) = relabelled["annotations"]
+    assert annotation == {"result": [{"from_name": "label", "to_name": "video", "type": "choices",
+                                      "value": {"choices": ["fox"]}}], "ground_truth": False}
+    assert relabelled["predictions"][0]["result"][0]["value"] == {"choices": ["dog"]}  # the model's, apart
+    assert tasks["clips/b.mp4"]["data"]["excluded"] is True and "annotations" not in tasks["clips/b.mp4"]
+
+
+def test_label_studio_media_resolve_under_the_data_sets_parent(tmp_path):
+    """Issue 24: clips are addressed relative to the data set's parent folder (Label Studio's document root;
+    one "Local files" storage = the data set folder), URL-quoted; the export's README.txt states those steps."""
+    data = make_dataset(tmp_path / "my data", [("clips/a b#1.mp4", "dog"), ("clips/c.mp4", "cat")])
+    out = tmp_path / "out"
+    tasks = export_command(data, out)
+    assert [t["data"]["video"] for t in tasks] == ["/data/local-files/?d=my%20data/clips/a%20b%231.mp4",
+                                                   "/data/local-files/?d=my%20data/clips/c.mp4"]
+    steps = (out / "label_studio_README.txt").read_text(encoding="utf-8")
+    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={data.resolve().parent}" in steps
+    assert f"\n     {data.resolve()}\n" in steps and "Local files" in steps

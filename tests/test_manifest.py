@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from auditor.data.manifest import MAX_CLASSES, ManifestError, load_manifest
+from tests.conftest import run_cli
 
 
 def _touch(root: Path, *names: str) -> None:
@@ -116,3 +117,26 @@ def test_non_ascii_and_spaces_in_names(tmp_path):
     _touch(tmp_path, "clips/café au lait.mp4", "clips/日本.mp4")
     _write(tmp_path, "clip,label\nclips/café au lait.mp4,drink\nclips/日本.mp4,place\n")
     assert len(load_manifest(tmp_path).rows) == 2
+
+
+def test_one_class_folder_is_refused_naming_the_layout(tmp_path):
+    """Issue 24 bug 2: one sub-folder `clips/` without labels.csv was accepted as a one-class data set."""
+    _touch(tmp_path, "clips/a.mp4", "clips/b.mp4")
+    with pytest.raises(ManifestError) as err:
+        load_manifest(tmp_path)
+    text = str(err.value)
+    assert str(tmp_path.resolve()) in text and "no labels.csv" in text and "'clips/'" in text
+    assert "at least 2 classes" in text
+    _write(tmp_path, "clip,label\nclips/a.mp4,dog\nclips/b.mp4,dog\n")
+    with pytest.raises(ManifestError, match="the same label 'dog'"):
+        load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["ingest", "train"])
+def test_ingest_and_train_refuse_a_one_class_folder(tmp_path, command):
+    _touch(tmp_path, "data/clips/a.mp4", "data/clips/b.mp4")
+    extra = ["--run", str(tmp_path / "run")] if command == "train" else []
+    proc = run_cli(command, "--data", str(tmp_path / "data"), *extra, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "only one holds clips: 'clips/'" in proc.stderr and "at least 2 classes" in proc.stderr
+    assert not (tmp_path / "run" / "config.json").exists()  # nothing trained

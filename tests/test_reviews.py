@@ -233,3 +233,19 @@ def test_a_version_1_store_gains_the_mismatch_column(tmp_path):
         assert store.latest_for("a.mp4")["mismatch"] is None
         store.record("a.mp4", "exclude", given_label="dog", curator="bob", mismatch="swapped")
         assert store.latest()["mismatch"].tolist() == ["swapped"]
+
+
+def test_undoable_is_the_curators_decisions_still_latest_newest_first(store):
+    """Issue 24 bug 7: undo after a reload reads the curator's last decisions from the log."""
+    a = store.record("a.mp4", "keep", given_label="dog", curator="ann")
+    b = store.record("b.mp4", "skip", given_label="dog", curator="ann")
+    store.record("c.mp4", "keep", given_label="dog", curator="ann")
+    store.record("c.mp4", "exclude", given_label="dog", curator="bob")  # bob decided since: not ann's to undo
+    d = store.record("d.mp4", "keep", given_label="dog", curator="ann")
+    store.undo(d, curator="ann")  # undone: neither the decision nor the undo row is undoable
+    assert [r["id"] for r in store.undoable("ann", 10)] == [b, a]
+    assert [r["id"] for r in store.undoable(" ann ", 1)] == [b]
+    e = store.record("e.mp4", "keep", given_label="dog", curator="ann")
+    f = store.record("e.mp4", "exclude", given_label="dog", curator="ann")
+    store.undo(f, curator="ann")  # restores ann's keep as a new row: that row is the undo's, not a decision
+    assert e not in [r["id"] for r in store.undoable("ann", 10)] and store.undoable("bob", 10)[0]["clip"] == "c.mp4"

@@ -33,3 +33,10 @@ def test_error_text_says_an_os_error_in_words():
     err = FileExistsError(17, "File exists", "/tmp/out")
     assert error_text(err) == "/tmp/out: file exists" and "Errno" not in error_text(err)
     assert error_text(ValueError("bad value")) == "bad value" and error_text(KeyError()) == "KeyError"
+
+
+def test_decoded_text_counts_what_came_from_the_cache():
+    """Issue 24 bug 8: "240 decoded, the rest from the cache" when all 240 came from the cache."""
+    assert text.decoded_text(240, 240) == "all 240 clips decoded"
+    assert text.decoded_text(240, 0) == "all 240 clips from the cache, none decoded"
+    assert text.decoded_text(1200, 1) == "1 clip decoded, 1,199 from the cache"

@@ -7,7 +7,8 @@ A data set is a folder DIR in one of two layouts, detected automatically:
 * a folder-per-class tree ``DIR/<label>/<clip>`` (as UCF101), used when there is no ``labels.csv``.
 
 :func:`load_manifest` returns the usable rows and a list of :class:`Problem` (one per skipped row or doubtful
-value). It raises :class:`ManifestError` only when nothing usable is left or the file cannot be read at all.
+value). It raises :class:`ManifestError` when nothing usable is left, the file cannot be read at all, or fewer
+than ``MIN_CLASSES`` classes are left (the message names the folder and the layout detected).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 LABELS_FILE = "labels.csv"
 # More distinct labels than this is almost always the wrong column (e.g. a file name or a free-text caption).
 MAX_CLASSES = 2000
+# Fewer classes than this cannot be audited: nothing to confuse a label with (e.g. one folder ``clips/``).
+MIN_CLASSES = 2
 # The folder the auditor writes beside the data (cache, review store); never scanned for clips.
 AUDITOR_DIR = ".auditor"
 _DELIMITERS = ",;\t|"
@@ -76,7 +79,7 @@ def load_manifest(data_dir: str | os.PathLike[str]) -> Manifest:
     a missing file, a file that is not a video by extension, a repeated clip (the first row wins). Warned:
     labels that differ only by case or surrounding whitespace (kept as separate classes, never merged).
     Raises :class:`ManifestError` when DIR is missing, labels.csv is unreadable or lacks a column, there are
-    more than ``MAX_CLASSES`` labels, or no usable row is left.
+    more than ``MAX_CLASSES`` or fewer than ``MIN_CLASSES`` labels, or no usable row is left.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -104,8 +107,23 @@ def load_manifest(data_dir: str | os.PathLike[str]) -> Manifest:
     if rows.empty:
         shown = "; ".join(str(p) for p in problems[:3])
         raise ManifestError(f"{root}: no usable clips left after validation ({len(problems)} problems: {shown})")
+    if n_classes < MIN_CLASSES:
+        raise ManifestError(_too_few_classes(root, rows, source))
     _warn_near_duplicate_labels(rows, problems, source)
     return Manifest(root=root, rows=rows.reset_index(drop=True), source=source, problems=problems)
+
+
+def _too_few_classes(root: Path, rows: pd.DataFrame, source: str) -> str:
+    """Why a data set with one class is refused: the layout detected, the class found, and what to do."""
+    label, count = rows["label"].iloc[0], len(rows)
+    clips = f"{count:,} clip{'s' if count != 1 else ''}"
+    if source == LABELS_FILE:
+        layout = f"{LABELS_FILE} gives every usable clip the same label {label!r} ({clips})"
+    else:
+        layout = (f"no {LABELS_FILE}, so each sub-folder is read as a class, and only one holds clips: "
+                  f"{label + '/'!r} ({clips})")
+    return (f"{root}: {layout}. A data set needs at least {MIN_CLASSES} classes; add a {LABELS_FILE} "
+            "(clip,label) that gives each clip its class, or put the clips into one sub-folder per class.")
 
 
 def _read_labels_csv(path: Path) -> tuple[pd.DataFrame, list[Problem]]:

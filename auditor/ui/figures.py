@@ -65,11 +65,18 @@ def class_histogram(per_class: dict[str, int]) -> go.Figure:
     return fig
 
 
+# The loss terms of train.py's progress events, in words (a term not listed keeps its own name, e.g. "total").
+LOSS_TERMS = {"cls": "classification", "hyb": "hybrid classification", "inst": "sound–picture contrastive",
+              "cat": "class contrastive"}
+
+
 def loss_figure(losses: pd.DataFrame) -> go.Figure:
-    """One line per loss term of a long-form DataFrame(step, term, value) (progress_view.ProgressView.losses)."""
+    """One line per loss term of a long-form DataFrame(step, term, value) (progress_view.ProgressView.losses),
+    named in words (LOSS_TERMS)."""
     fig = go.Figure()
     for term, part in losses.groupby("term", sort=False):
-        fig.add_trace(go.Scatter(x=part["step"], y=part["value"], mode="lines", name=str(term)))
+        fig.add_trace(go.Scatter(x=part["step"], y=part["value"], mode="lines",
+                                 name=LOSS_TERMS.get(str(term), str(term))))
     fig.update_layout(height=300, margin=MARGINS, xaxis_title="step",
                       yaxis_title="loss", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
     return fig
@@ -78,7 +85,10 @@ def loss_figure(losses: pd.DataFrame) -> go.Figure:
 def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 460) -> go.Figure:
     """The given x suggested label matrix as square tiles (a scatter, so that a tile can be clicked and
     selected), coloured and labelled by its clip count; off-diagonal tiles are the suggested relabels.
-    ``cells`` = auditor.class_view.confusion_cells; the point's customdata is (given, suggested)."""
+    ``cells`` = auditor.class_view.confusion_cells; the point's customdata is (given, suggested).
+
+    No drag mode and fixed axes: Streamlit lets a click select a point only when the drag mode is neither box
+    nor lasso, so a click selects a tile (Shift+click adds one) and the toolbar's box tool selects several."""
     names = [escape_hover(c) for c in classes]
     x = cells["suggested_label"].map(escape_hover)
     y = cells["given_label"].map(escape_hover)
@@ -90,26 +100,28 @@ def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 4
         marker={"symbol": "square", "size": size, "color": np.log1p(cells["clips"]), "colorscale": "Blues",
                 "line": {"width": 0}},
         hovertemplate="given %{y} → suggested %{x}: %{text} clips<extra></extra>"))
-    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode="select",
+    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode=False,
                       xaxis={"title": "suggested label", "type": "category", "categoryorder": "array",
-                             "categoryarray": names, "showticklabels": len(classes) <= 60},
+                             "categoryarray": names, "showticklabels": len(classes) <= 60, "fixedrange": True},
                       yaxis={"title": "given label", "type": "category", "categoryorder": "array",
-                             "categoryarray": names[::-1], "showticklabels": len(classes) <= 60})
+                             "categoryarray": names[::-1], "showticklabels": len(classes) <= 60,
+                             "fixedrange": True})
     return fig
 
 
 SPECTROGRAM_COLUMNS = 2_000  # columns drawn at most (a long clip's log-mel is thinned to this many)
 
 
-def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010, start_s: float = 0.0) -> go.Figure:
-    """A (64, L) log-mel as a heatmap over the clip's seconds (``hop_seconds`` per column, the first at
-    ``start_s``); every ceil(L / SPECTROGRAM_COLUMNS)-th column when L is larger."""
+def spectrogram_figure(mel: np.ndarray, hop_seconds: float = 0.010, start_s: float = 0.0, *,
+                       height: int = 180) -> go.Figure:
+    """A (64, L) log-mel as a heatmap ``height`` px tall over the clip's seconds (``hop_seconds`` per column, the
+    first at ``start_s``); every ceil(L / SPECTROGRAM_COLUMNS)-th column when L is larger."""
     step = max(1, -(-mel.shape[1] // SPECTROGRAM_COLUMNS))
     mel = mel[:, ::step]
     t = start_s + np.arange(mel.shape[1]) * hop_seconds * step
     fig = go.Figure(go.Heatmap(z=mel, x=t, colorscale="Magma", showscale=False,
                                hovertemplate="%{x:.2f} s · mel %{y}<extra></extra>"))
-    fig.update_layout(height=180, margin={"l": 8, "r": 8, "t": 4, "b": 4}, xaxis_title="seconds",
+    fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 4, "b": 4}, xaxis_title="seconds",
                       yaxis_title="mel bin")
     return fig
 

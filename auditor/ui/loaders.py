@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from auditor import clip_windows, explore_maps, review_queue, run_folder
+from auditor import clip_windows, explore_maps, review_queue, run_folder, workspace
 from auditor.data.manifest import LABELS_FILE, Manifest, load_manifest
 from auditor.errors import UserError
-from auditor.flags import FLAG_THRESHOLD
-from auditor.reviews import COLUMNS, ReviewStore, store_path
+from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
+from auditor.reviews import COLUMNS, FINAL_DECISIONS, ReviewStore, store_path
+from auditor.run_choice import RunSummary, schedule
 
 REVIEW_FRAMES = 8  # frames in the Review page's strip
 REVIEW_FRAME_SIZE = 128
@@ -138,6 +139,40 @@ def latest_reviews(data: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COLUMNS))
     with review_store(data) as store:
         return store.latest()
+
+
+def run_summaries(data: Path, names: list[str]) -> tuple[list[RunSummary], str | None]:
+    """The runs ``names`` of ``data`` as the run picker describes them (auditor.run_choice.RunSummary: flagged
+    and decided clips, when it finished, epochs against the automatic schedule), and the run of the data set's
+    latest decision (None when no decision names one of them)."""
+    latest = latest_reviews(data)
+    decided = latest.loc[latest["decision"].isin(FINAL_DECISIONS), "run_id"].value_counts().to_dict()
+    newest_id = str(latest.loc[latest["id"].idxmax(), "run_id"]) if not latest.empty else None
+    summaries, decided_run = [], None
+    for name in names:
+        run = workspace.runs_root(data) / name
+        config = run_folder.read_config(run) or {}
+        rid = str(config.get("run_id", name))
+        try:
+            table = flags(run) if run_folder.run_outputs_ready(run) else None
+        except (OSError, ValueError, UserError):  # unreadable results: listed as a run without results
+            table = None
+        epochs, auto = schedule(config) or (None, None)
+        summaries.append(RunSummary(
+            name, None if table is None else int(table["flag_kind"].isin(FLAGGED_KINDS).sum()),
+            int(decided.get(rid, 0)), _mtime(run / run_folder.FLAGS_FILE) / 1e9 or None, epochs, auto))
+        if rid == newest_id and decided_run is None:
+            decided_run = name
+    return summaries, decided_run
+
+
+def undoable_decisions(data: Path, curator: str, limit: int) -> list[dict]:
+    """``curator``'s decisions that undo can take back, newest first (ReviewStore.undoable: from the decision
+    log, so a reload or another tab of the same curator sees them too); [] without a name or a store file."""
+    if not curator.strip() or not store_path(data).is_file():
+        return []
+    with review_store(data) as store:
+        return store.undoable(curator, limit)
 
 
 def latest_decision(data: Path, clip: str) -> dict | None:

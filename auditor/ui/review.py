@@ -3,8 +3,8 @@ so that two curators deciding one clip differently see a conflict instead of ove
 resolve a conflict, move through the queue, and the keyboard shortcuts.
 
 Decisions go to the data set's review store (:mod:`auditor.reviews`) with the curator's name, the run id, the
-note and the sound-mismatch mark; the session only remembers which clip is on screen, what was shown of it and
-this tab's last decisions (for undo).
+note and the sound-mismatch mark; the session only remembers which clip is on screen and what was shown of it.
+Undo takes the curator's last decisions from the decision log, so it works after a reload.
 """
 
 from __future__ import annotations
@@ -26,31 +26,45 @@ from auditor.review_queue import (
 )
 from auditor.reviews import ReviewConflict
 from auditor.text import md_literal, plural
-from auditor.ui.loaders import latest_decision, prefetch_playback, prefetch_thumbnails, review_store
+from auditor.ui.loaders import (
+    latest_decision,
+    prefetch_playback,
+    prefetch_thumbnails,
+    review_store,
+    undoable_decisions,
+)
 from auditor.ui.state import CURATOR_KEY
 from auditor.ui.widgets import flash
 
 REVIEW_CURRENT_KEY = "review_current"  # the clip on screen
-REVIEW_CONFLICT_KEY = "_review_conflict"  # {"row", "decision", "final", "theirs", ...} of a decision not recorded
+# {"row", "decision", "final", "theirs", "already", ...} of a decision not recorded; "already": theirs was there
+# when the clip was shown (else it came while the curator was looking)
+REVIEW_CONFLICT_KEY = "_review_conflict"
 RELABEL_KEY = "relabel_to"  # the "Relabel as" selectbox
 NOTE_KEY = "review_note"  # the note that goes with the next decision
 MISMATCH_KEY = "review_mismatch"  # the sound-mismatch kind that goes with the next decision (or None)
 QUEUE_TABLE_KEY = "queue_table"  # the queue table (its row selection jumps to a clip)
+SEARCH_KEY = "review_search"  # the queue's search box
 PREFETCH_CLIPS = 2  # clips after the one on screen converted for playback in the background
 NEIGHBOURS = 6  # nearest clips shown as thumbnails
-UNDO_DEPTH = 10  # this tab's decisions that can be undone, newest last
+UNDO_DEPTH = 10  # the curator's last decisions that can be undone
 # Keyboard shortcuts: decision -> key (Streamlit button shortcuts; "r" is handled by KEYS_SCRIPT, since
 # Streamlit reserves R for its own rerun).
 SHORTCUTS = {"accept": "A", "keep": "K", "exclude": "X", "skip": "S", "undo": "U", "previous": "Left",
              "next": "Right"}
 KEYS_HELP = ("**Keys** &nbsp; `a` accept · `k` keep given label · `x` mismatched / exclude · `s` skip · "
-             "`r` relabel (class picker) · `←` `→` previous / next · `u` undo")
-# "r" focuses the class picker (outside text fields); registered once per page, before Streamlit's own keys.
+             "`r` relabel (class picker; `Esc` leaves it) · `←` `→` previous / next · `u` undo")
+# "r" focuses the class picker (outside text fields) and Escape in the picker leaves it, so that the next key is a
+# review key again; registered once per page, before Streamlit's own keys.
 KEYS_SCRIPT = f"""<script>
 (() => {{
   if (window.__avAuditorKeys) return;
   window.__avAuditorKeys = true;
   window.addEventListener("keydown", (e) => {{
+    if (e.key === "Escape" && e.target && e.target.closest && e.target.closest(".st-key-{RELABEL_KEY}")) {{
+      e.target.blur();
+      return;
+    }}
     if (e.key !== "r" || e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
     if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
@@ -63,17 +77,17 @@ KEYS_SCRIPT = f"""<script>
   }}, true);
 }})();
 </script>"""
-_REVIEW_SHOWN_KEY = "_review_shown"  # {"clip", "id"}: the clip's latest decision id when it was first shown
+_REVIEW_SHOWN_KEY = "_review_shown"  # {"clip", "id", "curator", "decision"}: its latest decision when first shown
 _REVIEW_QUEUE_KEY = "_review_queue"  # the queue's clips as last drawn (to find the next one)
 _CONFLICT_FINAL_KEY = "_conflict_final"  # the final label of "Record mine"
-_MINE_KEY = "_review_mine"  # this tab's last decisions: [{"id", "clip", "decision"}], newest last
 _PINNED_KEY = "_review_pinned"  # a clip opened by its link: shown even when the queue's filters leave it out
 _LINKED_KEY = "_review_linked"  # the clip this page last put into the address bar
 CLIP_PARAM = "clip"  # ?clip=<clip path>: a link to a clip of the Review page
 
 
 def install_shortcut_keys() -> None:
-    """The "r" key of KEYS_SCRIPT (the other keys are button shortcuts). Constant HTML: no user text."""
+    """The "r" and Escape keys of KEYS_SCRIPT (the other keys are button shortcuts). Constant HTML: no user
+    text."""
     st.html(KEYS_SCRIPT, unsafe_allow_javascript=True)
 
 
@@ -88,15 +102,16 @@ def open_linked_clip(clips: set[str]) -> None:
     ss[_LINKED_KEY] = linked
 
 
-def current_clip(queue: list[str], clips: set[str]) -> str | None:
+def current_clip(queue: list[str], clips: set[str], searching: bool = False) -> str | None:
     """The clip to show: a conflict's, else the one on screen while it is in ``queue`` (or was opened by its
-    link and is in ``clips``), else the queue's first; None when there is none."""
+    link or as a neighbour and is in ``clips``, unless ``searching``: a search only ever shows its own clips),
+    else the queue's first; None when there is none."""
     ss = st.session_state
     conflict = ss.get(REVIEW_CONFLICT_KEY)
     if conflict:
         return conflict["row"]["clip"]
     current = ss.get(REVIEW_CURRENT_KEY)
-    if current in queue or (current == ss.get(_PINNED_KEY) and current in clips):
+    if current in queue or (not searching and current == ss.get(_PINNED_KEY) and current in clips):
         return current
     return queue[0] if queue else None
 
@@ -110,15 +125,24 @@ def link_to(clip: str) -> None:
 
 def show_clip(data: Path, clip: str, queue: list[str]) -> dict | None:
     """Make ``clip`` the clip on screen and return its latest decision (or None). The first time it is shown,
-    that decision's id is remembered as the ``expected_last_id`` of the decision the curator will record."""
+    that decision is remembered: what the curator's decision is checked against (:func:`_expected_id`)."""
     ss = st.session_state
     ss[REVIEW_CURRENT_KEY] = clip
     ss[_REVIEW_QUEUE_KEY] = queue
     latest = latest_decision(data, clip)
     shown = ss.get(_REVIEW_SHOWN_KEY)
     if not shown or shown["clip"] != clip:
-        ss[_REVIEW_SHOWN_KEY] = {"clip": clip, "id": latest["id"] if latest else None}
+        ss[_REVIEW_SHOWN_KEY] = {"clip": clip, **{k: (latest or {}).get(k) for k in ("id", "curator", "decision")}}
     return latest
+
+
+def _expected_id(shown: dict, curator: str) -> int | None:
+    """The ``expected_last_id`` of a decision on the clip ``shown``: the id of its decision when it was shown,
+    so that a decision recorded since is a conflict; but None when that one was another curator's decision
+    (not a skip or an undo), so that deciding it differently is a conflict too: the curator is shown theirs
+    and chooses, instead of silently replacing it."""
+    theirs = shown.get("curator") not in (None, curator) and shown.get("decision") not in (None, "skip", "undo")
+    return None if theirs else shown.get("id")
 
 
 def prefetch_next(data: Path, queue: list[str], clip: str, embeddings: tuple | None = None) -> None:
@@ -153,9 +177,11 @@ def go_to(clip: str | None) -> None:
 
 
 def open_clip(clip: str) -> None:
-    """Button callback: show ``clip`` (e.g. a neighbour), even when the queue's filters leave it out."""
+    """Button callback: show ``clip`` (e.g. a neighbour), even when the queue's filters leave it out; the
+    search is cleared (a search only ever shows its own clips)."""
     go_to(clip)
     st.session_state[_PINNED_KEY] = clip
+    st.session_state[SEARCH_KEY] = ""
 
 
 def step(offset: int) -> None:
@@ -188,44 +214,44 @@ def record_decision(data: Path, run_id_: str, row: dict, decision: str, relabel_
     note = (ss.get(NOTE_KEY) or "").strip() if note is None else note
     if mismatch == "shown":
         mismatch = ss.get(MISMATCH_KEY) if decision not in ("skip",) else None
+    curator = ss.get(CURATOR_KEY, "").strip()
+    shown = ss.get(_REVIEW_SHOWN_KEY) or {}
     if expected_last_id == "shown":
-        shown = ss.get(_REVIEW_SHOWN_KEY) or {}
-        expected_last_id = shown.get("id") if shown.get("clip") == clip else None
+        expected_last_id = _expected_id(shown, curator) if shown.get("clip") == clip else None
     try:
         with review_store(data) as store:
-            new_id = store.record(clip, decision, given_label=row["given_label"],
-                                  suggested_label=row.get("suggested_label") or None, final_label=final,
-                                  curator=ss.get(CURATOR_KEY, "").strip(), run_id=run_id_,
-                                  label_noise_score=row.get("label_noise_score"),
-                                  mismatch_score=row.get("mismatch_score"), note=note, mismatch=mismatch,
-                                  expected_last_id=expected_last_id)
+            store.record(clip, decision, given_label=row["given_label"],
+                         suggested_label=row.get("suggested_label") or None, final_label=final, curator=curator,
+                         run_id=run_id_, label_noise_score=row.get("label_noise_score"),
+                         mismatch_score=row.get("mismatch_score"), note=note, mismatch=mismatch,
+                         expected_last_id=expected_last_id)
     except ReviewConflict as err:
+        already = shown.get("clip") == clip and shown.get("id") == err.theirs.get("id")
         ss[REVIEW_CONFLICT_KEY] = {"row": row, "decision": decision, "final": final, "theirs": dict(err.theirs),
-                                   "note": note, "mismatch": mismatch}
+                                   "note": note, "mismatch": mismatch, "already": already}
         return
     except (UserError, ValueError) as err:
         flash(f"Not recorded: {md_literal(err)}", "error")
         return
     ss.pop(REVIEW_CONFLICT_KEY, None)
-    ss[_MINE_KEY] = [*(ss.get(_MINE_KEY) or []), {"id": new_id, "clip": clip, "decision": decision}][-UNDO_DEPTH:]
     _advance(clip)
     st.toast(f"{STATUS_TEXT.get(decision, decision).capitalize()}: {md_literal(clip)} · `u` undoes it",
              icon=":material/check:")
 
 
-def my_last_decisions() -> list[dict]:
-    """This tab's decisions that undo can take back, newest first: [{"id", "clip", "decision"}]."""
-    return list(reversed(st.session_state.get(_MINE_KEY) or []))
+def my_last_decisions(data: Path) -> list[dict]:
+    """The curator's decisions that undo can take back, newest first (dicts with "id", "clip", "decision"; from
+    the decision log: a reload keeps them)."""
+    return undoable_decisions(data, st.session_state.get(CURATOR_KEY, ""), UNDO_DEPTH)
 
 
 def undo(data: Path, run_id_: str, decision_id: int | None = None) -> None:
-    """Button callback: take back this tab's decision ``decision_id`` (default: the last one) and show its
+    """Button callback: take back the curator's decision ``decision_id`` (default: the last one) and show its
     clip again; refused, with the reason, when someone decided the clip since."""
     ss = st.session_state
-    mine = ss.get(_MINE_KEY) or []
-    entry = next((m for m in reversed(mine) if decision_id in (None, m["id"])), None)
+    entry = next((m for m in my_last_decisions(data) if decision_id in (None, m["id"])), None)
     if entry is None:
-        st.toast("Nothing to undo in this tab.", icon=":material/info:")
+        st.toast("Nothing of yours to undo.", icon=":material/info:")
         return
     try:
         with review_store(data) as store:
@@ -233,12 +259,10 @@ def undo(data: Path, run_id_: str, decision_id: int | None = None) -> None:
     except ReviewConflict as err:
         flash(f"Not undone: {md_literal(err.theirs.get('curator', '?'))} decided "
               f"{md_literal(entry['clip'])} since.", "warning")
-        ss[_MINE_KEY] = [m for m in mine if m is not entry]
         return
     except (UserError, ValueError) as err:
         flash(f"Not undone: {md_literal(err)}", "error")
         return
-    ss[_MINE_KEY] = [m for m in mine if m is not entry]
     go_to(entry["clip"])
     st.toast(f"Undone: {STATUS_TEXT.get(entry['decision'], entry['decision'])} of {md_literal(entry['clip'])}",
              icon=":material/undo:")

@@ -2,7 +2,8 @@
 page registry, and the shared sidebar that sets them.
 
 Session-state keys read by several pages are named here (``*_KEY``). ``st.session_state`` dies with the tab;
-the recent list lives in ~/.config/av-auditor/recent.json and the runs on disk, in the data set's work folder
+the recent list lives in ~/.config/av-auditor/recent.json, the last curator name and each data set's last picked
+run in settings.json beside it, and the runs on disk, in the data set's work folder
 (:mod:`auditor.workspace`: DIR/.auditor, or under ``--workdir``).
 """
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from auditor import jobs, run_folder, workspace
+from auditor import jobs, run_choice, run_folder, selections, workspace
+from auditor.ui import loaders
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES_DIR = REPO / "pages"
@@ -41,9 +43,12 @@ RUN_KEY = "run_name"  # the sidebar's run selectbox
 CURATOR_KEY = "curator"
 PENDING_RUN_KEY = "_pending_run"  # a run to select on the next rerun (the selectbox is already drawn)
 REVIEW_CLIPS_KEY = "review_clips"  # clips sent from Explore to Review, or absent
+_SELECTION_ID_KEY = "_review_selection_id"  # the id of those clips as kept on disk (auditor.selections), or None
+SELECTION_PARAM = "sel"  # ?sel=<id>: the clips sent to Review, so that a reload keeps them
 _RECENT_KEY = "_recent_pick"  # the sidebar's recent-folders selectbox
 _URL_BOUND_KEY = "_url_bound"  # session keys already read from the address bar in this tab
 DATA_PARAM, RUN_PARAM = "data", "run"  # ?data=<folder>&run=<name>: the data set and run in the address bar
+CURATOR_PARAM = "curator"  # ?curator=<name>: this tab's curator, so that a reload keeps it (not another tab's)
 RECENT_FILE, SETTINGS_FILE = "recent.json", "settings.json"  # in config_dir()
 _URL_BINDS_KEY = "_url_binds"  # this script run's bind_to_url keys -> (param, default), written by write_url
 
@@ -114,16 +119,36 @@ def remember_data_dir(path: str) -> None:
     _write_config_json(RECENT_FILE, {"recent": items[:MAX_RECENT]})
 
 
+def _remember_run() -> None:
+    """Run picker callback: the scored run picked is what this data set opens with next time, unless a
+    decision names another run (settings.json, ``runs``: data set folder -> run name)."""
+    data, name = data_dir(), st.session_state.get(RUN_KEY)
+    if data is None or not name or not run_folder.run_outputs_ready(runs_root(data) / name):
+        return
+    settings = _read_config_json(SETTINGS_FILE)
+    runs = settings.get("runs") if isinstance(settings.get("runs"), dict) else {}
+    _write_config_json(SETTINGS_FILE, settings | {"runs": runs | {str(data): name}})
+
+
+def _picked_run(data: Path) -> str | None:
+    """The scored run last picked for ``data`` (see _remember_run), or None."""
+    runs = _read_config_json(SETTINGS_FILE).get("runs")
+    name = runs.get(str(data)) if isinstance(runs, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def remember_curator() -> None:
-    """Curator name callback: the name is kept for the next tab and the next start (settings.json)."""
+    """Curator name callback: the name is proposed to the next new tab and the next start (settings.json);
+    this tab keeps its own (session state and ?curator=), whatever another tab enters later."""
     _write_config_json(SETTINGS_FILE, _read_config_json(SETTINGS_FILE) | {
         "curator": st.session_state.get(CURATOR_KEY, "").strip()})
 
 
 def init_session() -> None:
     """Defaults for a new tab: the data set from the address bar (?data=), the command line, $AUDITOR_DATA or
-    the recent list; the run from the address bar (?run=); the curator name from settings.json; the work
-    directory from ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
+    the recent list; the run from the address bar (?run=); the curator name from the address bar (?curator=, a
+    reload of this tab), else the last one entered (settings.json) as a proposal; the work directory from
+    ``--workdir`` (auditor.workspace: where runs, reviews and the cache go)."""
     workspace.set_workdir(startup_option("workdir"))
     ss = st.session_state
     if DATA_KEY not in ss:
@@ -136,15 +161,18 @@ def init_session() -> None:
         if st.query_params.get(RUN_PARAM):
             ss[PENDING_RUN_KEY] = st.query_params[RUN_PARAM]
     if CURATOR_KEY not in ss:
-        name = _read_config_json(SETTINGS_FILE).get("curator", "")
+        name = st.query_params.get(CURATOR_PARAM) or _read_config_json(SETTINGS_FILE).get("curator", "")
         ss[CURATOR_KEY] = name if isinstance(name, str) else ""
 
 
-def bind_to_url(key: str, param: str, default, *, parse=str) -> None:
+def bind_to_url(key: str, param: str, default, *, parse=str, hidden: bool = False) -> None:
     """Keep session key ``key`` (a widget's) in the address bar as ``?param=``: a new tab (a reload, a shared
     link) starts from the address bar; call before the widget is drawn. ``parse`` turns the text (a list of
     texts for a list ``default``) back into a value and raises ValueError for one that is not allowed (it is
-    ignored). The widget gets its value from the session (or ``default``): draw it without a default."""
+    ignored). The widget gets its value from the session (or ``default``): draw it without a default.
+    ``hidden``: the widget is inside something closed (a popover) that the browser draws only when opened; its
+    value is then sent on every run, or the browser would draw it with the widget's own default (e.g. a
+    slider's minimum) while the page uses the session's value."""
     ss = st.session_state
     seen = ss.setdefault(_URL_BOUND_KEY, set())
     if key not in seen:
@@ -157,6 +185,8 @@ def bind_to_url(key: str, param: str, default, *, parse=str) -> None:
                 pass
     if key not in ss:  # the widget takes its value from here: draw it without a default of its own
         ss[key] = default
+    elif hidden:
+        ss[key] = ss[key]  # a value set through the session is sent to the browser with the widget
     ss.setdefault(_URL_BINDS_KEY, {})[key] = (param, default)
 
 
@@ -179,6 +209,38 @@ def write_url() -> None:
             st.query_params[param] = [str(v) for v in value]
         else:
             st.query_params[param] = str(value)
+
+
+def send_to_review(data: Path, clips: list[str]) -> None:
+    """ "Review these": make ``clips`` the Review page's queue and open Review. The selection is kept in the
+    data set's work folder (auditor.selections) and named in Review's address bar, so that a reload keeps it."""
+    st.session_state[REVIEW_CLIPS_KEY] = list(clips)
+    st.session_state[_SELECTION_ID_KEY] = selections.save(data, clips)
+    st.switch_page(page_file("review"))
+
+
+def review_selection(data: Path) -> list[str] | None:
+    """The clips sent to Review (:func:`send_to_review`), or None: from the session, else from the address bar's
+    ?sel= (a reload); ?sel= is kept in the address bar while there is a selection."""
+    ss = st.session_state
+    sel_id = st.query_params.get(SELECTION_PARAM)
+    if REVIEW_CLIPS_KEY not in ss and sel_id:
+        clips = selections.load(data, sel_id)
+        if clips:
+            ss[REVIEW_CLIPS_KEY], ss[_SELECTION_ID_KEY] = clips, sel_id
+    kept = ss.get(_SELECTION_ID_KEY) if ss.get(REVIEW_CLIPS_KEY) else None
+    if kept:
+        st.query_params[SELECTION_PARAM] = kept
+    else:
+        st.query_params.pop(SELECTION_PARAM, None)
+    return ss.get(REVIEW_CLIPS_KEY)
+
+
+def leave_selection() -> None:
+    """Forget the clips sent to Review (and their ?sel=): Review shows its filtered queue again."""
+    st.session_state.pop(REVIEW_CLIPS_KEY, None)
+    st.session_state.pop(_SELECTION_ID_KEY, None)
+    st.query_params.pop(SELECTION_PARAM, None)
 
 
 def select_run(name: str) -> None:
@@ -231,11 +293,12 @@ def run_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def run_label(data: Path, name: str) -> str:
-    """A run as the sidebar lists it: its name, and "running" or "no results yet" when it cannot be reviewed."""
+def run_label(data: Path, name: str, summary: run_choice.RunSummary | None) -> str:
+    """A run as the sidebar lists it: run_choice.label (flagged, decided, finished, a short training) for a run
+    with results, else its name and "running" or "no results yet"."""
+    if summary is not None and summary.ready:
+        return run_choice.label(summary)
     run = runs_root(data) / name
-    if run_folder.run_outputs_ready(run):
-        return name
     return f"{name} · {'running' if jobs.job_status(run).state == 'running' else 'no results yet'}"
 
 
@@ -284,13 +347,7 @@ def _data_changed() -> None:
         st.session_state[DATA_KEY] = str(Path(value).expanduser().resolve())
         remember_data_dir(st.session_state[DATA_KEY])
     st.session_state.pop(RUN_KEY, None)
-    st.session_state.pop(REVIEW_CLIPS_KEY, None)
-
-
-def _default_run(data: Path, names: list[str]) -> str | None:
-    """The newest run with results (what Explore and Review can show), else the newest run."""
-    ready = [n for n in names if run_folder.run_outputs_ready(runs_root(data) / n)]
-    return (ready or names or [None])[0]
+    leave_selection()
 
 
 def sidebar() -> None:
@@ -317,21 +374,36 @@ def sidebar() -> None:
                 pending = ss.pop(PENDING_RUN_KEY)
                 names = names if pending in names else [pending, *names]
                 ss[RUN_KEY] = pending
+            summaries, decided_run = loaders.run_summaries(data, names)
             if ss.get(RUN_KEY) not in names:
-                ss[RUN_KEY] = _default_run(data, names)
+                ss[RUN_KEY] = run_choice.choose(summaries, decided_run, _picked_run(data))
             if names:
-                st.selectbox("Run", names, key=RUN_KEY, format_func=lambda n: run_label(data, n),
-                             help="The model run whose results Explore, Review and Export use (newest first).")
+                by_name = {r.name: r for r in summaries}
+                st.selectbox("Run", names, key=RUN_KEY, format_func=lambda n: run_label(data, n, by_name.get(n)),
+                             on_change=_remember_run,
+                             help="The model run whose results Explore, Review and Export use (newest first). "
+                                  "Opens with the run of the latest decision, else the one you last picked.")
+                _warn_short(by_name.get(ss.get(RUN_KEY)))
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",
-                      help="Stored with every review decision (and remembered for your next visit).",
+                      help="Stored with every review decision; this tab keeps it (also in the address bar), "
+                           "and a new tab starts from the last name entered.",
                       on_change=remember_curator)
     _url_state(data)
 
 
+def _warn_short(run: run_choice.RunSummary | None) -> None:
+    """A warning under the run picker when the selected run's training was short (run_choice.RunSummary.short)."""
+    if run is not None and run.short:
+        st.warning(f"This run trained {run.epochs} epochs; the automatic schedule for its clips is "
+                   f"{run.auto_epochs}. Its scores are rough: train again with automatic epochs before trusting "
+                   "what it flags (or does not flag).", icon=":material/warning:")
+
+
 def _url_state(data: Path | None) -> None:
-    """The data set and run in the address bar (?data=...&run=...), so that a reload or a link opens them."""
+    """The data set, run and curator in the address bar (?data=...&run=...&curator=...), so that a reload or
+    a link opens them."""
     if data is None:
         st.query_params.pop(DATA_PARAM, None)
     else:
@@ -341,3 +413,8 @@ def _url_state(data: Path | None) -> None:
         st.query_params[RUN_PARAM] = run
     else:
         st.query_params.pop(RUN_PARAM, None)
+    curator = st.session_state.get(CURATOR_KEY, "").strip()
+    if curator:
+        st.query_params[CURATOR_PARAM] = curator
+    else:
+        st.query_params.pop(CURATOR_PARAM, None)

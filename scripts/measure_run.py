@@ -1,0 +1,70 @@
+"""Measure trained runs on a generated data set (one with truth.csv): the figures the real-content goals name.
+
+    python scripts/measure_run.py --data DIR RUN [RUN ...]
+
+One JSON line per run:
+* label_ap, mismatch_ap, suggestions_right, muted_flagged: auditor.metrics.flag_metrics (label AP against
+  label_is_noisy, mismatch AP against is_mismatched, suggested = true label on the wrongly labelled clips, share of
+  muted clips flagged as mismatched);
+* clean_flagged_label / _mismatch / _any: share of the clips with no problem (right label, own sound, not muted)
+  flagged (score >= 0.5) by the label score, the mismatch score, either;
+* visual_acc, audio_acc: flags.csv's visual_pred (resp. audio_pred) = the given label, on the rightly labelled clips
+  (audio: with their own, audible sound); visual_min_recall, audio_min_recall: the smallest per-class recall of the
+  same, against the true class; audio_recall: per class, in class order;
+* est_label_noise_last5, est_mismatch_last5: progress.jsonl's estimated rates at the last five epoch ends;
+* train_s, train_cpu_s: wall and CPU seconds of the training (the last epoch's elapsed_s, cpu_s).
+Figures of runs in BENCHMARKS.md name this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from auditor.metrics import flag_metrics
+from auditor.run_folder import read_progress
+
+
+def measure(data: Path, run: Path) -> dict:
+    flags, truth = pd.read_csv(run / "flags.csv"), pd.read_csv(data / "truth.csv")
+    m = flags.merge(truth.drop(columns=["given_label"], errors="ignore"), on="clip")
+    noisy, mismatched = m["label_is_noisy"] == 1, m["is_mismatched"] == 1
+    muted = m["is_muted"] == 1 if "is_muted" in m else pd.Series(False, index=m.index)
+    clean = ~noisy & ~mismatched & ~muted
+    label, sound = m["label_noise_score"] >= 0.5, m["mismatch_score"] >= 0.5
+    metrics = flag_metrics(flags, truth)
+    own = ~noisy & ~mismatched & ~muted & (m["problem"].isna() | (m["problem"] == ""))
+    out = {"run": run.name, "clips": len(m), "label_ap": metrics.get("label_ap"),
+           "mismatch_ap": metrics.get("mismatch_ap"), "suggestions_right": metrics["suggestion_acc_noisy"],
+           "muted_flagged": metrics["muted_flagged_mismatch"],
+           "clean_flagged_label": label[clean].mean(), "clean_flagged_mismatch": sound[clean].mean(),
+           "clean_flagged_any": (label | sound)[clean].mean(),
+           "visual_acc": (m["visual_pred"] == m["given_label"])[~noisy].mean(),
+           "audio_acc": (m["audio_pred"] == m["given_label"])[own].mean()}
+    visual = (m["visual_pred"] == m["true_label"])[~noisy].groupby(m["true_label"][~noisy]).mean()
+    audio = (m["audio_pred"] == m["true_label"])[own].groupby(m["true_label"][own]).mean()
+    out |= {"visual_min_recall": visual.min(), "audio_min_recall": audio.min(),
+            "audio_recall": [round(float(x), 2) for x in audio]}
+    epochs = [e for e in read_progress(run) if e.get("event") == "epoch"]
+    if epochs and "est_label_noise" in epochs[-1]:
+        out["est_label_noise_last5"] = [round(e["est_label_noise"], 3) for e in epochs[-5:]]
+        out["est_mismatch_last5"] = [round(e["est_mismatch"], 3) for e in epochs[-5:]]
+    if epochs:
+        out |= {"train_s": epochs[-1]["elapsed_s"], "train_cpu_s": epochs[-1].get("cpu_s")}
+    return {k: round(float(v), 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, type=Path, help="the generated data set (with truth.csv)")
+    p.add_argument("runs", nargs="+", type=Path, help="run folders trained or scored on it")
+    args = p.parse_args()
+    for run in args.runs:
+        print(json.dumps(measure(args.data, run)))
+
+
+if __name__ == "__main__":
+    main()

@@ -112,3 +112,13 @@ def test_phase_one_fits_with_plain_ce_until_label_noise_is_found_then_with_sce()
     state.gate_open[1] = False
     paper = _loss_terms(out, batch, state, 1, replace(cfg, ce_until_label_noise=False), objective)["cls"]
     assert torch.allclose(paper, opened)
+
+
+def test_the_automatic_schedule_warms_up_for_half_of_phase_one():
+    from auditor.model.config import resolve_schedule
+
+    cfg = resolve_schedule(TrainConfig(), 600)  # 9 steps per epoch: 24 epochs for 216 steps
+    assert (cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs) == (14, 10, 7)
+    assert resolve_schedule(TrainConfig(epochs_phase1=3, epochs_phase2=1), 600).warmup_epochs == 2
+    assert resolve_schedule(TrainConfig(warmup_epochs=5), 600).warmup_epochs == 5
+    assert resolve_schedule(TrainConfig(method="ce"), 600).epochs_phase2 == 0

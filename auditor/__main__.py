@@ -16,9 +16,10 @@ from auditor.cli_bench import add_bench_arguments
 from auditor.cli_model import add_train_arguments
 from auditor.cli_review import add_export_arguments
 from auditor.data.digits import DIGIT_CLIP_SECONDS, NONSPEECH_SHARE
+from auditor.data.generate import CONTENTS
 from auditor.data.noise import NOISE_TYPES
 from auditor.data.synth import CLASSES as SAMPLE_CLASSES
-from auditor.data.synth import CONTENTS, MAX_CLASSES, MEDIA
+from auditor.data.synth import MAX_CLASSES, MEDIA
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
 from auditor.model.presets import PRESETS

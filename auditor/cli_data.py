@@ -7,8 +7,9 @@ import re
 import sys
 from pathlib import Path
 
+from auditor.data.generate import generate_dataset
 from auditor.data.inject import inject_dataset
-from auditor.data.synth import MAX_CLIP_SECONDS, generate_dataset
+from auditor.data.synth import MAX_CLIP_SECONDS
 from auditor.errors import UserError
 from auditor.model.presets import preprocess_params
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """40 generated clips, 8 classes, 30% symmetric label noise, 15% mismatch, with truth.csv."""
-    from auditor.data.synth import generate_dataset
+    from auditor.data.generate import generate_dataset
 
     out = tmp_path_factory.mktemp("small") / "data"
     generate_dataset(out, clips=40, label_noise=0.3, mismatch=0.15, seed=5)

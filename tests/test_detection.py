@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from auditor.data.synth import generate_dataset
+from auditor.data.generate import generate_dataset
 from auditor.metrics import flag_metrics
 from tests.conftest import run_cli
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from auditor.data import mux, noise
+from auditor.data.generate import generate_dataset
 from auditor.data.inject import SOUND_COLUMNS, inject_dataset
 from auditor.data.mux import swap_audio
 from auditor.data.noise import choose_label_noise, choose_mismatch, default_confusion_map
-from auditor.data.synth import generate_dataset
 
 CLASSES = ["a", "b", "c", "d", "e"]
 

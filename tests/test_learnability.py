@@ -60,7 +60,7 @@ def _fit_and_test(model: nn.Module, train, test, y_train, y_test) -> float:
 
 @pytest.mark.slow
 def test_each_modality_alone_is_learnable(tmp_path):
-    from auditor.data.synth import generate_dataset
+    from auditor.data.generate import generate_dataset
 
     generate_dataset(tmp_path / "d", clips=TRAIN_CLIPS, test_clips=TEST_CLIPS, seed=21)
     params = PreprocessParams(num_frames=8, frame_size=64)

@@ -26,8 +26,9 @@ from auditor.data.digits import (
     HELD_OUT_TAKES,
     NONSPEECH_SHARE,
 )
+from auditor.data.generate import generate_dataset
 from auditor.data.noise import TRUTH_COLUMNS
-from auditor.data.synth import CLASSES, generate_dataset
+from auditor.data.synth import CLASSES
 from auditor.errors import UserError
 
 HAVE_FSDD = (digits.fsdd_root() / "recordings").is_dir()

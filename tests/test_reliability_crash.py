@@ -81,7 +81,7 @@ def error_lines(stderr: str) -> list[str]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """10 generated clips (8 classes): epochs of about a second, and scoring without UMAP (too few points)."""
-    from auditor.data.synth import generate_dataset
+    from auditor.data.generate import generate_dataset
 
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate_dataset(out, clips=10, seed=3, workers=1)

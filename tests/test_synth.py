@@ -12,7 +12,8 @@ import pytest
 
 from auditor.data import synth
 from auditor.data.decode import decode_clip
-from auditor.data.synth import CLASSES, CONFUSABLE, generate_dataset, render_clip
+from auditor.data.generate import generate_dataset
+from auditor.data.synth import CLASSES, CONFUSABLE, render_clip
 
 TRUTH_COLUMNS = ["clip", "true_label", "given_label", "label_is_noisy", "audio_label", "is_mismatched"]
 

@@ -19,8 +19,9 @@ from auditor.cli_data import parse_clip_seconds
 from auditor.data import synth
 from auditor.data.decode import decode_clip
 from auditor.data.features import SILENT_BELOW_DBFS, is_silent
+from auditor.data.generate import generate_dataset
 from auditor.data.noise import TRUTH_COLUMNS
-from auditor.data.synth import EVENT_SECONDS, FPS, generate_dataset, render_clip, render_event_clip
+from auditor.data.synth import EVENT_SECONDS, FPS, render_clip, render_event_clip
 from auditor.errors import UserError
 
 SECONDS = (6.0, 8.0)

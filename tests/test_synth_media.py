@@ -17,6 +17,7 @@ import pytest
 from auditor.__main__ import build_parser, main
 from auditor.data import synth
 from auditor.data.decode import SAMPLE_RATE, decode_clip
+from auditor.data.generate import generate_dataset
 from auditor.data.synth import (
     FPS,
     MEDIA_COLUMNS,
@@ -25,7 +26,6 @@ from auditor.data.synth import (
     MIXED_SAMPLE_RATES,
     MIXED_SIZES,
     UNIFORM_MEDIA,
-    generate_dataset,
     media_format,
 )
 from auditor.errors import UserError

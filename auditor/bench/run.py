@@ -31,7 +31,7 @@ from auditor.bench.results import ID_COLUMNS, METRICS
 from auditor.bench.settings import DATA_NOISE_TYPE, MAX_SEEDS, SPLITS, BenchConfig, Setting
 from auditor.bench.speed import speed_table
 from auditor.bench.targets import evaluate_targets
-from auditor.data.synth import generate_dataset
+from auditor.data.generate import generate_dataset
 
 
 @dataclass

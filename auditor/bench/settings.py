@@ -103,7 +103,7 @@ CLEAN_NAME = "clean"
 class Setting:
     """One setting of the generated data: noise_type in NOISE_TYPES (or DATA_NOISE_TYPE), rates in [0, 1], and
     the generator's data shape (imbalance 1 = balanced; seconds / classes None = the generator's own; media
-    "uniform" or "mixed", synth.MEDIA; content "procedural" or "digits", synth.CONTENTS)."""
+    "uniform" or "mixed", synth.MEDIA; content "procedural" or "digits", generate.CONTENTS)."""
 
     noise_type: str = NOISE_TYPES[0]
     label_noise: float = 0.0
@@ -135,7 +135,7 @@ class Setting:
         return "+".join(parts)
 
     def generator_args(self) -> dict:
-        """The keyword arguments of auditor.data.synth.generate_dataset for this setting (the data shape only
+        """The keyword arguments of auditor.data.generate.generate_dataset for this setting (the data shape only
         where it differs from the default, so data generated before these options existed is still reused)."""
         args = {"label_noise": self.label_noise, "noise_type": self.noise_type, "mismatch": self.mismatch}
         return args | {GENERATOR_OPTIONS[f][0]: getattr(self, f) for f in GENERATOR_OPTIONS
@@ -250,14 +250,14 @@ def _check_methods(names, where: str) -> None:
 def check_generator(settings) -> None:
     """Raises UserError for the first setting that needs a generate_dataset option it does not have, naming it,
     or, for real content, when the spoken-digit recordings are missing (naming their folder)."""
-    from auditor.data.synth import generate_dataset  # no torch, but av: only when a bench is about to run
+    from auditor.data.generate import generate_dataset  # no torch, but av: only when a bench is about to run
 
     have = inspect.signature(generate_dataset).parameters
     for s in settings:
         for f, (keyword, what) in GENERATOR_OPTIONS.items():
             if getattr(s, f) != _DEFAULT_SETTING[f] and keyword not in have:
                 raise UserError(f"--settings: {s.name} needs {what}, but the generator "
-                                f"(auditor.data.synth.generate_dataset) has no {keyword}= option yet; "
+                                f"(auditor.data.generate.generate_dataset) has no {keyword}= option yet; "
                                 "leave this setting out or add the option to the generator first")
     if any(s.content == "digits" for s in settings):
         from auditor.data.digits import fsdd_recordings

@@ -56,6 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, log) -> None:
+    """End a server this script started (by its process), then close its log."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 def venv(path: Path, packages: tuple[str, ...], skip_install: bool) -> Path:
     """A virtual environment at ``path`` with ``packages``; returns its python."""
     python = path / "bin" / "python"
@@ -156,12 +166,7 @@ def check_label_studio(work: Path, data: Path, out: Path, decided: dict, skip_in
     except (OSError, ValueError, KeyError) as err:
         check("label studio API", False, repr(err)[:500])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
 
 
 FIFTYONE_READ = textwrap.dedent("""
@@ -204,12 +209,7 @@ def check_fiftyone(work: Path, data: Path, out: Path, skip_install: bool) -> Non
         check("fiftyone's labels are labels.csv's (excluded clip left out)", read == labels.to_dict(),
               f"{len(read)} read, {len(labels)} in labels.csv")
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        stop(server, log)
 
 
 def main(argv: list[str] | None = None) -> int:

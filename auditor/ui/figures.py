@@ -15,8 +15,9 @@ MARGINS = {"l": 8, "r": 8, "t": 8, "b": 8}
 
 
 def point_size(n: int) -> float:
-    """Marker size for a map of ``n`` points: smaller as the map fills, so that clusters stay readable."""
-    return 6.0 if n <= 1_000 else 4.5 if n <= 5_000 else 3.0
+    """Marker size for a map of ``n`` points: large enough to read a small map's clusters at a glance, smaller as
+    the map fills, so that a large map's clusters stay apart."""
+    return 9.0 if n <= 1_000 else 6.0 if n <= 5_000 else 4.0
 
 
 def map_figure(points: pd.DataFrame, plan: TracePlan, modality: str, customdata: np.ndarray,

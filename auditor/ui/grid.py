@@ -34,9 +34,9 @@ def view() -> str:
 
 
 def picked(queue: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``queue`` whose clips are ticked."""
+    """The rows of ``queue`` whose clips are ticked (``queue``'s columns, also when none is)."""
     ss = st.session_state
-    return queue[[bool(ss.get(PICK_PREFIX + c)) for c in queue["clip"]]]
+    return queue[queue["clip"].map(lambda clip: bool(ss.get(PICK_PREFIX + clip))).astype(bool)]
 
 
 def _tick(clips: list[str], value: bool) -> None:
@@ -51,7 +51,11 @@ def _open(clip: str) -> None:
 
 
 def show(data: Path, run_id: str, queue: pd.DataFrame) -> None:
-    """The grid of ``queue`` (review_queue.review_queue's rows) with its selection and batch actions."""
+    """The grid of ``queue`` (review_queue.review_queue's rows) with its selection and batch actions; "Nothing
+    left" when the queue is empty."""
+    if queue.empty:
+        st.success("Nothing left to review with these filters.", icon=":material/task_alt:")
+        return
     pages = max(1, math.ceil(len(queue) / PER_PAGE))
     ss = st.session_state
     if not 1 <= ss.get(PAGE_KEY, 1) <= pages:

@@ -47,10 +47,10 @@ def draw(modality: str, title: str, height: int) -> None:
 
 left, right = st.columns(2)
 with left:
-    draw("audio", "Sound (audio embedding)", 430)
+    draw("audio", "Sound (audio embedding)", 520)
 with right:
-    draw("visual", "Picture (visual embedding)", 430)
-draw("fused", "Sound + picture (fused embedding)", 480)
+    draw("visual", "Picture (visual embedding)", 520)
+draw("fused", "Sound + picture (fused embedding)", 600)
 
 st.subheader("Selection")
 if not selected:

@@ -1,7 +1,8 @@
 """Review: the queue of flagged clips, most suspicious first (or sorted and searched as the curator likes). For
 each clip: the video with its sound, the sound alone, its spectrogram and frames, the model's verdicts in plain
 words (for a long clip, also where along it the sound fits the picture, and any one window played alone) and the
-nearest clips; one click or key records a decision (with the curator's name, the run, a note and
+nearest clips, or the whole queue as a grid of thumbnails (auditor.ui.grid) for batch decisions; one click or key
+records a decision (with the curator's name, the run, a note and
 a sound-mismatch mark) and the next clip follows; undo takes it back. The address bar links to the clip."""
 
 import streamlit as st
@@ -12,7 +13,7 @@ from auditor.flags import FLAG_THRESHOLD, FLAGGED_KINDS
 from auditor.reviews import MISMATCH_KINDS
 from auditor.run_folder import read_config
 from auditor.text import md_literal, plural
-from auditor.ui import compact, figures, loaders, review, state, widgets, windows
+from auditor.ui import compact, figures, grid, loaders, review, state, widgets, windows
 
 SORT_KEY = "review_sort"
 MISMATCH_TEXT = {"dubbed_or_music": "dubbed / music", "off_screen": "off-screen", "swapped": "swapped",
@@ -45,7 +46,7 @@ state.bind_to_url("review_classes", "class", [], parse=lambda v: [c for c in v i
 state.bind_to_url("review_threshold", "min", float(FLAG_THRESHOLD), parse=lambda v: min(1.0, max(0.0, float(v))),
                   hidden=True)
 state.bind_to_url("review_undecided", "undecided", True, parse=lambda v: v != "False", hidden=True)
-f1, f2, f3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+f1, f2, f3, f4 = st.columns([4, 4, 2, 2], vertical_alignment="bottom")
 sort = f1.selectbox("Order", list(review_queue.SORTS), key=SORT_KEY,
                     format_func=lambda k: review_queue.SORTS[k][0])
 search = f2.text_input("Search", key=review.SEARCH_KEY, placeholder="clip or label",
@@ -59,6 +60,8 @@ with f3.popover("Filters", icon=":material/tune:", width="stretch"):
                           help="Show clips whose higher score is at least this.")
     unreviewed = st.toggle("Not yet decided only", key="review_undecided",
                            help="Skipped clips stay in the queue, at its end.")
+with f4:
+    view = grid.view()
 state.write_url()
 queue = review_queue.review_queue(table, kinds=kinds or None, classes=classes, threshold=threshold,
                                   unreviewed_only=unreviewed, clips=explicit, sort=sort, search=search)
@@ -70,6 +73,10 @@ filters = "your selection" if explicit else \
     f"{shown_kinds} · score ≥ {threshold:.2f}" + (f" · {len(classes)} classes" if classes else "")
 st.caption(f"**{left:,}** left to decide in this queue of {len(queue):,} ({filters}) · flagged clips decided: "
            f"**{int((flagged & decided).sum()):,} of {int(flagged.sum()):,}** (a skip is not a decision)")
+
+if view == "grid":
+    grid.show(data, run_id, queue)
+    st.stop()
 
 conflict = ss.get(review.REVIEW_CONFLICT_KEY)
 queue_clips = queue["clip"].tolist()

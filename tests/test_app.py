@@ -694,3 +694,14 @@ def test_a_long_clip_shows_its_windows_and_plays_the_one_chosen(data_dir):
     no_errors(at)
     video = at.get("video")[0].proto
     assert (video.start_time, video.end_time) == (8, 17)  # whole seconds covering 8.3-16.6 s
+
+
+def test_the_triage_grid_of_an_empty_queue(data_dir):
+    """The grid of a queue with no clip (all decided, or a search that finds none) said "Nothing left", not
+    KeyError 'flag_kind' (its empty selection lost the queue's columns)."""
+    at = app("grid tester")
+    at.session_state["review_view"] = "grid"
+    at.session_state["review_search"] = "no clip is called this"
+    at = goto(at, "review")
+    no_errors(at)
+    assert any("Nothing left to review" in s.value for s in at.success)

@@ -27,6 +27,7 @@ import pytest
 
 from auditor.reviews import ReviewStore
 from auditor.text import plural
+from auditor.ui.grid import VIEW_KEY
 from auditor.ui.review import RELABEL_KEY
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
@@ -426,6 +427,20 @@ def test_a_reload_keeps_data_run_filters_clip_and_curator(server, page):
     assert page.get_by_role("textbox", name="Data set folder").input_value() == str(server["data"])
 
 
+def confirm_batch(page, button, count: int, shot: str, data: Path, curator: str) -> pd.DataFrame:
+    """Click a batch ``button``, check that its dialog states ``count`` clips (screenshot ``shot``), record, and
+    return ``curator``'s decision history in ``data``."""
+    button.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
+    shoot(page, shot)
+    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
+    settle(page)
+    no_exception(page)
+    with ReviewStore(data) as store:
+        return store.history(curators=[curator])
+
+
 def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     page.goto(f"{server['url']}/explore?data={urllib.parse.quote(str(server['containers']))}")
     settle(page)
@@ -435,15 +450,7 @@ def test_batch_accept_of_a_lasso_selection_after_a_confirmation(server, page):
     count = int(re.search(r"\((\d+)\)", button.inner_text()).group(1))
     flags = pd.read_csv(server["containers"] / ".auditor" / "runs" / "default" / "flags.csv")
     assert count == int((flags["suggested_label"] != flags["given_label"]).sum()) and count > 0
-    button.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
-    shoot(page, "explore_batch_confirm")
-    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
-    settle(page)
-    no_exception(page)
-    with ReviewStore(server["containers"]) as store:
-        mine = store.history(curators=["batch tester"])
+    mine = confirm_batch(page, button, count, "explore_batch_confirm", server["containers"], "batch tester")
     assert len(mine) == count and set(mine["decision"]) == {"accept"}
 
 
@@ -493,15 +500,7 @@ def test_the_clips_of_tiles_get_the_batch_actions(server, page):
     settle(page)
     count = int(sum(tile_counts(page)[:2]))
     button = page.get_by_role("button", name=f"Mark all as checked ({count})")
-    button.click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text(plural(count, "clip")).wait_for(timeout=30_000)
-    shoot(page, "classes_batch_confirm")
-    dialog.get_by_role("button", name=f"Record {plural(count, 'decision')}").click()
-    settle(page)
-    no_exception(page)
-    with ReviewStore(server["containers"]) as store:
-        mine = store.history(curators=["tile tester"])
+    mine = confirm_batch(page, button, count, "classes_batch_confirm", server["containers"], "tile tester")
     assert len(mine) == count and set(mine["decision"]) == {"keep"} and mine["clip"].is_unique
 
 
@@ -531,3 +530,33 @@ def test_the_clip_and_every_decision_control_fit_one_screen_at_1400x900(server, 
         page.screenshot(path=str(SHOTS / "review_1400x900.png"))
     finally:
         context.close()
+
+
+def test_the_triage_grid_acts_on_ticked_clips_and_opens_one(server, page):
+    """Issue 24, triage grid: the queue as thumbnails with their verdicts; ticked clips get the batch actions
+    (one decision each, after a confirmation stating the count), and "Open" shows a clip in the one-clip view."""
+    # every clip, decided or not (earlier tests decide the flagged ones)
+    page.goto(review_url(server, curator="grid tester", kind=["wrong_label", "mismatch", "both", "clean"], min="0",
+                         undecided="False"))
+    settle(page)
+    page.locator(f".st-key-{VIEW_KEY}").get_by_role("radio", name="Grid").click()
+    settle(page)
+    no_exception(page)
+    boxes = page.locator("[data-testid='stCheckbox']")
+    assert boxes.count() >= 3
+    assert page.locator("[data-testid='stImage']").count() >= boxes.count()
+    ticked = [boxes.nth(i).inner_text().strip() for i in (0, 2)]
+    first = ticked[0]
+    for i in (0, 2):
+        boxes.nth(i).locator("label").click()
+        settle(page)
+    page.get_by_text("2 clips selected").wait_for(timeout=30_000)
+    shoot(page, "review_grid")
+    mine = confirm_batch(page, page.get_by_role("button", name="Exclude all (2)"), 2, "review_grid_confirm",
+                         server["data"], "grid tester")
+    assert sorted(c.rsplit("/", 1)[-1] for c in mine["clip"]) == sorted(ticked)
+    assert set(mine["decision"]) == {"exclude"}
+    page.locator("[data-testid='stButton'] button").filter(has_text="Open").first.click()
+    settle(page)
+    no_exception(page)
+    assert clip_heading(page).endswith(first)

@@ -15,8 +15,9 @@ MARGINS = {"l": 8, "r": 8, "t": 8, "b": 8}
 
 
 def point_size(n: int) -> float:
-    """Marker size for a map of ``n`` points: smaller as the map fills, so that clusters stay readable."""
-    return 6.0 if n <= 1_000 else 4.5 if n <= 5_000 else 3.0
+    """Marker size for a map of ``n`` points: large enough to read a small map's clusters at a glance, smaller as
+    the map fills, so that a large map's clusters stay apart."""
+    return 9.0 if n <= 1_000 else 6.0 if n <= 5_000 else 4.0
 
 
 def map_figure(points: pd.DataFrame, plan: TracePlan, modality: str, customdata: np.ndarray,
@@ -99,7 +100,8 @@ def confusion_figure(cells: pd.DataFrame, classes: list[str], *, height: int = 4
                                                 "white", "#333")}, customdata=np.column_stack([cells["given_label"], cells["suggested_label"]]),
         marker={"symbol": "square", "size": size, "color": np.log1p(cells["clips"]), "colorscale": "Blues",
                 "line": {"width": 0}},
-        hovertemplate="given %{y} → suggested %{x}: %{text} clips<extra></extra>"))
+        hovertemplate="given %{y} → suggested %{x}: %{text} clips<extra></extra>",
+        unselected={"marker": {"opacity": 0.35}, "textfont": {"color": "#444"}}))  # counts readable beside a pick
     fig.update_layout(height=height, margin={"l": 8, "r": 8, "t": 8, "b": 8}, dragmode=False,
                       xaxis={"title": "suggested label", "type": "category", "categoryorder": "array",
                              "categoryarray": names, "showticklabels": len(classes) <= 60, "fixedrange": True},

@@ -190,7 +190,8 @@ def test_a_short_clips_sound_crop_hears_its_event_wherever_it_is(tmp_path):
     """A clip of one window whose sound event lies outside the middle 2.56 s: evaluation hears the event, and
     most training crops do."""
     write_clip(tmp_path / "clips" / "early.mp4", seconds=7.0, tone_between=(0.2, 0.7), tone_hz=500.0)
-    (tmp_path / "labels.csv").write_text("clip,label\nclips/early.mp4,a\n")
+    write_clip(tmp_path / "clips" / "other.mp4", seconds=1.0)  # a data set has two classes
+    (tmp_path / "labels.csv").write_text("clip,label\nclips/early.mp4,a\nclips/other.mp4,b\n")
     arrays = load_arrays(ingest(tmp_path, PARAMS, workers=1))
     assert arrays.windows is None
     preset = get_preset("cpu")

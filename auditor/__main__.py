@@ -21,7 +21,7 @@ from auditor.data.synth import CLASSES as SAMPLE_CLASSES
 from auditor.data.synth import CONTENTS, MAX_CLASSES, MEDIA
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
-from auditor.model.presets import PRESETS
+from auditor.model.presets import FRAME_PRESETS
 from auditor.workspace import add_workdir_argument, set_workdir
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -94,7 +94,8 @@ def _inject_args(p: argparse.ArgumentParser) -> None:
 @command("ingest", "validate a data set and decode every clip into the cache", "auditor.cli_data:run_ingest")
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with labels.csv or one sub-folder per class")
-    p.add_argument("--preset", default="cpu", choices=list(PRESETS), help="model preset whose input size is cached")
+    p.add_argument("--preset", default="cpu", choices=list(FRAME_PRESETS),
+                   help="model preset whose input size is cached")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     p.add_argument("--cache", default=None, help="cache folder (default: in the data set's work folder)")
     add_workdir_argument(p)
@@ -114,6 +115,8 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="where to write the outputs (default: the --run folder)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of another scoring (another model or data set) already in --out")
+    p.add_argument("--features", default=None,
+                   help="for a model trained with --features: this data set's features file (same vector sizes)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workers", type=int, default=None)
     add_workdir_argument(p)

@@ -5,7 +5,7 @@ run being reviewed is never replaced unless the curator names it and confirms.""
 import streamlit as st
 
 from auditor.errors import UserError
-from auditor.model.presets import PRESETS
+from auditor.model.presets import FRAME_PRESETS
 from auditor.run_folder import new_run_name, run_in_use, run_name_problem
 from auditor.text import md_literal
 from auditor.ui import jobs, loaders, state, widgets
@@ -40,7 +40,7 @@ with train_col:
     with st.form("train"):
         name = st.text_input("Run name", key=RUN_NAME_KEY,
                              help="A new run folder; the runs you already have are kept.")
-        preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: {
+        preset = st.selectbox("Preset", list(FRAME_PRESETS), format_func=lambda p: {
             "cpu": "cpu — small CNNs, 64 px frames (fast on a laptop)",
             "resnet18": "resnet18 — ResNet-18 encoders, 112 px frames (GPU)"}.get(p, p))
         c1, c2 = st.columns(2)

@@ -143,6 +143,10 @@ class ClipArrays:
         window = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
         return self.at_windows(idx[owner], window), owner, window
 
+    def row_table(self, rows: np.ndarray) -> pd.DataFrame:
+        """start_s, end_s and audio ("present" / "silent" / "none") of the store's ``rows`` (windows.csv)."""
+        return self.store.index.iloc[rows][["start_s", "end_s", "audio"]].reset_index(drop=True)
+
     def read_frames(self, idx: np.ndarray, picks: np.ndarray) -> np.ndarray:
         """Frames ``picks`` (B, T) of clips ``idx`` (B,): (B, T, S, S, 3) uint8, a copy."""
         self._touched(len(idx) * self.frames[0].nbytes if len(self.frames) else 0)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m auditor {sample,inject,ingest,train,score,bench,export} ...``.
+"""Command line: ``python -m auditor {sample,inject,ingest,train,score,export-encoders,bench,export} ...``.
 
 Each sub-command is a thin wrapper over a library function; errors in the user's input are printed as one line
 (``error: <file>: <problem>``) with exit status 2, never a traceback.
@@ -120,6 +120,14 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workers", type=int, default=None)
     add_workdir_argument(p)
+
+
+@command("export-encoders", "write a trained run's two encoders as TorchScript with their input contract "
+         "(encoders.json), to encode new clips elsewhere (ingest --visual-encoder --audio-encoder)",
+         "auditor.cli_model:run_export_encoders")
+def _export_encoders_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder holding the trained model (checkpoint.pt)")
+    p.add_argument("--out", required=True, help="folder to write visual_encoder.pt, audio_encoder.pt, encoders.json")
 
 
 @command("export", "write the reviewed labels.csv, the decision history and a summary",

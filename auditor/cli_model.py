@@ -1,4 +1,4 @@
-"""The model sub-commands of ``python -m auditor``: train and score."""
+"""The model sub-commands of ``python -m auditor``: train, score and export-encoders."""
 
 from __future__ import annotations
 
@@ -79,4 +79,11 @@ def run_score(args: argparse.Namespace) -> int:
     out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers, overwrite=args.overwrite,
                     features=args.features)
     print(f"wrote {', '.join(str(out / name) for name in RUN_RESULTS)}")
+    return 0
+
+
+def run_export_encoders(args: argparse.Namespace) -> int:
+    from auditor.model.encoder_files import export_encoders  # torch: imported only when the command runs
+
+    print(f"wrote {', '.join(str(p) for p in export_encoders(args.run, args.out))}")
     return 0

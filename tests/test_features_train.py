@@ -76,3 +76,9 @@ def test_the_checkpoint_rebuilds_the_vector_model(trained):
     model, _ = load_trained(run)
     out = model(torch.zeros(3, 24), torch.zeros(3, 16))
     assert out.logits_av.shape == (3, 4) and np.allclose(out.z_v.norm(dim=1).detach().numpy(), 1.0, atol=1e-5)
+
+
+def test_a_features_run_has_no_encoders_to_export(trained, tmp_path, capsys):
+    _, run = trained
+    assert main(["export-encoders", "--run", str(run), "--out", str(tmp_path / "enc")]) == 2
+    assert "trained on precomputed features; its encoders take vectors" in capsys.readouterr().err

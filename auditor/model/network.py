@@ -132,6 +132,26 @@ def make_encoders(preset: Preset, pretrained: bool = False, input_dims: tuple[in
     return makers[preset.encoder]()
 
 
+def encode_frames(f_v: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """h^v of a clip's input: f_v shared over the T frames (B, T, 3, S, S) and mean-pooled over time; a video
+    backbone sees the T frames together (and an MLP its vector): (B, C)."""
+    if getattr(f_v, "temporal", False):
+        return f_v(frames)
+    b, t = frames.shape[:2]
+    return f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)
+
+
+class FrameEncoder(nn.Module):
+    """f_v as the network applies it to a clip's frames (encode_frames): the visual encoder a run exports."""
+
+    def __init__(self, f_v: nn.Module) -> None:
+        super().__init__()
+        self.f_v = f_v
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return encode_frames(self.f_v, frames)
+
+
 @dataclass
 class Outputs:
     h_v: torch.Tensor  # (B, C)
@@ -156,11 +176,7 @@ class AudioVisualNet(nn.Module):
         self.c_av = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * c, num_classes))
 
     def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> Outputs:
-        b, t = frames.shape[:2]
-        if getattr(self.f_v, "temporal", False):
-            h_v = self.f_v(frames)  # a video backbone sees the T frames together (an MLP its vector): (B, C)
-        else:
-            h_v = self.f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)  # shared over time, mean-pooled: (B, C)
+        h_v = encode_frames(self.f_v, frames)  # (B, C)
         h_a = self.f_a(mel)  # (B, C)
         z_v = F.normalize(self.g_v(h_v), dim=-1)
         z_a = F.normalize(self.g_a(h_a), dim=-1)

@@ -98,6 +98,17 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
                    help="model preset whose input size is cached")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     p.add_argument("--cache", default=None, help="cache folder (default: in the data set's work folder)")
+    p.add_argument("--visual-encoder", default=None, metavar="PATH",
+                   help="with --audio-encoder: a TorchScript (.pt) or ONNX (.onnx) encoder of the clips' frames; "
+                        "every clip's vectors go into a features file for train --features (README, 'Pretrained "
+                        "features')")
+    p.add_argument("--audio-encoder", default=None, metavar="PATH", help="the encoder of the clips' log-mel")
+    p.add_argument("--out", default=None, help="with the encoders: the features file to write (.parquet; "
+                                               "default: beside the decode cache)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="T frames of an encoder file that carries no contract (default 4)")
+    p.add_argument("--frame-size", type=int, default=None, help="S pixels, likewise (default 64)")
+    p.add_argument("--audio-frames", type=int, default=None, help="L log-mel frames of 10 ms, likewise (default 256)")
     add_workdir_argument(p)
 
 

@@ -19,8 +19,11 @@ visual encoder, "mean" and "std"; for the audio encoder "sample_rate", "n_mels",
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from auditor.atomic import atomic_write, atomic_write_text
@@ -93,3 +96,79 @@ def export_encoders(run_dir: str | Path, out_dir: str | Path) -> list[Path]:
                **{m: {"file": ENCODER_FILES[m], **c} for m, c in contract.items()}}
     atomic_write_text(out / CONTRACT_FILE, json.dumps(summary, indent=1))
     return [*paths, out / CONTRACT_FILE]
+
+
+@dataclass
+class EncoderFile:
+    """An encoder read from a file: ``encode`` maps its contract's input (B, ...) float32 to (B, D) float32
+    (numpy in, numpy out); ``contract`` as in the module docstring."""
+
+    path: Path
+    contract: dict
+    encode: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(B, D) float32 vectors of ``x``; UserError naming the file when it fails or returns another shape."""
+        try:
+            out = np.asarray(self.encode(np.ascontiguousarray(x, np.float32)))
+        except Exception as err:  # the file's own code: any failure is its mismatch with the contract
+            raise UserError(f"{self.path}: does not fit the {self.contract['modality']} contract: given "
+                            f"{self.contract['input']} of shape {tuple(x.shape)} float32 it failed "
+                            f"({str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__})"
+                            ) from None
+        if out.ndim != 2 or out.shape[0] != len(x) or out.dtype.kind != "f":
+            raise UserError(f"{self.path}: given {self.contract['input']} of shape {tuple(x.shape)} it returned "
+                            f"{out.dtype} {tuple(out.shape)}; an encoder returns one float vector per clip, "
+                            f"shape ({len(x)}, D)")
+        return out.astype(np.float32)
+
+
+def load_encoder(path: str | Path, modality: str, fallback: dict) -> EncoderFile:
+    """The TorchScript (``.pt``) or ONNX (``.onnx``, needs onnxruntime) encoder in ``path`` with its contract:
+    the one the file carries (CONTRACT_KEY), else ``fallback`` (our contract of a preset, with the shape the
+    command line gives). UserError naming the file when it cannot be read or its contract is of another modality."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such encoder file")
+    readers = {".pt": _read_torchscript, ".onnx": _read_onnx}
+    if path.suffix.lower() not in readers:
+        raise UserError(f"{path}: an encoder must be TorchScript (.pt) or ONNX (.onnx)")
+    encode, carried = readers[path.suffix.lower()](path)
+    try:
+        contract = json.loads(carried) if carried else dict(fallback)
+    except ValueError:
+        raise UserError(f"{path}: its {CONTRACT_KEY} is not JSON") from None
+    if contract.get("modality") != modality:
+        raise UserError(f"{path}: its contract is for the {contract.get('modality')} input; given as the "
+                        f"{modality} encoder")
+    return EncoderFile(path, contract, encode)
+
+
+def _read_torchscript(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    extra = {CONTRACT_KEY: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+    except Exception as err:  # a state_dict, a pickled model, a torn file
+        raise UserError(f"{path}: not a TorchScript file (torch.jit.save; a state_dict or a pickled model is not "
+                        f"loaded): {str(err).strip().splitlines()[0][:200]}") from None
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(x)).float().numpy()
+
+    return encode, extra[CONTRACT_KEY]
+
+
+def _read_onnx(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    try:
+        import onnxruntime  # optional: pip install 'av-auditor[onnx]'
+    except ImportError:
+        raise UserError(f"{path}: reading ONNX encoders needs onnxruntime (pip install 'av-auditor[onnx]', or "
+                        "onnxruntime); or export the encoder as TorchScript") from None
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:
+        raise UserError(f"{path}: not a readable ONNX model: {str(err).strip().splitlines()[0][:200]}") from None
+    name = session.get_inputs()[0].name
+    carried = session.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY, "")
+    return (lambda x: session.run(None, {name: x})[0]), carried

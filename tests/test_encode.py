@@ -104,3 +104,36 @@ def test_onnx_without_onnxruntime_says_what_to_install(small_dataset, exported, 
     onnx.write_bytes(b"onnx")
     assert _ingest(small_dataset, onnx, exported / "audio_encoder.pt", tmp_path) == 2
     assert "reading ONNX encoders needs onnxruntime" in capsys.readouterr().err
+
+
+def _to_onnx(pt: Path, out: Path, example: torch.Tensor) -> Path:
+    """The TorchScript encoder ``pt`` as ONNX (any batch size), carrying the same contract in its metadata."""
+    import onnx
+
+    extra = {CONTRACT_KEY: ""}
+    module = torch.jit.load(str(pt), _extra_files=extra)
+    torch.onnx.export(module, (example,), str(out), dynamo=False, input_names=["x"], output_names=["h"],
+                      dynamic_axes={"x": {0: "batch"}, "h": {0: "batch"}})
+    model = onnx.load(str(out))
+    model.metadata_props.add(key=CONTRACT_KEY, value=extra[CONTRACT_KEY])
+    onnx.save(model, str(out))
+    return out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+                    reason="needs the onnx extra (onnxruntime) and onnx")
+def test_onnx_encoders_give_the_torchscript_vectors(small_dataset, exported, tmp_path):
+    paths = {}
+    for name, example in (("visual", torch.zeros(2, 4, 3, 64, 64)), ("audio", torch.zeros(2, 1, 64, 256))):
+        paths[name] = _to_onnx(exported / f"{name}_encoder.pt", tmp_path / f"{name}.onnx", example)
+    tables = []
+    for visual, audio in ((paths["visual"], paths["audio"]),
+                          (exported / "visual_encoder.pt", exported / "audio_encoder.pt")):
+        out = tmp_path / f"{visual.suffix[1:]}.parquet"
+        assert main(["ingest", "--data", str(small_dataset), "--visual-encoder", str(visual), "--audio-encoder",
+                     str(audio), "--out", str(out)]) == 0
+        tables.append(pd.read_parquet(out))
+    onnx_table, ts_table = tables
+    assert onnx_table["clip"].tolist() == ts_table["clip"].tolist()
+    for column in ("visual", "audio"):
+        assert np.allclose(np.stack(onnx_table[column]), np.stack(ts_table[column]), atol=1e-4, equal_nan=True)

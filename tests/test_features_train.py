@@ -23,7 +23,7 @@ EPOCHS = ("--epochs-phase1", "6", "--epochs-phase2", "4", "--batch-size", "64")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("features")
-    fs = make_feature_set(root, n=200, seed=3)
+    fs = make_feature_set(root, n=200, seed=3, windows=10, silent=6)
     run = root / "run"
     assert main(["train", "--data", str(fs.data), "--run", str(run), "--features", str(fs.features), "--quiet",
                  "--device", "cpu", *EPOCHS]) == 0
@@ -40,7 +40,14 @@ def test_a_features_run_writes_every_output(trained):
     assert (config["train"]["visual_dim"], config["train"]["audio_dim"]) == (24, 16)
     events = [json.loads(line)["event"] for line in (run / "progress.jsonl").read_text().splitlines()]
     assert events.count("epoch") == 10 and events[-1] == "done"
-    assert len(pd.read_csv(run / "flags.csv")) == 200
+    flags = pd.read_csv(run / "flags.csv")
+    assert len(flags) == 200
+    silent = flags.tail(6)
+    assert (silent["problem"] == "no_audio").all() and (silent["mismatch_score"] == 0).all()
+    windows = pd.read_csv(run / "windows.csv")
+    assert windows["clip"].nunique() == 200 and len(windows) == 210
+    long = windows[windows["clip"] == "clips/c0000.mp4"]
+    assert long[["start_s", "end_s"]].values.tolist() == [[0, 10], [10, 20]] and long["best_aligned"].sum() == 1
 
 
 def test_planted_errors_rank_well_above_base_rate(trained):

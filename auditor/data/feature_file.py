@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from auditor.data.cache import REPORT_COLUMNS, IngestResult
 from auditor.data.manifest import Manifest, load_manifest, normalise_relative
 from auditor.data.params import PreprocessParams
+from auditor.data.store import window_positions
 from auditor.errors import UserError
 
 FEATURE_SUFFIXES = (".parquet", ".npz")
@@ -89,9 +90,7 @@ class FeatureArrays:
     def window_items(self, idx: np.ndarray) -> tuple[FeatureArrays, np.ndarray, np.ndarray]:
         """Every window of the clips ``idx`` as one item: (the view, owner (n,), window (n,)), as ClipArrays'."""
         idx = np.asarray(idx, np.int64)
-        counts = self.window_counts()[idx]
-        owner = np.repeat(np.arange(len(idx)), counts)
-        window = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        owner, window = window_positions(self.window_counts()[idx])
         return self.at_windows(idx[owner], window), owner, window
 
     def row_table(self, rows: np.ndarray) -> pd.DataFrame:

@@ -70,7 +70,8 @@ def encode_data_set(data_dir: str | os.PathLike[str], visual_path: str | os.Path
     return path, result
 
 
-def _encoders(visual_path, audio_path, frames, frame_size, audio_frames) -> tuple[EncoderFile, EncoderFile]:
+def _encoders(visual_path: str | os.PathLike[str], audio_path: str | os.PathLike[str], frames: int | None,
+              frame_size: int | None, audio_frames: int | None) -> tuple[EncoderFile, EncoderFile]:
     """Both encoders with their contracts (the fallback: the cpu preset's, shapes from the arguments given)."""
     fallback = contracts("cpu", 0, PreprocessParams.sample_rate)
     v_shape, a_shape = fallback["visual"]["shape"], fallback["audio"]["shape"]

@@ -95,6 +95,8 @@ def test_files_that_do_not_fit_are_refused_naming_them(small_dataset, exported, 
     assert "returned float32 (" in capsys.readouterr().err
     assert _ingest(small_dataset, tmp_path / "none.onnx", audio, tmp_path) == 2
     assert "no such encoder file" in capsys.readouterr().err
+    assert main(["ingest", "--data", str(small_dataset), "--visual-encoder", str(visual)]) == 2
+    assert "--visual-encoder and --audio-encoder go together" in capsys.readouterr().err
     assert not (tmp_path / "f.parquet").exists()
 
 

@@ -163,7 +163,8 @@ def _load(manifest: Manifest, path: Path) -> tuple[FeatureArrays, FeatureCheck]:
     if missing:
         raise UserError(f"{path}: no vectors for {len(missing)} of the {len(wanted)} clips of labels.csv: "
                         f"{_some(missing)}")
-    extra = [c for c in first if c not in set(wanted)]
+    labelled = set(wanted)
+    extra = [c for c in first if c not in labelled]
     notes = [f"{len(extra)} clips of the file are not in labels.csv and are left out: {_some(extra)}"] if extra else []
     windows = [first[c] for c in wanted]
     longest = max(len(w) for w in windows)

@@ -1,8 +1,8 @@
 """The audio-visual network of method.md: encoders f_v, f_a, projection heads g_v, g_a, classifier heads.
 
 Shapes: frames (B, T, 3, S, S) float (ImageNet-normalised), mel (B, 1, 64, L) float; with the features preset the
-clip's precomputed vectors instead, (B, D_v) and (B, D_a) (model/sources.py says which a data set gives). Returns h^v (B, C), h^a (B, C),
-z^v, z^a (B, d) unit vectors, and logits of c_v(h^v), c_a(h^a), c_av([h^v; h^a]) (B, K).
+clip's precomputed vectors instead, (B, D_v) and (B, D_a) (model/sources.py says which a data set gives). Returns
+h^v (B, C), h^a (B, C), z^v, z^a (B, d) unit vectors, and logits of c_v(h^v), c_a(h^a), c_av([h^v; h^a]) (B, K).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visual-encoder", default=None, metavar="PATH",
                    help="with --audio-encoder: a TorchScript (.pt) or ONNX (.onnx) encoder of the clips' frames; "
                         "every clip's vectors go into a features file for train --features (README, 'Pretrained "
-                        "features')")
+                        "features'); the frame size and sample rate decoded are the encoders' (--preset is not used)")
     p.add_argument("--audio-encoder", default=None, metavar="PATH", help="the encoder of the clips' log-mel")
     p.add_argument("--out", default=None, help="with the encoders: the features file to write (.parquet; "
                                                "default: beside the decode cache)")

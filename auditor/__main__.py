@@ -1,4 +1,4 @@
-"""Command line: ``python -m auditor {sample,inject,ingest,train,score,bench,export} ...``.
+"""Command line: ``python -m auditor {sample,inject,ingest,train,score,export-encoders,bench,export} ...``.
 
 Each sub-command is a thin wrapper over a library function; errors in the user's input are printed as one line
 (``error: <file>: <problem>``) with exit status 2, never a traceback.
@@ -22,7 +22,7 @@ from auditor.data.synth import CLASSES as SAMPLE_CLASSES
 from auditor.data.synth import MAX_CLASSES, MEDIA
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
-from auditor.model.presets import PRESETS
+from auditor.model.presets import FRAME_PRESETS
 from auditor.workspace import add_workdir_argument, set_workdir
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -95,9 +95,21 @@ def _inject_args(p: argparse.ArgumentParser) -> None:
 @command("ingest", "validate a data set and decode every clip into the cache", "auditor.cli_data:run_ingest")
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with labels.csv or one sub-folder per class")
-    p.add_argument("--preset", default="cpu", choices=list(PRESETS), help="model preset whose input size is cached")
+    p.add_argument("--preset", default="cpu", choices=list(FRAME_PRESETS),
+                   help="model preset whose input size is cached")
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
     p.add_argument("--cache", default=None, help="cache folder (default: in the data set's work folder)")
+    p.add_argument("--visual-encoder", default=None, metavar="PATH",
+                   help="with --audio-encoder: a TorchScript (.pt) or ONNX (.onnx) encoder of the clips' frames; "
+                        "every clip's vectors go into a features file for train --features (README, 'Pretrained "
+                        "features'); the frame size and sample rate decoded are the encoders' (--preset is not used)")
+    p.add_argument("--audio-encoder", default=None, metavar="PATH", help="the encoder of the clips' log-mel")
+    p.add_argument("--out", default=None, help="with the encoders: the features file to write (.parquet; "
+                                               "default: beside the decode cache)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="T frames of an encoder file that carries no contract (default 4)")
+    p.add_argument("--frame-size", type=int, default=None, help="S pixels, likewise (default 64)")
+    p.add_argument("--audio-frames", type=int, default=None, help="L log-mel frames of 10 ms, likewise (default 256)")
     add_workdir_argument(p)
 
 
@@ -115,9 +127,19 @@ def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="where to write the outputs (default: the --run folder)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of another scoring (another model or data set) already in --out")
+    p.add_argument("--features", default=None,
+                   help="for a model trained with --features: this data set's features file (same vector sizes)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workers", type=int, default=None)
     add_workdir_argument(p)
+
+
+@command("export-encoders", "write a trained run's two encoders as TorchScript with their input contract "
+         "(encoders.json), to encode new clips elsewhere (ingest --visual-encoder --audio-encoder)",
+         "auditor.cli_model:run_export_encoders")
+def _export_encoders_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder holding the trained model (checkpoint.pt)")
+    p.add_argument("--out", required=True, help="folder to write visual_encoder.pt, audio_encoder.pt, encoders.json")
 
 
 @command("export", "write the reviewed labels.csv, the decision history and a summary",

@@ -1,7 +1,7 @@
 """The ``bench`` sub-command of ``python -m auditor``: methods side by side on data with injected, known noise.
 
 Registered in ``auditor/__main__.py``. The choices, defaults and help numbers come from their sources:
-auditor.bench.settings (methods, settings grid, BenchConfig and --quick defaults), auditor.model.presets.PRESETS
+auditor.bench.settings (methods, settings grid, BenchConfig and --quick defaults), auditor.model.presets.FRAME_PRESETS
 and auditor.model.config.DEVICES. An option left out (None) keeps BenchConfig's or --quick's value.
 """
 
@@ -28,7 +28,7 @@ from auditor.bench.settings import (
 from auditor.data.digits import NONSPEECH_SHARE
 from auditor.errors import UserError
 from auditor.model.config import DEVICES
-from auditor.model.presets import PRESETS
+from auditor.model.presets import FRAME_PRESETS
 
 
 def _sizes(sizes: tuple[int, ...]) -> str:
@@ -80,7 +80,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"ntl warm-up epochs (default: automatic; quick {q['warmup_epochs']})")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"0 = the preset's (default; quick {q['batch_size']})")
-    p.add_argument("--preset", default=None, choices=list(PRESETS))
+    p.add_argument("--preset", default=None, choices=list(FRAME_PRESETS))
     p.add_argument("--folds", type=int, default=None,
                    help=f"K folds for cleanlab's out-of-sample probabilities (default {BenchConfig.folds})")
     p.add_argument("--knn-k", type=int, default=None,

@@ -56,10 +56,27 @@ def run_inject(args: argparse.Namespace) -> int:
 def run_ingest(args: argparse.Namespace) -> int:
     from auditor.data.cache import ingest, summary  # torch and torchaudio: not for `sample` or `inject`
 
+    if args.visual_encoder or args.audio_encoder:
+        return _run_encode(args)
     result = ingest(args.data, preprocess_params(args.preset), cache_root=args.cache, workers=args.workers,
                     show_bar=True)
     print_ingest_summary(result, summary(result))
     return 0  # nothing usable: print_ingest_summary raised UserError (exit status 2)
+
+
+def _run_encode(args: argparse.Namespace) -> int:
+    """``ingest`` with encoder files: decode, encode, write the features file (auditor/encode.py)."""
+    from auditor.data.cache import summary
+    from auditor.encode import encode_data_set
+
+    if not (args.visual_encoder and args.audio_encoder):
+        raise UserError("--visual-encoder and --audio-encoder go together: give both")
+    path, result = encode_data_set(args.data, args.visual_encoder, args.audio_encoder, args.out, frames=args.frames,
+                                   frame_size=args.frame_size, audio_frames=args.audio_frames, workers=args.workers,
+                                   cache_root=args.cache)
+    print_ingest_summary(result, summary(result))
+    print(f"wrote {path}\ntrain on it: python -m auditor train --data {args.data} --run RUN --features {path}")
+    return 0
 
 
 def print_ingest_summary(result, info: dict, out=sys.stdout) -> None:

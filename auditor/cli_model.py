@@ -1,4 +1,4 @@
-"""The model sub-commands of ``python -m auditor``: train and score."""
+"""The model sub-commands of ``python -m auditor``: train, score and export-encoders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from auditor.model.config import DEVICES, LABEL_EVIDENCE, METHODS, TrainConfig
-from auditor.model.presets import PRESETS
+from auditor.model.presets import FEATURES_PRESET, FRAME_PRESETS
 from auditor.run_folder import CLASS_REPORT_FILE, EMBEDDINGS_FILE, FLAGS_FILE
 from auditor.workspace import add_workdir_argument
 
@@ -15,17 +15,20 @@ RUN_RESULTS = (FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
                 "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "evidence_folds", "init_from",
-                "loader_workers")
+                "loader_workers", "features")
 
 
 _HELP = {"init_from": "a run folder (same preset): start the encoders from its checkpoint, e.g. one trained on a "
                       "large data set on a GPU (default: from scratch)",
          "loader_workers": "processes that make the training batches (default -1: none on the CPU, where they "
                            "would compete with the model for the cores; up to 8 per GPU)",
+         "features": "a Parquet or .npz file of per-clip visual and audio vectors from a pretrained model "
+                     "(README, 'Pretrained features'): train small MLP encoders on them instead of decoding the "
+                     "clips (the features preset; --preset is not used)",
          "evidence_folds": "folds of the linear heads cross-fitted on the encoders' features that judge each label "
                            "(default 5; 0 = the network's own heads, which have fitted every label)"}
 # The valid values of a flag, taken from where they are defined.
-_CHOICES = {"preset": PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
+_CHOICES = {"preset": FRAME_PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +59,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {name: getattr(args, name) for name in _FLAG_FIELDS}
+    if values["features"]:
+        values["preset"] = FEATURES_PRESET
     return TrainConfig(**values, use_cat=not args.no_cat, use_w=not args.no_w, pretrained=args.pretrained)
 
 
@@ -71,6 +76,14 @@ def run_train(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from auditor.scoring import score_run  # torch: imported only when the command runs
 
-    out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers, overwrite=args.overwrite)
+    out = score_run(args.run, args.data, args.out, device=args.device, workers=args.workers, overwrite=args.overwrite,
+                    features=args.features)
     print(f"wrote {', '.join(str(out / name) for name in RUN_RESULTS)}")
+    return 0
+
+
+def run_export_encoders(args: argparse.Namespace) -> int:
+    from auditor.model.encoder_files import export_encoders  # torch: imported only when the command runs
+
+    print(f"wrote {', '.join(str(p) for p in export_encoders(args.run, args.out))}")
     return 0

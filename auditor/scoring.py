@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from auditor.atomic import atomic_write, atomic_write_text
-from auditor.data.cache import ClipArrays, IngestResult, prepare_data
+from auditor.data.cache import IngestResult
 from auditor.errors import UserError
 from auditor.flags import FLAGS_COLUMNS, percentile_rank
 from auditor.model.checkpoint import load_trained
@@ -41,7 +41,7 @@ from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
 from auditor.model.estimate import estimate_noise, evaluate
 from auditor.model.loader import loader_workers
-from auditor.model.presets import preprocess_params
+from auditor.model.sources import Arrays, prepare_inputs
 from auditor.run_folder import (
     CHECKPOINT_FILE,
     CLASS_REPORT_FILE,
@@ -63,7 +63,7 @@ UMAP_FIT_MAX = 50_000
 UMAP_PARALLEL_MIN = 10_000
 
 
-def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes: list[str],
+def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: list[str],
                    device: torch.device) -> dict[str, np.ndarray]:
     """One evaluation pass and the method's per-clip estimates, as numpy arrays of length N."""
     n = len(arrays.clips)
@@ -97,7 +97,7 @@ def compute_scores(model, cfg, arrays: ClipArrays, labels: torch.Tensor, classes
 
 
 
-def score_and_write(model, train_config: dict, result: IngestResult, arrays: ClipArrays, out_dir: str | Path, *,
+def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arrays, out_dir: str | Path, *,
                     classes: list[str], device: torch.device | str = "cpu", run_config: dict | None = None,
                     umap: bool = True) -> pd.DataFrame:
     """Score every usable clip whose label the model knows and write the three output files into ``out_dir``."""
@@ -147,10 +147,10 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Cli
     return flags
 
 
-def window_table(arrays: ClipArrays, windows: dict[str, np.ndarray]) -> pd.DataFrame:
+def window_table(arrays: Arrays, windows: dict[str, np.ndarray]) -> pd.DataFrame:
     """The rows of windows.csv (module docstring) from evaluate's ``windows_out`` over all clips of ``arrays``."""
     owner, window = windows["owner"], windows["window"]
-    index = arrays.store.index.iloc[arrays.windows[owner, window]]
+    index = arrays.row_table(arrays.windows[owner, window])
     return pd.DataFrame({"clip": np.asarray(arrays.clips, dtype=object)[owner], "window": window,
                          "start_s": index["start_s"].to_numpy().round(3), "end_s": index["end_s"].to_numpy().round(3),
                          "audio": index["audio"].to_numpy(), "infonce_loss": windows["ell"].round(6),
@@ -158,7 +158,7 @@ def window_table(arrays: ClipArrays, windows: dict[str, np.ndarray]) -> pd.DataF
                          "audible": windows["audible"].astype(int), "best_aligned": windows["best"].astype(int)})
 
 
-def _audio_problems(result: IngestResult, arrays: ClipArrays) -> np.ndarray:
+def _audio_problems(result: IngestResult, arrays: Arrays) -> np.ndarray:
     """"" for clips with usable sound, "no_audio" without a sound track, "silent_audio" for a silent one."""
     status = dict(zip(result.clips["clip"], result.clips["audio"], strict=True))
     return np.array([{"none": "no_audio", "silent": "silent_audio"}.get(status.get(c, "present"), "")
@@ -264,10 +264,9 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
     given_label, predicted_label (argmax p^av), audio_pred, visual_pred. Labels are not used for the prediction."""
     dev = resolve_device(device)
     model, ckpt = load_trained(model_run, dev)
-    cfg_dict = ckpt["config"]
-    _, arrays = prepare_data(data_dir, preprocess_params(cfg_dict["preset"]), show_bar=False, cache_root=cache_root)
-    ev = evaluate(model, arrays, np.arange(len(arrays.clips)), TrainConfig(**cfg_dict), dev,
-                  workers=loader_workers(-1, dev, 1))
+    cfg, _, arrays = prepare_inputs(data_dir, TrainConfig(**ckpt["config"]), None, show_bar=False,
+                                    cache_root=cache_root)
+    ev = evaluate(model, arrays, np.arange(len(arrays.clips)), cfg, dev, workers=loader_workers(-1, dev, 1))
     names = np.asarray(ckpt["classes"], dtype=object)
     return pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
                          "predicted_label": names[ev["logits_av"].argmax(1).numpy()],
@@ -276,8 +275,11 @@ def predict_labels(model_run: str | Path, data_dir: str | Path, *, device: str =
 
 
 def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path | None = None, *,
-              device: str = "auto", workers: int | None = None, overwrite: bool = False) -> Path:
+              device: str = "auto", workers: int | None = None, overwrite: bool = False,
+              features: str | None = None) -> Path:
     """Score ``data_dir`` with the model trained in ``model_run``; outputs go to ``out_dir`` (default model_run).
+    A model trained on precomputed features scores the vectors of the features file ``features`` (of the clips of
+    ``data_dir``; required for such a model, refused for another).
 
     A separate ``out_dir`` that holds a trained model of its own is refused; one that holds the outputs of
     another scoring (another model or data set, by its config.json) is replaced only with ``overwrite``; scoring
@@ -297,7 +299,7 @@ def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path |
             write_config(out, config)
         append_progress(out, {"event": "start", "kind": "score", "message": f"scoring {data_dir}"})
         try:
-            result, arrays = prepare_data(data_dir, preprocess_params(ckpt["config"]["preset"]), workers=workers)
+            _, result, arrays = prepare_inputs(data_dir, TrainConfig(**ckpt["config"]), features, workers=workers)
             config |= {"data_dir": str(result.manifest.root), "clips": int(len(result.clips))}
             if separate:
                 write_config(out, config)

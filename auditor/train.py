@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from auditor import __version__
-from auditor.data.cache import ClipArrays, IngestResult, prepare_data
+from auditor.data.cache import IngestResult
 from auditor.errors import UserError
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
@@ -37,7 +37,8 @@ from auditor.model.estimate import autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
-from auditor.model.presets import get_preset, preprocess_params
+from auditor.model.presets import get_preset
+from auditor.model.sources import Arrays, prepare_inputs
 from auditor.run_folder import (
     CHECKPOINT_FILE,
     CLASS_REPORT_FILE,
@@ -163,7 +164,7 @@ class TrainedRun:
     run_dir: Path
     config: dict
     ingest: IngestResult
-    arrays: ClipArrays
+    arrays: Arrays
     device: torch.device
     is_main: bool  # rank 0 (the only rank that writes into run_dir)
 
@@ -181,8 +182,8 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
     device = ctx.device if ctx.world > 1 else dist.resolve_device(cfg.device)
     is_main = ctx.rank == 0
     try:
-        result, arrays = prepare_data(data_dir, preprocess_params(cfg.preset), workers=workers,
-                                      show_bar=is_main and not quiet, cache_root=cache_root)
+        cfg, result, arrays = prepare_inputs(data_dir, cfg, cfg.features, workers=workers,
+                                             show_bar=is_main and not quiet, cache_root=cache_root)
         cfg = resolve_schedule(cfg, len(arrays.clips))
         config = _prepare_run_dir(run_dir, result, cfg, resume, overwrite) if is_main else {}
         dist.barrier()
@@ -234,7 +235,7 @@ def _check_resumable(old: dict, cfg: TrainConfig, classes: list[str], run_dir: P
                         "cannot resume")
 
 
-def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: TrainConfig, device: torch.device,
+def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainConfig, device: torch.device,
                 ctx: dist.Context, resume: bool, quiet: bool, epoch_end: EpochEnd | None = None) -> None:
     preset = get_preset(cfg.preset)
     n, k = len(arrays.clips), len(classes)
@@ -246,7 +247,7 @@ def _train_loop(run_dir: Path, arrays: ClipArrays, classes: list[str], cfg: Trai
     steps_per_epoch = max(1, n // batch_size)  # drop the last partial batch: InfoNCE wants full batches
 
     torch.manual_seed(cfg.seed)
-    model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained).to(device)
+    model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained, (cfg.visual_dim, cfg.audio_dim)).to(device)
     initialised = init_from_run(model, cfg.init_from, cfg.preset) if cfg.init_from else None
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)

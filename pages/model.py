@@ -1,14 +1,16 @@
-"""Model: train in the background (the job survives page switches, reruns and a closed tab), follow it live,
-cancel or resume it, or score the data set with the shipped model. Every new job gets a run of its own: the
+"""Model: train in the background on the decoded clips or on a features file (checked before it starts; the job
+survives page switches, reruns and a closed tab), follow it live, cancel or resume it, or score the data set with
+the shipped model. Every new job gets a run of its own: the
 run being reviewed is never replaced unless the curator names it and confirms."""
 
 import streamlit as st
 
 from auditor.errors import UserError
-from auditor.model.presets import PRESETS
+from auditor.model.presets import FRAME_PRESETS
 from auditor.run_folder import new_run_name, run_in_use, run_name_problem
 from auditor.text import md_literal
 from auditor.ui import jobs, loaders, state, widgets
+from auditor.ui.features import features_input
 
 RUN_NAME_KEY = "train_run_name"
 _FRESH_NAME_KEY = "_train_fresh_name"  # set after a start: the next run gets a new name
@@ -37,12 +39,14 @@ if ss.pop(_FRESH_NAME_KEY, False) or not ss.get(RUN_NAME_KEY):
 train_col, shipped_col = st.columns([3, 2], gap="large")
 with train_col:
     st.subheader("Train a model")
+    features, features_ok = features_input(data)
     with st.form("train"):
         name = st.text_input("Run name", key=RUN_NAME_KEY,
                              help="A new run folder; the runs you already have are kept.")
-        preset = st.selectbox("Preset", list(PRESETS), format_func=lambda p: {
+        preset = st.selectbox("Preset", list(FRAME_PRESETS), disabled=bool(features), format_func=lambda p: {
             "cpu": "cpu — small CNNs, 64 px frames (fast on a laptop)",
-            "resnet18": "resnet18 — ResNet-18 encoders, 112 px frames (GPU)"}.get(p, p))
+            "resnet18": "resnet18 — ResNet-18 encoders, 112 px frames (GPU)"}.get(p, p),
+            help="Not used with a features file: the model then trains small encoders on its vectors.")
         c1, c2 = st.columns(2)
         epochs1 = c1.number_input("Warm-up epochs (phase 1)", min_value=1, max_value=500, value=None,
                                   placeholder="default", step=1)
@@ -51,7 +55,7 @@ with train_col:
         replace = st.checkbox("If a run of this name exists, replace it (its results and checkpoint are deleted)",
                               value=False)
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
-                                          disabled=unusable is not None)
+                                          disabled=unusable is not None or not features_ok)
     if submitted:
         name = name.strip()
         problem = run_name_problem(name)
@@ -63,7 +67,8 @@ with train_col:
                                f"Run {name} already holds a run. Choose a new name (the proposed one is "
                                "always new), or tick the box to replace it.")
         else:
-            args = ["train", "--data", str(data), "--run", str(run), "--preset", preset]
+            args = ["train", "--data", str(data), "--run", str(run),
+                    *(["--features", features] if features else ["--preset", preset])]
             if epochs1 is not None:
                 args += ["--epochs-phase1", str(int(epochs1))]
             if epochs2 is not None:

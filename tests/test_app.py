@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,6 +17,7 @@ from auditor.reviews import ReviewStore
 from auditor.run_folder import RunLock
 from auditor.ui.jobs import STATE_BADGES
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
+from tests.features_data import write_features
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
 PAGES = ("data", "model", "explore", "classes", "review", "export")
@@ -705,3 +707,21 @@ def test_the_triage_grid_of_an_empty_queue(data_dir):
     at = goto(at, "review")
     no_errors(at)
     assert any("Nothing left to review" in s.value for s in at.success)
+
+
+def test_model_page_checks_a_features_file_before_training_on_it(data_dir, started):
+    clips = pd.read_csv(data_dir / "labels.csv", dtype=str, keep_default_na=False)["clip"].tolist()
+    features = data_dir.parent / "features.parquet"
+    write_features(features, clips[:-1], np.ones((len(clips) - 1, 6)), np.ones((len(clips) - 1, 4)))
+    at = goto(app(), "model")
+    at.text_input(key="train_features").set_value(str(features)).run()
+    no_errors(at)
+    assert any(f"no vectors for 1 of the {len(clips)} clips" in e.value for e in at.error)
+    assert at.button(key="FormSubmitter:train-Start training").disabled
+    write_features(features, clips, np.ones((len(clips), 6)), np.ones((len(clips), 4)))
+    at.run()
+    assert any("visual vectors of 6, audio vectors of 4" in s.value for s in at.success)
+    at.button(key="FormSubmitter:train-Start training").click().run()
+    no_errors(at)
+    (_, args), = started
+    assert args[args.index("--features") + 1] == str(features) and "--preset" not in args

@@ -188,7 +188,7 @@ def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], sou
         if not label.strip():
             problems.append(Problem(where, f"empty label for {clip!r}; row skipped"))
             continue
-        normal = _normalise_relative(clip)
+        normal = normalise_relative(clip)
         if normal is None:
             problems.append(Problem(where, f"path {clip!r} is outside the data set folder; refused"))
             continue
@@ -211,7 +211,7 @@ def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], sou
     return rows
 
 
-def _normalise_relative(clip: str) -> str | None:
+def normalise_relative(clip: str) -> str | None:
     """POSIX path relative to the data set root, or None when it is absolute or climbs out through '..'."""
     clip = clip.replace("\\", "/")
     pure = PurePosixPath(clip)

@@ -138,10 +138,12 @@ class ClipArrays:
         """Every window of the clips ``idx`` as one item: (the view, owner (n,) = position in ``idx`` of each item's
         clip, window (n,) = its window number), clip by clip in window order."""
         idx = np.asarray(idx, np.int64)
-        counts = self.window_counts()[idx]
-        owner = np.repeat(np.arange(len(idx)), counts)
-        window = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        owner, window = window_positions(self.window_counts()[idx])
         return self.at_windows(idx[owner], window), owner, window
+
+    def row_table(self, rows: np.ndarray) -> pd.DataFrame:
+        """start_s, end_s and audio ("present" / "silent" / "none") of the store's ``rows`` (windows.csv)."""
+        return self.store.index.iloc[rows][["start_s", "end_s", "audio"]].reset_index(drop=True)
 
     def read_frames(self, idx: np.ndarray, picks: np.ndarray) -> np.ndarray:
         """Frames ``picks`` (B, T) of clips ``idx`` (B,): (B, T, S, S, 3) uint8, a copy."""
@@ -170,6 +172,13 @@ class ClipArrays:
         self.__dict__.update(state)
         if self.store is not None:
             self.frames, self.mel = self.store.frames, self.store.mel
+
+
+def window_positions(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For clips of ``counts`` (N,) windows each, every window as an item, clip by clip in window order:
+    (owner (n,) = the clip's position, window (n,) = the window's number), n = counts.sum()."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return owner, np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def store_dir(cache: Path, data_root: Path) -> Path:

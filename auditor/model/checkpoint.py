@@ -69,7 +69,8 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tup
     """The model of a run (evaluation mode, on ``device``) and its checkpoint dict (config, classes, state)."""
     ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_FILE)
     cfg = TrainConfig(**ckpt["config"])
-    model = AudioVisualNet(get_preset(cfg.preset), len(ckpt["classes"]), cfg.embed_dim)
+    model = AudioVisualNet(get_preset(cfg.preset), len(ckpt["classes"]), cfg.embed_dim,
+                           input_dims=(cfg.visual_dim, cfg.audio_dim))
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     return model, ckpt

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from auditor.errors import UserError
-from auditor.model.presets import get_preset
+from auditor.model.presets import FEATURES_PRESET, get_preset
 
 # ntl = the two-phase noise-tolerant model; ce = plain cross-entropy; cosine = CE + unweighted InfoNCE.
 METHODS = ("ntl", "ce", "cosine")
@@ -64,6 +64,11 @@ class TrainConfig:
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
+    # A features file (data/feature_file.py) of per-clip vectors to train on instead of the decoded clips (the
+    # features preset); its vector sizes D_v, D_a are filled in from the file (model/sources.prepare_inputs).
+    features: str = ""
+    visual_dim: int = 0
+    audio_dim: int = 0
     init_from: str = ""  # a run folder whose checkpoint's matching weights start the model (checkpoint.init_from_run)
     # Processes that make the training batches (model/loader.py): 0 = in the training process, -1 = auto (0 on the
     # CPU, where they would compete with the model for the cores; up to 8 per GPU).
@@ -76,6 +81,10 @@ class TrainConfig:
         if self.method not in METHODS:
             raise UserError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
         get_preset(self.preset)
+        if bool(self.features) != (self.preset == FEATURES_PRESET):
+            raise UserError(f"the {FEATURES_PRESET} preset goes with a features file (--features FILE), and a features "
+                            f"file with the {FEATURES_PRESET} preset (got preset {self.preset!r}, features "
+                            f"{self.features or 'none'})")
         if self.label_evidence not in LABEL_EVIDENCE:
             raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):

@@ -12,7 +12,6 @@ import math
 import numpy as np
 import torch
 
-from auditor.data.cache import ClipArrays
 from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
@@ -22,6 +21,7 @@ from auditor.model.losses import cross_modal_infonce
 from auditor.model.network import AudioVisualNet
 from auditor.model.noise_estimation import mixture_posterior
 from auditor.model.presets import get_preset
+from auditor.model.sources import Arrays
 
 # q_i is clipped here before its log, so a zero vote costs a finite, bounded amount of evidence.
 Q_FLOOR = 1e-6
@@ -41,7 +41,7 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
-def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
+def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: TrainConfig,
              device: torch.device, batch_size: int = EVAL_BATCH,
              windows_out: dict[str, np.ndarray] | None = None, workers: int = 0,
              ctx: dist.Context | None = None) -> dict[str, torch.Tensor]:
@@ -84,7 +84,7 @@ def evaluate(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg
     return out
 
 
-def _forward(model: AudioVisualNet, arrays: ClipArrays, indices: np.ndarray, cfg: TrainConfig,
+def _forward(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: TrainConfig,
              device: torch.device, batch_size: int, workers: int) -> dict[str, torch.Tensor]:
     """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays``."""
     preset = get_preset(cfg.preset)

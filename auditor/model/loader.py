@@ -4,8 +4,9 @@ of ranks.
 The order and every random choice of an epoch are drawn in the main process, in order, by :class:`EpochPlan`
 (the DataLoader iterates its sampler there) from two independent streams: perm = default_rng([seed, epoch,
 ORDER_STREAM]).permutation(N), and one generator default_rng([seed, epoch, AUGMENT_STREAM]) draws the whole global
-batch's choices (inputs.draw_batch) on every rank, step after step. Each rank then keeps its rows, and the workers (or the main process, with 0 workers) read those clips from
-the memory-mapped store and apply the draws (inputs.make_inputs). Workers inherit the store's memory maps, and
+batch's choices (the source's draw: inputs.draw_batch, or sources.vector_draws for a features file) on every rank,
+step after step. Each rank then keeps its rows, and the workers (or the main process, with 0 workers) read those
+clips from the memory-mapped store (or the vectors) and apply the draws (the source's make). Workers inherit the store's memory maps, and
 every rank maps the same files: the page cache holds one copy of the data set.
 """
 
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from auditor.data.cache import ClipArrays
-from auditor.model.inputs import Draws, draw_batch, make_inputs
+from auditor.model.inputs import Draws
+from auditor.model.sources import Arrays, source_of
 
 # Batches each worker prepares ahead of the one being trained on.
 PREFETCH_BATCHES = 2
@@ -34,7 +35,7 @@ class EpochPlan(Sampler):
     batch: (clip indices (local_batch,), their Draws). Rank k takes rows k*local_batch .. (k+1)*local_batch - 1
     of each global batch of ``batch_size`` = local_batch * ranks clips."""
 
-    def __init__(self, arrays: ClipArrays, *, seed: int, batch_size: int, local_batch: int, rank: int, steps: int,
+    def __init__(self, arrays: Arrays, *, seed: int, batch_size: int, local_batch: int, rank: int, steps: int,
                  num_frames: int, audio_frames: int):
         self.arrays, self.seed, self.batch_size, self.steps = arrays, seed, batch_size, steps
         self.mine = slice(rank * local_batch, (rank + 1) * local_batch)
@@ -53,19 +54,20 @@ class EpochPlan(Sampler):
         perm = np.random.default_rng([self.seed, self.epoch, ORDER_STREAM]).permutation(len(self.arrays.clips))
         for step in range(self.steps):
             rows = perm[step * self.batch_size:(step + 1) * self.batch_size]
-            draws = draw_batch(self.arrays, rows, self.num_frames, self.audio_frames, rng)
+            draws = source_of(self.arrays).draw(self.arrays, rows, self.num_frames, self.audio_frames, rng)
             yield rows[self.mine], draws[self.mine]
 
 
 class _Batches(Dataset):
-    """Indexed by what EpochPlan yields: (clip indices (B,) long, frames (B, T, 3, S, S), mel (B, 1, 64, L))."""
+    """Indexed by what EpochPlan yields: (clip indices (B,) long, frames (B, T, 3, S, S), mel (B, 1, 64, L)), or
+    for a features file (clip indices, visual vectors (B, D_v), audio vectors (B, D_a))."""
 
-    def __init__(self, arrays: ClipArrays, audio_frames: int):
+    def __init__(self, arrays: Arrays, audio_frames: int):
         self.arrays, self.audio_frames = arrays, audio_frames
 
     def __getitem__(self, plan: tuple[np.ndarray, Draws]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows, draws = plan
-        return (torch.from_numpy(rows), *make_inputs(self.arrays, rows, draws, self.audio_frames))
+        return (torch.from_numpy(rows), *source_of(self.arrays).make(self.arrays, rows, draws, self.audio_frames))
 
 
 def loader_workers(requested: int, device: torch.device, ranks: int) -> int:
@@ -78,7 +80,7 @@ def loader_workers(requested: int, device: torch.device, ranks: int) -> int:
     return max(1, min(GPU_WORKERS, (os.cpu_count() or 2) // ranks - 1))
 
 
-def training_batches(arrays: ClipArrays, plan: EpochPlan, workers: int, pin_memory: bool) -> DataLoader:
+def training_batches(arrays: Arrays, plan: EpochPlan, workers: int, pin_memory: bool) -> DataLoader:
     """A DataLoader over ``plan`` with ``workers`` processes (0 = in this process), kept across epochs."""
     return DataLoader(_Batches(arrays, plan.audio_frames), sampler=plan, batch_size=None, num_workers=workers,
                       pin_memory=pin_memory, persistent_workers=workers > 0,
@@ -87,12 +89,13 @@ def training_batches(arrays: ClipArrays, plan: EpochPlan, workers: int, pin_memo
                       generator=torch.Generator())
 
 
-def evaluation_batches(arrays: ClipArrays, indices: np.ndarray, batch_size: int, num_frames: int, audio_frames: int,
+def evaluation_batches(arrays: Arrays, indices: np.ndarray, batch_size: int, num_frames: int, audio_frames: int,
                        workers: int, pin_memory: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(clip indices, frames, mel) of ``indices`` in order, ``batch_size`` at a time, with no random choice
-    (inputs.draw_batch without a generator): made by ``workers`` processes ahead of the model (0 = here, when
+    (the source's draw without a generator): made by ``workers`` processes ahead of the model (0 = here, when
     each batch is asked for). The same tensors for any ``workers``."""
-    plans = [(chunk, draw_batch(arrays, chunk, num_frames, audio_frames, None))
+    draw = source_of(arrays).draw
+    plans = [(chunk, draw(arrays, chunk, num_frames, audio_frames, None))
              for chunk in (indices[s:s + batch_size] for s in range(0, len(indices), batch_size))]
     batches = _Batches(arrays, audio_frames)
     if workers == 0:

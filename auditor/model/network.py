@@ -1,7 +1,8 @@
 """The audio-visual network of method.md: encoders f_v, f_a, projection heads g_v, g_a, classifier heads.
 
-Shapes: frames (B, T, 3, S, S) float (ImageNet-normalised), mel (B, 1, 64, L) float. Returns h^v (B, C), h^a (B, C),
-z^v, z^a (B, d) unit vectors, and logits of c_v(h^v), c_a(h^a), c_av([h^v; h^a]) (B, K).
+Shapes: frames (B, T, 3, S, S) float (ImageNet-normalised), mel (B, 1, 64, L) float; with the features preset the
+clip's precomputed vectors instead, (B, D_v) and (B, D_a) (model/sources.py says which a data set gives). Returns
+h^v (B, C), h^a (B, C), z^v, z^a (B, d) unit vectors, and logits of c_v(h^v), c_a(h^a), c_av([h^v; h^a]) (B, K).
 """
 
 from __future__ import annotations
@@ -102,6 +103,55 @@ class VideoR2Plus1DEncoder(nn.Module):
         return self.net(frames.transpose(1, 2))  # (B, T, 3, S, S) -> (B, 3, T, S, S) -> (B, 512)
 
 
+class VectorEncoder(nn.Module):
+    """Features preset encoder: a small MLP over a clip's precomputed vector, LayerNorm(D) (embeddings of any
+    scale), Linear(D, C), ReLU, Linear(C, C): (B, D) -> (B, C)."""
+
+    temporal = True  # takes the clip's input whole (one vector), not frame by frame
+
+    def __init__(self, in_dim: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, width), nn.ReLU(inplace=True),
+                                 nn.Linear(width, width))
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def make_encoders(preset: Preset, pretrained: bool = False, input_dims: tuple[int, int] = (0, 0)
+                  ) -> tuple[nn.Module, nn.Module]:
+    """(f_v, f_a) of ``preset``, both with the same ``out_dim`` C; ``input_dims`` (D_v, D_a): the vector sizes of
+    the features preset."""
+    makers = {
+        "resnet18": lambda: (ResNet18Encoder(3, pretrained), ResNet18Encoder(1)),
+        "r2plus1d_18": lambda: (VideoR2Plus1DEncoder(pretrained), ResNet18Encoder(1)),
+        "small_cnn": lambda: (SmallCNN(3, preset.width), SmallCNN(1, preset.width)),
+        "vectors": lambda: (VectorEncoder(input_dims[0], preset.width), VectorEncoder(input_dims[1], preset.width)),
+    }
+    return makers[preset.encoder]()
+
+
+def encode_frames(f_v: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """h^v of a clip's input: f_v shared over the T frames (B, T, 3, S, S) and mean-pooled over time; a video
+    backbone sees the T frames together (and an MLP its vector): (B, C)."""
+    if getattr(f_v, "temporal", False):
+        return f_v(frames)
+    b, t = frames.shape[:2]
+    return f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)
+
+
+class FrameEncoder(nn.Module):
+    """f_v as the network applies it to a clip's frames (encode_frames): the visual encoder a run exports."""
+
+    def __init__(self, f_v: nn.Module) -> None:
+        super().__init__()
+        self.f_v = f_v
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return encode_frames(self.f_v, frames)
+
+
 @dataclass
 class Outputs:
     h_v: torch.Tensor  # (B, C)
@@ -114,14 +164,10 @@ class Outputs:
 
 
 class AudioVisualNet(nn.Module):
-    def __init__(self, preset: Preset, num_classes: int, embed_dim: int = 128, pretrained: bool = False) -> None:
+    def __init__(self, preset: Preset, num_classes: int, embed_dim: int = 128, pretrained: bool = False,
+                 input_dims: tuple[int, int] = (0, 0)) -> None:
         super().__init__()
-        if preset.encoder == "resnet18":
-            self.f_v, self.f_a = ResNet18Encoder(3, pretrained), ResNet18Encoder(1)
-        elif preset.encoder == "r2plus1d_18":
-            self.f_v, self.f_a = VideoR2Plus1DEncoder(pretrained), ResNet18Encoder(1)
-        else:
-            self.f_v, self.f_a = SmallCNN(3, preset.width), SmallCNN(1, preset.width)
+        self.f_v, self.f_a = make_encoders(preset, pretrained, input_dims)
         c = self.f_v.out_dim
         self.g_v = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, embed_dim))
         self.g_a = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, embed_dim))
@@ -130,11 +176,7 @@ class AudioVisualNet(nn.Module):
         self.c_av = nn.Sequential(nn.Dropout(0.2), nn.Linear(2 * c, num_classes))
 
     def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> Outputs:
-        b, t = frames.shape[:2]
-        if getattr(self.f_v, "temporal", False):
-            h_v = self.f_v(frames)  # a video backbone sees the T frames together: (B, C)
-        else:
-            h_v = self.f_v(frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)  # shared over time, mean-pooled: (B, C)
+        h_v = encode_frames(self.f_v, frames)  # (B, C)
         h_a = self.f_a(mel)  # (B, C)
         z_v = F.normalize(self.g_v(h_v), dim=-1)
         z_a = F.normalize(self.g_a(h_a), dim=-1)

@@ -3,6 +3,7 @@
 ``cpu`` is the default: small CNN encoders on 64x64 frames, fast enough for a 2-core machine.
 ``resnet18`` follows method.md's full-size setting (torchvision ResNet-18 encoders, 112x112 frames).
 ``r2plus1d`` uses torchvision's R(2+1)D-18 video backbone over 8 frames (Kinetics-400 weights when cached).
+``features`` reads no frames: small MLPs over the per-clip vectors of a features file (``train --features``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from auditor.errors import UserError
 @dataclass(frozen=True)
 class Preset:
     name: str
-    encoder: str  # "small_cnn" | "resnet18" | "r2plus1d_18"
+    encoder: str  # "small_cnn" | "resnet18" | "r2plus1d_18" | "vectors"
     frame_size: int  # S
     cached_frames: int  # frames decoded per clip into the cache
     num_frames: int  # T frames fed to the visual encoder
     audio_frames: int  # log-mel frames (10 ms each) fed to the audio encoder
-    width: int  # channels of the small CNN's first block (doubles per block)
+    width: int  # channels of the small CNN's first block (doubles per block); the MLPs' width (vectors)
     batch_size: int
 
 
@@ -33,7 +34,13 @@ PRESETS: dict[str, Preset] = {
     # A video backbone (torchvision R(2+1)D-18) for GPUs; Kinetics-400 weights with --pretrained when cached.
     "r2plus1d": Preset("r2plus1d", "r2plus1d_18", frame_size=112, cached_frames=8, num_frames=8, audio_frames=400,
                        width=64, batch_size=16),
+    # Precomputed vectors (data/feature_file.py) through small MLP encoders; no frames or sound are decoded.
+    "features": Preset("features", "vectors", frame_size=0, cached_frames=0, num_frames=1, audio_frames=1,
+                       width=256, batch_size=256),
 }
+FEATURES_PRESET = "features"
+# The presets that decode clips into the ingest cache (the choices of --preset; --features picks FEATURES_PRESET).
+FRAME_PRESETS = tuple(name for name in PRESETS if name != FEATURES_PRESET)
 
 
 def get_preset(name: str) -> Preset:

@@ -8,6 +8,7 @@ One module a topic; pages import them by topic (``from auditor.ui import state, 
 * :mod:`~auditor.ui.ingest`: the data set's decode cache as the Data page shows and fills it;
 * :mod:`~auditor.ui.loaders`: cached readers of a data set's manifest, a run's outputs, reviews and clip media;
 * :mod:`~auditor.ui.figures`: Plotly figures (maps, histogram, losses, spectrogram) and the frame strip;
+* :mod:`~auditor.ui.features`: the Model page's features-file input and its check;
 * :mod:`~auditor.ui.jobs`: the Model page's job panel (start, follow, cancel, resume a background job);
 * :mod:`~auditor.ui.selection`: the Explore maps' selection, kept across reruns;
 * :mod:`~auditor.ui.review`: the Review page's clip on screen and its decision callbacks;

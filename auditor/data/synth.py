@@ -8,7 +8,9 @@ yuv420p, one thread, 25 fps, 128x128) + AAC (16 kHz mono) in an ``.mp4`` without
 so the same arguments give byte-identical files. With ``generate_dataset(media="mixed")`` each clip is instead
 written in a container, codecs, frame size, frame rate, sample rate and channel layout of its own
 (:class:`MediaFormat`, :func:`media_format`, :func:`encode_clip`), as scraped collections are; what it shows and
-sounds like does not change.
+sounds like does not change. Such a clip rescaled by swscale is byte-identical in almost every run, but a frame can
+come out one grey level apart when its buffer's memory alignment picks another vector code path (seen once: one
+frame of one .mov, and the H.264 frames predicted from it).
 
 Per clip, everything that is not the class varies: object size, position, colours (random hues; the object's
 brightness only contrasts with the background), background (smooth noise / gradient / stripes), tempo, swing

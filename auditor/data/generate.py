@@ -103,7 +103,8 @@ def generate_dataset(out_dir: str | Path, *, clips: int = 240, label_noise: floa
     each class to the next in sorted order, and a mismatched clip gets a sound of another sound class). ``test_clips``
     > 0 adds a clean split in
     ``out_dir/test/`` (clips/, labels.csv, truth.csv). Same arguments -> the same files, whatever
-    ``workers`` (byte-identical but for synth's note on rescaled mixed-media frames) (processes; default ``os.cpu_count()``). ``progress(done, total)`` is called after each clip.
+    ``workers`` (processes; default ``os.cpu_count()``): byte-identical but for synth's note on rescaled
+    mixed-media frames. ``progress(done, total)`` is called after each clip.
 
     ``clip_seconds`` = (A, B), 0 < A <= B <= MAX_CLIP_SECONDS (600), makes long clips (test split included): each clip
     lasts U(A, B) seconds rounded to whole frames, its picture shows the class's motion throughout, and its sound

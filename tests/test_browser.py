@@ -82,7 +82,7 @@ def server(tmp_path_factory):
             pytest.fail(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-2000:]}")
         time.sleep(0.3)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    yield {"url": url, "data": data, "big": big, "containers": containers}
+    yield {"url": url, "data": data, "big": big, "containers": containers, "config": root / "config"}
     proc.terminate()
     try:
         proc.wait(10)
@@ -560,3 +560,85 @@ def test_the_triage_grid_acts_on_ticked_clips_and_opens_one(server, page):
     settle(page)
     no_exception(page)
     assert clip_heading(page).endswith(first)
+
+
+def scored_and_newer_quick_run(root: Path) -> tuple[Path, int]:
+    """A data set with two runs: "default", scored, with a decision made on it, and "quick", newer, a short
+    training that flagged nothing. Returns the data set folder and the flagged count of "default"."""
+    data = root / "two_runs"
+    runs = data / ".auditor" / "runs"
+    make_fake_run(runs / "default", data_dir=data, n_clips=8, n_classes=2, seed=7, with_files=True)
+    quick = make_fake_run(runs / "quick", data_dir=data, n_clips=8, n_classes=2, seed=8)
+    flags = pd.read_csv(quick / "flags.csv")
+    flags[["label_noise_score", "mismatch_score"]] = 0.1  # flags nothing
+    flags.to_csv(quick / "flags.csv", index=False)
+    config = json.loads((quick / "config.json").read_text())
+    config |= {"clips": 8, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
+    (quick / "config.json").write_text(json.dumps(config))
+    os.utime(quick / "config.json", (time.time() + 60, time.time() + 60))  # the newest run
+    with ReviewStore(data) as store:
+        store.record("clips/clip_00001.mp4", "keep", given_label="class_001", curator="someone",
+                     run_id="fake-7-8x2")
+    scores = pd.read_csv(runs / "default" / "flags.csv")[["label_noise_score", "mismatch_score"]]
+    return data, int((scores >= 0.5).any(axis=1).sum())
+
+
+def test_the_app_opens_the_run_with_decisions_not_a_newer_one_that_flagged_nothing(server, page, tmp_path):
+    """Issue 24 bug 1 in a real browser: with a scored run that has a decision and a newer short run with 0
+    flagged, the app opens on the run with the decision, and the run picker lists each run with its flagged and
+    decided clips."""
+    data, flagged = scored_and_newer_quick_run(tmp_path)
+    page.goto(f"{server['url']}/?data={urllib.parse.quote(str(data))}")
+    settle(page)
+    no_exception(page)
+    picker = page.locator(".st-key-run_name input")
+    assert picker.input_value().startswith(f"default · {flagged} flagged · 1 decided · finished ")
+    assert "run=default" in page.url
+    picker.click()
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=30_000)
+    texts = [t.strip() for t in options.all_inner_texts()]
+    assert len(texts) == 2 and texts[0].startswith("quick · 0 flagged · 0 decided · finished "), texts
+    assert "short training (2 of " in texts[0] and texts[1].startswith(f"default · {flagged} flagged · 1 decided")
+    page.keyboard.press("Escape")
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Review").click()
+    settle(page)
+    no_exception(page)
+    assert page.get_by_text("Nothing left to review").count() == 0
+    assert clip_heading(page).startswith("clips/clip_")
+
+
+def test_each_tab_keeps_its_own_curator_name(server, browser):
+    """Issue 24 bug 3 in a real browser: tab A opens as "Tab A curator", tab B then enters "Tab B curator" (the
+    name settings.json proposes from then on); a decision made in tab A, also after a reload of A, is stored
+    under A's name."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        tab_a, tab_b = context.new_page(), context.new_page()
+        tab_a.goto(review_url(server, curator="Tab A curator", min="0",
+                              kind=["wrong_label", "mismatch", "both", "clean"]))
+        settle(tab_a)
+        tab_b.goto(review_url(server))
+        settle(tab_b)
+        set_curator(tab_b, "Tab B curator")
+        assert json.loads((server["config"] / "av-auditor" / "settings.json").read_text())["curator"] == \
+            "Tab B curator"  # the name proposed to a new tab from now on
+        tab_a.bring_to_front()
+        press(tab_a, "ArrowRight")  # a rerun of tab A after B's name was entered
+        assert tab_a.get_by_role("textbox", name="Curator name").input_value() == "Tab A curator"
+        clip = clip_heading(tab_a)
+        press(tab_a, "k")
+        assert (latest_of(server, clip)["decision"], latest_of(server, clip)["curator"]) == ("keep", "Tab A curator")
+        tab_a.reload()
+        settle(tab_a)
+        assert tab_a.get_by_role("textbox", name="Curator name").input_value() == "Tab A curator"
+        clip = clip_heading(tab_a)
+        press(tab_a, "x")
+        assert (latest_of(server, clip)["decision"], latest_of(server, clip)["curator"]) == (
+            "exclude", "Tab A curator")
+        tab_b.bring_to_front()
+        tab_b.reload()
+        settle(tab_b)
+        assert tab_b.get_by_role("textbox", name="Curator name").input_value() == "Tab B curator"
+    finally:
+        context.close()

@@ -725,3 +725,24 @@ def test_model_page_checks_a_features_file_before_training_on_it(data_dir, start
     no_errors(at)
     (_, args), = started
     assert args[args.index("--features") + 1] == str(features) and "--preset" not in args
+
+
+def test_the_review_filters_survive_a_visit_to_another_page(data_dir):
+    """Issue 24, found later: the Review page's filters (and its order, search and view) were back to their
+    defaults after the curator went to Explore and came back (Streamlit forgets the state of widgets a page
+    does not draw)."""
+    at = goto(app(curator="me"), "review")
+    at.slider(key="review_threshold").set_value(0.2).run()
+    at.toggle(key="review_undecided").set_value(False).run()
+    at.selectbox(key="review_sort").select("clip").run()
+    at.text_input(key="review_search").input("clip_0000").run()
+    at.button_group(key="review_view").set_value("grid").run()
+    goto(at, "explore")
+    goto(at, "review")
+    no_errors(at)
+    assert at.slider(key="review_threshold").value == 0.2 and at.toggle(key="review_undecided").value is False
+    assert at.selectbox(key="review_sort").value == "clip" and at.text_input(key="review_search").value == "clip_0000"
+    assert at.button_group(key="review_view").value == "grid"
+    assert "score ≥ 0.20" in captions(at)
+    assert {k: at.query_params.get(k) for k in ("min", "undecided", "sort", "q", "view")} == {
+        "min": "0.2", "undecided": "False", "sort": "clip", "q": "clip_0000", "view": "grid"}

@@ -15,10 +15,11 @@ import streamlit as st
 
 from auditor.review_queue import KIND_TEXT, clip_path
 from auditor.text import md_literal, plural
-from auditor.ui import loaders, review
+from auditor.ui import loaders, review, state
 
 VIEW_KEY = "review_view"  # "clip" (one clip at a time) or "grid"
 VIEWS = {"clip": "One clip", "grid": "Grid"}
+VIEW_PARAM = "view"
 PAGE_KEY = "review_grid_page"
 PICK_PREFIX = "grid_pick::"
 PER_PAGE = 24
@@ -26,8 +27,8 @@ COLUMNS = 6
 
 
 def view() -> str:
-    """The view chosen above the queue ("clip" unless the grid is chosen)."""
-    st.session_state.setdefault(VIEW_KEY, "clip")
+    """The view chosen above the queue ("clip" unless the grid is chosen), kept in the address bar (?view=)."""
+    state.bind_to_url(VIEW_KEY, VIEW_PARAM, "clip", parse=state.one_of(VIEWS))
     chosen = st.segmented_control("View", list(VIEWS), key=VIEW_KEY, format_func=VIEWS.get,
                                   label_visibility="collapsed")
     return chosen or "clip"

@@ -77,6 +77,18 @@ def playback_file(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]
     return target, TRANSCODED_MIME
 
 
+def playback_file_ready(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> tuple[Path, str] | None:
+    """What :func:`playback_file` returns for clip ``path``, but only when nothing has to be converted now: the
+    clip itself when it plays as it is, its converted copy when the playback cache already has it, else None.
+    Raises PlaybackError when the file cannot be opened at all."""
+    path = Path(path)
+    mime = browser_mime(path)
+    if mime is not None:
+        return path, mime
+    target = cached_copy(data_dir, path)
+    return (target, TRANSCODED_MIME) if target.is_file() else None
+
+
 def thumbnail(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> bytes:
     """A JPEG of the frame in the middle of clip ``path`` (longer side THUMB_SIZE), made once and kept in the
     playback cache. Raises PlaybackError when the clip has no decodable picture."""

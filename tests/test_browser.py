@@ -27,7 +27,7 @@ import pytest
 
 from auditor.reviews import ReviewStore
 from auditor.text import plural
-from auditor.ui.grid import VIEW_KEY
+from auditor.ui.grid import COLUMNS, TILE_PREFIX, VIEW_KEY
 from auditor.ui.review import RELABEL_KEY
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
@@ -642,3 +642,83 @@ def test_each_tab_keeps_its_own_curator_name(server, browser):
         assert tab_b.get_by_role("textbox", name="Curator name").input_value() == "Tab B curator"
     finally:
         context.close()
+
+
+def grid_tiles(page):
+    return page.locator(f"[class*='st-key-{TILE_PREFIX}']")
+
+
+def ring(page) -> str | None:
+    """The place of the tile in the grid's focus ring (None: none), after checking that exactly that tile is
+    outlined."""
+    at = page.evaluate("() => document.body.dataset.avGridFocus ?? null")
+    outlined = page.evaluate(f"() => [...document.querySelectorAll(\"[class*='st-key-{TILE_PREFIX}']\")].filter("
+                             "t => getComputedStyle(t).outlineStyle === 'solid').map("
+                             f"t => t.className.match(/st-key-{TILE_PREFIX}(\\d+)/)[1])")
+    assert outlined == ([] if at is None else [at]), (at, outlined)
+    return at
+
+
+def test_the_triage_grid_from_the_keyboard_and_its_view_after_a_reload(server, page):
+    """Issue 24, triage grid: the Grid view survives a reload (?view=grid) and a visit to another page; the arrow
+    keys move a focus ring between the tiles (a row is COLUMNS tiles), Space ticks the tile in the ring (the ring
+    stays on it), Enter opens it in the one-clip view."""
+    page.goto(review_url(server, curator="grid keys tester", kind=["wrong_label", "mismatch", "both", "clean"],
+                         min="0", undecided="False"))
+    settle(page)
+    page.locator(f".st-key-{VIEW_KEY}").get_by_role("radio", name="Grid").click()
+    settle(page)
+    assert "view=grid" in page.url
+    page.reload()
+    settle(page)
+    no_exception(page)
+    assert grid_tiles(page).count() >= COLUMNS + 2
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Explore").click()
+    settle(page)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Review").click()
+    settle(page)
+    assert grid_tiles(page).count() >= COLUMNS + 2 and "view=grid" in page.url
+    assert ring(page) is None
+    page.locator("h1").first.click()
+    for key, place in (("ArrowRight", "0"), ("ArrowRight", "1"), ("ArrowDown", str(1 + COLUMNS)),
+                       ("ArrowLeft", str(COLUMNS)), ("ArrowUp", "0"), ("ArrowDown", str(COLUMNS))):
+        page.keyboard.press(key)
+        assert ring(page) == place, key
+    tile = page.locator(f".st-key-{TILE_PREFIX}{COLUMNS}")
+    name = tile.locator("[data-testid='stCheckbox']").inner_text().strip()
+    page.keyboard.press(" ")
+    page.get_by_text("1 clip selected").wait_for(timeout=30_000)
+    settle(page)
+    assert tile.locator("[data-testid='stCheckbox'] input").is_checked() and ring(page) == str(COLUMNS)
+    page.keyboard.press(" ")
+    page.get_by_text("0 clips selected").wait_for(timeout=30_000)
+    settle(page)
+    assert not tile.locator("[data-testid='stCheckbox'] input").is_checked()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    settle(page)
+    no_exception(page)
+    assert clip_heading(page).endswith(name) and "view=grid" not in page.url
+
+
+def test_a_grid_tile_previews_its_clip_muted_on_hover_and_plays_its_sound_on_click(server, page):
+    """Issue 24, triage grid: the mouse over a tile plays its clip muted in place of the thumbnail, leaving the
+    tile pauses it; the tile's ▶ control plays it with its sound."""
+    page.goto(review_url(server, curator="grid hover tester", kind=["wrong_label", "mismatch", "both", "clean"],
+                         min="0", undecided="False", view="grid"))
+    settle(page)
+    tile = page.locator(f".st-key-{TILE_PREFIX}0")
+    video = tile.locator("video")
+    assert not video.is_visible() and tile.locator("[data-testid='stImage']").is_visible()
+    tile.hover()
+    page.wait_for_function(f"() => {{ const v = document.querySelector('.st-key-{TILE_PREFIX}0 video');"
+                           " return v && !v.paused && v.muted && v.currentTime > 0; }", timeout=30_000)
+    assert video.is_visible() and not tile.locator("[data-testid='stImage']").is_visible()
+    shoot(page, "review_grid_hover")
+    page.locator("h1").first.hover()
+    page.wait_for_function(f"() => document.querySelector('.st-key-{TILE_PREFIX}0 video').paused", timeout=10_000)
+    assert not video.is_visible()
+    tile.hover()
+    tile.locator(".av-grid-sound").click()
+    page.wait_for_function(f"() => {{ const v = document.querySelector('.st-key-{TILE_PREFIX}0 video');"
+                           " return !v.paused && !v.muted; }", timeout=30_000)

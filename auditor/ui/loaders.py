@@ -235,6 +235,21 @@ def playable_video(data: Path, path: Path) -> tuple[Path, str]:
     return playback_file(data, path)
 
 
+def preview_video(data: Path, path: Path) -> tuple[Path, str] | None:
+    """(file, MIME type) the browser plays for clip file ``path`` when no conversion is needed now
+    (auditor.playback.playback_file_ready), else None: a clip that needs converting is converted in the
+    background (a later rerun has it), one that cannot be opened has no preview."""
+    from auditor.playback import playback_file_ready  # PyAV: only when a clip is shown
+
+    try:
+        ready = playback_file_ready(data, path)
+    except (UserError, OSError):
+        return None
+    if ready is None:
+        prefetch_playback(data, [path])
+    return ready
+
+
 def thumbnail(data: Path, path: Path) -> bytes | None:
     """A JPEG of the clip's middle frame (auditor.playback.thumbnail), or None when it has no picture."""
     from auditor.playback import thumbnail as make_thumbnail  # PyAV: only when a clip is shown

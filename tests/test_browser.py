@@ -28,6 +28,7 @@ import pytest
 from auditor.reviews import ReviewStore
 from auditor.text import plural
 from auditor.ui.grid import COLUMNS, TILE_PREFIX, VIEW_KEY
+from auditor.ui.map_thumbs import THUMBS_KEY
 from auditor.ui.review import RELABEL_KEY
 from tests.fakerun import HOSTILE_LABELS, make_fake_run
 
@@ -722,3 +723,34 @@ def test_a_grid_tile_previews_its_clip_muted_on_hover_and_plays_its_sound_on_cli
     tile.locator(".av-grid-sound").click()
     page.wait_for_function(f"() => {{ const v = document.querySelector('.st-key-{TILE_PREFIX}0 video');"
                            " return !v.paused && !v.muted; }", timeout=30_000)
+
+
+def test_a_point_on_the_explore_map_shows_its_clips_frame_on_hover(server, page):
+    """Issue 24: Explore's maps get a hover thumbnail. The mouse over a point shows its clip's frame in a card
+    beside Plotly's hover label (the frame of the clip the label names)."""
+    goto(page, server, "explore")
+    clips = len(pd.read_parquet(server["data"] / ".auditor" / "runs" / "default" / "embeddings.parquet",
+                                columns=["clip"]))  # every point: fewer than HOVER_THUMBS
+    page.wait_for_function(f"() => document.querySelectorAll('.st-key-{THUMBS_KEY} img').length === {clips}",
+                           timeout=60_000)
+    card = page.locator(".av-map-thumb")
+    assert not card.is_visible()
+    point = page.evaluate("() => { const p = document.querySelector('.js-plotly-plot'), l = p._fullLayout;"
+                          " const t = p._fullData.find(d => d.x && d.x.length), r = p.getBoundingClientRect();"
+                          " return {x: r.left + l.xaxis._offset + l.xaxis.l2p(t.x[0]),"
+                          "         y: r.top + l.yaxis._offset + l.yaxis.l2p(t.y[0])}; }")
+    page.mouse.move(point["x"] - 30, point["y"] - 30)
+    page.mouse.move(point["x"], point["y"], steps=5)
+    card.wait_for(state="visible", timeout=10_000)
+    label = page.locator(".js-plotly-plot .hoverlayer .hovertext tspan.line").first.text_content().strip()
+    expected = page.evaluate(f"clip => {{ const box = document.querySelector('.st-key-{THUMBS_KEY}');"
+                             " const names = JSON.parse(box.querySelector('[data-clips]').dataset.clips);"
+                             " return box.querySelectorAll('img')[names.indexOf(clip)].src; }", label)
+    assert label.startswith("clips/") and card.locator("img").get_attribute("src") == expected
+    hover_box = page.locator(".js-plotly-plot .hoverlayer .hovertext").first.bounding_box()
+    card_box = card.bounding_box()
+    assert card_box["x"] >= hover_box["x"] + hover_box["width"] or \
+        card_box["x"] + card_box["width"] <= hover_box["x"], (card_box, hover_box)  # the label stays readable
+    shoot(page, "explore_hover_frame")
+    page.mouse.move(5, 5)
+    card.wait_for(state="hidden", timeout=10_000)

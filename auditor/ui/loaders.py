@@ -260,6 +260,17 @@ def thumbnail(data: Path, path: Path) -> bytes | None:
         return None
 
 
+def cached_thumbnail(data: Path, path: Path) -> bytes | None:
+    """The clip's thumbnail when it was made already (auditor.playback.cached_thumbnail), else None (nothing is
+    decoded: :func:`prefetch_thumbnails` makes it)."""
+    from auditor.playback import cached_thumbnail as read_thumbnail  # PyAV: only when a clip is shown
+
+    try:
+        return read_thumbnail(data, path)
+    except OSError:
+        return None
+
+
 def prefetch_playback(data: Path, paths: list[Path]) -> None:
     """Convert ``paths`` for playback in the background (those that need it), so the next clip plays at once."""
     for path in paths:

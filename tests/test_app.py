@@ -746,3 +746,12 @@ def test_the_review_filters_survive_a_visit_to_another_page(data_dir):
     assert "score ≥ 0.20" in captions(at)
     assert {k: at.query_params.get(k) for k in ("min", "undecided", "sort", "q", "view")} == {
         "min": "0.2", "undecided": "False", "sort": "clip", "q": "clip_0000", "view": "grid"}
+
+
+def test_the_sidebar_says_what_the_chosen_run_flagged_under_its_box(data_dir):
+    """Seen on the screenshots at 1400×900: the sidebar's run box shows only the start of the run's name (its
+    flagged and decided counts are cut off); they are written under it."""
+    at = app(curator="me")
+    flagged = int((pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")[
+        ["label_noise_score", "mismatch_score"]] >= 0.5).any(axis=1).sum())
+    assert any(c.value.startswith(f"{flagged} flagged · 0 decided · finished ") for c in at.sidebar.caption)

@@ -44,6 +44,8 @@ GRID_CSS = "\n".join(
        f'[class*="st-key-{TILE_PREFIX}"]:hover {_ELEMENT}:has([data-testid="stVideo"]) {{ display: block; }}',
        f'[class*="st-key-{TILE_PREFIX}"]:hover:has([data-testid="stVideo"]) {_ELEMENT}:has([data-testid="stImage"]) '
        "{ display: none; }",
+       f'[class*="st-key-{TILE_PREFIX}"] {{ padding: 0.6rem; }}',
+       f'[class*="st-key-{TILE_PREFIX}"] [data-testid="stCheckbox"] code {{ font-size: 0.65rem; }}',
        ".av-grid-sound { border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 0.5rem; background: white; "
        "padding: 0.25rem 0.75rem; cursor: pointer; font: inherit; line-height: 1.6; }",
        ".av-grid-sound:hover { border-color: #ff4b4b; color: #ff4b4b; }"])

@@ -31,7 +31,7 @@ THUMBS_KEY = "explore_thumbs"  # the hidden container of the frames and their cl
 CARD_PX = 160  # the card's image width
 MAP_SCRIPT = f"""<style>
 .st-key-{THUMBS_KEY} {{ display: none; }}
-.av-map-thumb {{ position: fixed; z-index: 1000; pointer-events: none; display: none; background: #fff;
+.av-map-thumb {{ position: fixed; z-index: 1000000; pointer-events: none; display: none; background: #fff;
   border: 1px solid rgba(49, 51, 63, 0.25); border-radius: 6px; padding: 3px;
   box-shadow: 0 2px 10px rgba(0, 0, 0, 0.2); }}
 .av-map-thumb img {{ display: block; width: {CARD_PX}px; border-radius: 4px; }}
@@ -62,10 +62,17 @@ MAP_SCRIPT = f"""<style>
     const label = plot.querySelector(".hoverlayer .hovertext");
     const box = label ? label.getBoundingClientRect() : null;
     const labelLeft = box && box.width > 0 && box.left + box.width / 2 < mouse.x;
-    let left = labelLeft ? mouse.x + 16 : mouse.x - width - 16;
-    if (left < 4 || left + width > window.innerWidth - 4) left = labelLeft ? mouse.x - width - 16 : mouse.x + 16;
+    const area = plot.getBoundingClientRect();  // the card stays over its map (not under the sidebar)
+    const fits = (x) => x >= area.left && x + width <= area.right;
+    const x = labelLeft ? mouse.x + 16 : mouse.x - width - 16;
+    let top = mouse.y - height / 2, left = x;
+    if (!fits(x)) {{  // no room beside the cursor on that side: above or below the label instead
+      left = Math.max(area.left, Math.min(area.right - width, mouse.x - width / 2));
+      const labelBox = box && box.width > 0 ? box : {{ top: mouse.y, bottom: mouse.y }};
+      top = labelBox.bottom + 8 + height <= window.innerHeight ? labelBox.bottom + 8 : labelBox.top - height - 8;
+    }}
     card.style.left = left + "px";
-    card.style.top = Math.max(4, Math.min(window.innerHeight - height - 4, mouse.y - height / 2)) + "px";
+    card.style.top = Math.max(4, Math.min(window.innerHeight - height - 4, top)) + "px";
   }};
   const show = (plot, ev) => {{
     const point = ev && ev.points && ev.points[0];

@@ -392,7 +392,10 @@ def sidebar() -> None:
                              on_change=_remember_run,
                              help="The model run whose results Explore, Review and Export use (newest first). "
                                   "Opens with the run of the latest decision, else the one you last picked.")
-                _warn_short(by_name.get(ss.get(RUN_KEY)))
+                chosen = by_name.get(ss.get(RUN_KEY))
+                if chosen is not None and chosen.ready:  # the box is too narrow for the whole line
+                    st.caption(run_choice.details(chosen))
+                _warn_short(chosen)
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",

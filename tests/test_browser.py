@@ -749,8 +749,9 @@ def test_a_point_on_the_explore_map_shows_its_clips_frame_on_hover(server, page)
     assert label.startswith("clips/") and card.locator("img").get_attribute("src") == expected
     hover_box = page.locator(".js-plotly-plot .hoverlayer .hovertext").first.bounding_box()
     card_box = card.bounding_box()
-    assert card_box["x"] >= hover_box["x"] + hover_box["width"] or \
-        card_box["x"] + card_box["width"] <= hover_box["x"], (card_box, hover_box)  # the label stays readable
+    apart = [card_box["x"] >= hover_box["x"] + hover_box["width"], card_box["x"] + card_box["width"] <= hover_box["x"],
+             card_box["y"] >= hover_box["y"] + hover_box["height"], card_box["y"] + card_box["height"] <= hover_box["y"]]
+    assert any(apart), (card_box, hover_box)  # the label stays readable
     shoot(page, "explore_hover_frame")
     page.mouse.move(5, 5)
     card.wait_for(state="hidden", timeout=10_000)

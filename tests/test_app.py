@@ -16,7 +16,7 @@ from auditor import jobs
 from auditor.reviews import ReviewStore
 from auditor.run_folder import RunLock
 from auditor.ui.jobs import STATE_BADGES
-from tests.fakerun import HOSTILE_LABELS, make_fake_run
+from tests.fakerun import HOSTILE_LABELS, make_fake_run, make_quick_run
 from tests.features_data import write_features
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
@@ -182,14 +182,7 @@ def test_a_newer_run_does_not_hide_the_reviewed_one(data_dir):
     decided clips and when it finished, and a run trained far fewer epochs than the automatic schedule is
     marked and warned about."""
     runs = data_dir / ".auditor" / "runs"
-    quick = make_fake_run(runs / "quick", data_dir=data_dir, n_clips=12, n_classes=4, seed=9)
-    flags = pd.read_csv(quick / "flags.csv")
-    flags[["label_noise_score", "mismatch_score"]] = 0.1  # flags nothing
-    flags.to_csv(quick / "flags.csv", index=False)
-    config = json.loads((quick / "config.json").read_text())
-    config |= {"clips": 12, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
-    (quick / "config.json").write_text(json.dumps(config))
-    os.utime(quick / "config.json", (2e9, 2e9))  # the newest run
+    make_quick_run(runs / "quick", data_dir=data_dir, n_clips=12, n_classes=4, seed=9, started=2e9)  # the newest
     at = app(curator="me")
     assert at.session_state["run_name"] == "quick"  # no decision, nothing picked: the newest scored run
     at.selectbox(key="run_name").select("default").run()  # the curator picks the scored one ...

@@ -30,7 +30,7 @@ from auditor.text import plural
 from auditor.ui.grid import COLUMNS, TILE_PREFIX, VIEW_KEY
 from auditor.ui.map_thumbs import THUMBS_KEY
 from auditor.ui.review import RELABEL_KEY
-from tests.fakerun import HOSTILE_LABELS, make_fake_run
+from tests.fakerun import HOSTILE_LABELS, make_fake_run, make_quick_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -569,14 +569,7 @@ def scored_and_newer_quick_run(root: Path) -> tuple[Path, int]:
     data = root / "two_runs"
     runs = data / ".auditor" / "runs"
     make_fake_run(runs / "default", data_dir=data, n_clips=8, n_classes=2, seed=7, with_files=True)
-    quick = make_fake_run(runs / "quick", data_dir=data, n_clips=8, n_classes=2, seed=8)
-    flags = pd.read_csv(quick / "flags.csv")
-    flags[["label_noise_score", "mismatch_score"]] = 0.1  # flags nothing
-    flags.to_csv(quick / "flags.csv", index=False)
-    config = json.loads((quick / "config.json").read_text())
-    config |= {"clips": 8, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
-    (quick / "config.json").write_text(json.dumps(config))
-    os.utime(quick / "config.json", (time.time() + 60, time.time() + 60))  # the newest run
+    make_quick_run(runs / "quick", data_dir=data, n_clips=8, n_classes=2, seed=8, started=time.time() + 60)
     with ReviewStore(data) as store:
         store.record("clips/clip_00001.mp4", "keep", given_label="class_001", curator="someone",
                      run_id="fake-7-8x2")

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from auditor import jobs
 from auditor.reviews import ReviewStore
 from auditor.run_folder import RunLock
+from auditor.ui import loaders
 from auditor.ui.jobs import STATE_BADGES
 from tests.fakerun import HOSTILE_LABELS, make_fake_run, make_quick_run
 from tests.features_data import write_features
@@ -748,3 +749,17 @@ def test_the_sidebar_says_what_the_chosen_run_flagged_under_its_box(data_dir):
     flagged = int((pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")[
         ["label_noise_score", "mismatch_score"]] >= 0.5).any(axis=1).sum())
     assert any(c.value.startswith(f"{flagged} flagged · 0 decided · finished ") for c in at.sidebar.caption)
+
+
+def test_grid_tiles_preview_their_clips_up_to_a_size(data_dir, monkeypatch):
+    """The grid's hover previews are the clips themselves, which Streamlit reads whole at every rerun: a clip
+    larger than loaders.PREVIEW_MAX_BYTES gets no preview (its thumbnail stays)."""
+    at = app("grid tester")
+    at.session_state["review_view"] = "grid"
+    at = goto(at, "review")
+    no_errors(at)
+    shown = len(at.get("video"))
+    assert shown == len(at.checkbox) > 0 and len(at.get("image")) >= shown
+    monkeypatch.setattr(loaders, "PREVIEW_MAX_BYTES", 100)
+    at.run()
+    assert len(at.get("video")) == 0 and len(at.checkbox) == shown and len(at.get("image")) >= shown

@@ -125,3 +125,17 @@ def hover_customdata(points: pd.DataFrame) -> np.ndarray:
 
 HOVER_TEMPLATE = ("%{customdata[0]}<br>label: %{customdata[1]}<br>%{customdata[2]}<br>%{customdata[3]}"
                   "<extra></extra>")
+
+
+def thumbnail_clips(points: pd.DataFrame, selected: list[str] | None, limit: int) -> list[str]:
+    """The clips of ``points`` (at most ``limit``) whose frame the maps show on hover: the ``selected`` ones
+    first (in their order), then the others by their higher score, most suspicious first (unscored clips last,
+    ties in row order). Returns distinct clips of ``points["clip"]``; all of them when there are ``limit`` or
+    fewer."""
+    present = set(points["clip"])
+    first = list(dict.fromkeys(c for c in (selected or []) if c in present))[:limit]
+    score = points[["label_noise_score", "mismatch_score"]].apply(pd.to_numeric, errors="coerce").max(axis=1)
+    order = points.assign(_score=score.fillna(-1.0)).sort_values("_score", ascending=False, kind="stable")["clip"]
+    chosen = set(first)
+    rest = [c for c in order if c not in chosen][:max(0, limit - len(first))]
+    return first + rest

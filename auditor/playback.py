@@ -77,12 +77,23 @@ def playback_file(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]
     return target, TRANSCODED_MIME
 
 
+def playback_file_ready(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> tuple[Path, str] | None:
+    """What :func:`playback_file` returns for clip ``path``, but only when nothing has to be converted now: the
+    clip itself when it plays as it is, its converted copy when the playback cache already has it, else None.
+    Raises PlaybackError when the file cannot be opened at all."""
+    path = Path(path)
+    mime = browser_mime(path)
+    if mime is not None:
+        return path, mime
+    target = cached_copy(data_dir, path)
+    return (target, TRANSCODED_MIME) if target.is_file() else None
+
+
 def thumbnail(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> bytes:
     """A JPEG of the frame in the middle of clip ``path`` (longer side THUMB_SIZE), made once and kept in the
     playback cache. Raises PlaybackError when the clip has no decodable picture."""
     path = Path(path)
-    copy = cached_copy(data_dir, path)
-    target = copy.parent / THUMBS / f"{copy.stem}.jpg"
+    target = _thumbnail_file(data_dir, path)
     if not target.is_file():
         try:
             image = _middle_frame(path)
@@ -94,6 +105,21 @@ def thumbnail(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) ->
         image.save(tmp, format="JPEG", quality=85)
         os.replace(tmp, target)
     return target.read_bytes()
+
+
+def cached_thumbnail(data_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> bytes | None:
+    """The JPEG :func:`thumbnail` made of clip ``path`` when the playback cache has it, else None (nothing is
+    decoded). Raises OSError when the clip file is gone."""
+    target = _thumbnail_file(data_dir, Path(path))
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _thumbnail_file(data_dir: str | os.PathLike[str], path: Path) -> Path:
+    copy = cached_copy(data_dir, path)
+    return copy.parent / THUMBS / f"{copy.stem}.jpg"
 
 
 def _middle_frame(path: Path) -> Image.Image:

@@ -289,3 +289,15 @@ def clip_path(data_dir: str | Path, clip: str) -> Path:
     if not path.is_file():
         raise ValueError(f"{clip!r}: file not found in {root}")
     return path
+
+
+def clip_paths(data_dir: str | Path, clips: list[str]) -> list[Path]:
+    """The files of ``clips`` (:func:`clip_path`), in order, leaving out each that it refuses (outside the data
+    set, or not a file)."""
+    paths = []
+    for clip in clips:
+        try:
+            paths.append(clip_path(data_dir, clip))
+        except ValueError:
+            continue
+    return paths

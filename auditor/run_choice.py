@@ -60,10 +60,17 @@ def schedule(config: dict) -> tuple[int, int] | None:
 
 def label(run: RunSummary) -> str:
     """The picker's line for ``run``: "name · 5 flagged · 2 decided · finished 2026-12-05 14:03 UTC", with
-    "· short training (3 of 60 epochs)" for a short run."""
+    "· short training (3 of 60 epochs)" for a short run; the name alone for a run without results. The line
+    is ``run.name`` + " · " + :func:`details` ``(run)``."""
+    return " · ".join([run.name, details(run)]) if run.ready else run.name
+
+
+def details(run: RunSummary) -> str:
+    """What :func:`label` says of ``run`` after its name ("5 flagged · 2 decided · finished 2026-12-05 14:03 UTC"
+    and, for a short run, "· short training (3 of 60 epochs)"); "" for a run without results."""
     if not run.ready:
-        return run.name
-    parts = [run.name, f"{run.flagged:,} flagged", f"{run.decided:,} decided"]
+        return ""
+    parts = [f"{run.flagged:,} flagged", f"{run.decided:,} decided"]
     if run.finished is not None:
         parts.append(f"finished {time.strftime('%Y-%m-%d %H:%M', time.gmtime(run.finished))} UTC")
     if run.short:

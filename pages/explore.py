@@ -1,6 +1,6 @@
 """Explore: the audio and visual UMAP maps side by side and the fused map below, coloured by flag kind, label
-or review status. A box or lasso selection on any map highlights the same clips on all maps, lists them, and
-can send them to the Review page."""
+or review status; a point under the mouse shows its clip's frame (auditor.ui.map_thumbs). A box or lasso
+selection on any map highlights the same clips on all maps, lists them, and can send them to the Review page."""
 
 from functools import partial
 
@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from auditor import explore_maps
-from auditor.ui import figures, loaders, review, selection, state, widgets
+from auditor.ui import figures, loaders, map_thumbs, review, selection, state, widgets
 
 st.title("Explore")
 data, run = state.require_scored_run()
@@ -51,6 +51,7 @@ with left:
 with right:
     draw("visual", "Picture (visual embedding)", 520)
 draw("fused", "Sound + picture (fused embedding)", 600)
+map_thumbs.show(data, table, selected)
 
 st.subheader("Selection")
 if not selected:

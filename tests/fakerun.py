@@ -13,6 +13,7 @@ suspicious clip carry them, so tests can check that labels are rendered as text.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,22 @@ def make_fake_run(run_dir: str | Path, *, data_dir: str | Path | None = None, n_
             else:
                 write_tiny_clip(data / clip, tone_hz=220.0 * (1 + given_i[i] % 4), colour=_colour(given_i[i]))
         pd.DataFrame({"clip": clips, "label": flags["given_label"]}).to_csv(data / "labels.csv", index=False)
+    return run
+
+
+def make_quick_run(run_dir: str | Path, *, data_dir: str | Path, n_clips: int, n_classes: int, seed: int,
+                   started: float) -> Path:
+    """A fake finished run (:func:`make_fake_run`, no clip files) of a short training (1 + 1 epochs, its clip
+    count in config.json) that flagged nothing (every score 0.1), its config.json dated ``started`` (epoch
+    seconds): the newer run that the app must not open instead of the one being reviewed. Returns it."""
+    run = make_fake_run(run_dir, data_dir=data_dir, n_clips=n_clips, n_classes=n_classes, seed=seed)
+    flags = pd.read_csv(run / "flags.csv")
+    flags[["label_noise_score", "mismatch_score"]] = 0.1
+    flags.to_csv(run / "flags.csv", index=False)
+    config = json.loads((run / "config.json").read_text())
+    config |= {"clips": n_clips, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
+    (run / "config.json").write_text(json.dumps(config))
+    os.utime(run / "config.json", (started, started))
     return run
 
 

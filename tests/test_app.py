@@ -15,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 from auditor import jobs
 from auditor.reviews import ReviewStore
 from auditor.run_folder import RunLock
+from auditor.ui import loaders
 from auditor.ui.jobs import STATE_BADGES
-from tests.fakerun import HOSTILE_LABELS, make_fake_run
+from tests.fakerun import HOSTILE_LABELS, make_fake_run, make_quick_run
 from tests.features_data import write_features
 
 APP = Path(__file__).resolve().parents[1] / "auditor" / "app.py"
@@ -182,14 +183,7 @@ def test_a_newer_run_does_not_hide_the_reviewed_one(data_dir):
     decided clips and when it finished, and a run trained far fewer epochs than the automatic schedule is
     marked and warned about."""
     runs = data_dir / ".auditor" / "runs"
-    quick = make_fake_run(runs / "quick", data_dir=data_dir, n_clips=12, n_classes=4, seed=9)
-    flags = pd.read_csv(quick / "flags.csv")
-    flags[["label_noise_score", "mismatch_score"]] = 0.1  # flags nothing
-    flags.to_csv(quick / "flags.csv", index=False)
-    config = json.loads((quick / "config.json").read_text())
-    config |= {"clips": 12, "train": {"preset": "cpu", "method": "ntl", "epochs_phase1": 1, "epochs_phase2": 1}}
-    (quick / "config.json").write_text(json.dumps(config))
-    os.utime(quick / "config.json", (2e9, 2e9))  # the newest run
+    make_quick_run(runs / "quick", data_dir=data_dir, n_clips=12, n_classes=4, seed=9, started=2e9)  # the newest
     at = app(curator="me")
     assert at.session_state["run_name"] == "quick"  # no decision, nothing picked: the newest scored run
     at.selectbox(key="run_name").select("default").run()  # the curator picks the scored one ...
@@ -725,3 +719,47 @@ def test_model_page_checks_a_features_file_before_training_on_it(data_dir, start
     no_errors(at)
     (_, args), = started
     assert args[args.index("--features") + 1] == str(features) and "--preset" not in args
+
+
+def test_the_review_filters_survive_a_visit_to_another_page(data_dir):
+    """Issue 24, found later: the Review page's filters (and its order, search and view) were back to their
+    defaults after the curator went to Explore and came back (Streamlit forgets the state of widgets a page
+    does not draw)."""
+    at = goto(app(curator="me"), "review")
+    at.slider(key="review_threshold").set_value(0.2).run()
+    at.toggle(key="review_undecided").set_value(False).run()
+    at.selectbox(key="review_sort").select("clip").run()
+    at.text_input(key="review_search").input("clip_0000").run()
+    at.button_group(key="review_view").set_value("grid").run()
+    goto(at, "explore")
+    goto(at, "review")
+    no_errors(at)
+    assert at.slider(key="review_threshold").value == 0.2 and at.toggle(key="review_undecided").value is False
+    assert at.selectbox(key="review_sort").value == "clip" and at.text_input(key="review_search").value == "clip_0000"
+    assert at.button_group(key="review_view").value == "grid"
+    assert "score ≥ 0.20" in captions(at)
+    assert {k: at.query_params.get(k) for k in ("min", "undecided", "sort", "q", "view")} == {
+        "min": "0.2", "undecided": "False", "sort": "clip", "q": "clip_0000", "view": "grid"}
+
+
+def test_the_sidebar_says_what_the_chosen_run_flagged_under_its_box(data_dir):
+    """Seen on the screenshots at 1400×900: the sidebar's run box shows only the start of the run's name (its
+    flagged and decided counts are cut off); they are written under it."""
+    at = app(curator="me")
+    flagged = int((pd.read_csv(data_dir / ".auditor" / "runs" / "default" / "flags.csv")[
+        ["label_noise_score", "mismatch_score"]] >= 0.5).any(axis=1).sum())
+    assert any(c.value.startswith(f"{flagged} flagged · 0 decided · finished ") for c in at.sidebar.caption)
+
+
+def test_grid_tiles_preview_their_clips_up_to_a_size(data_dir, monkeypatch):
+    """The grid's hover previews are the clips themselves, which Streamlit reads whole at every rerun: a clip
+    larger than loaders.PREVIEW_MAX_BYTES gets no preview (its thumbnail stays)."""
+    at = app("grid tester")
+    at.session_state["review_view"] = "grid"
+    at = goto(at, "review")
+    no_errors(at)
+    shown = len(at.get("video"))
+    assert shown == len(at.checkbox) > 0 and len(at.get("image")) >= shown
+    monkeypatch.setattr(loaders, "PREVIEW_MAX_BYTES", 100)
+    at.run()
+    assert len(at.get("video")) == 0 and len(at.checkbox) == shown and len(at.get("image")) >= shown

@@ -27,9 +27,10 @@ import pytest
 
 from auditor.reviews import ReviewStore
 from auditor.text import plural
-from auditor.ui.grid import VIEW_KEY
+from auditor.ui.grid import COLUMNS, TILE_PREFIX, VIEW_KEY
+from auditor.ui.map_thumbs import THUMBS_KEY
 from auditor.ui.review import RELABEL_KEY
-from tests.fakerun import HOSTILE_LABELS, make_fake_run
+from tests.fakerun import HOSTILE_LABELS, make_fake_run, make_quick_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -82,7 +83,7 @@ def server(tmp_path_factory):
             pytest.fail(f"streamlit did not start: {(root / 'streamlit.log').read_text()[-2000:]}")
         time.sleep(0.3)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    yield {"url": url, "data": data, "big": big, "containers": containers}
+    yield {"url": url, "data": data, "big": big, "containers": containers, "config": root / "config"}
     proc.terminate()
     try:
         proc.wait(10)
@@ -560,3 +561,190 @@ def test_the_triage_grid_acts_on_ticked_clips_and_opens_one(server, page):
     settle(page)
     no_exception(page)
     assert clip_heading(page).endswith(first)
+
+
+def scored_and_newer_quick_run(root: Path) -> tuple[Path, int]:
+    """A data set with two runs: "default", scored, with a decision made on it, and "quick", newer, a short
+    training that flagged nothing. Returns the data set folder and the flagged count of "default"."""
+    data = root / "two_runs"
+    runs = data / ".auditor" / "runs"
+    make_fake_run(runs / "default", data_dir=data, n_clips=8, n_classes=2, seed=7, with_files=True)
+    make_quick_run(runs / "quick", data_dir=data, n_clips=8, n_classes=2, seed=8, started=time.time() + 60)
+    with ReviewStore(data) as store:
+        store.record("clips/clip_00001.mp4", "keep", given_label="class_001", curator="someone",
+                     run_id="fake-7-8x2")
+    scores = pd.read_csv(runs / "default" / "flags.csv")[["label_noise_score", "mismatch_score"]]
+    return data, int((scores >= 0.5).any(axis=1).sum())
+
+
+def test_the_app_opens_the_run_with_decisions_not_a_newer_one_that_flagged_nothing(server, page, tmp_path):
+    """Issue 24 bug 1 in a real browser: with a scored run that has a decision and a newer short run with 0
+    flagged, the app opens on the run with the decision, and the run picker lists each run with its flagged and
+    decided clips."""
+    data, flagged = scored_and_newer_quick_run(tmp_path)
+    page.goto(f"{server['url']}/?data={urllib.parse.quote(str(data))}")
+    settle(page)
+    no_exception(page)
+    picker = page.locator(".st-key-run_name input")
+    assert picker.input_value().startswith(f"default · {flagged} flagged · 1 decided · finished ")
+    assert "run=default" in page.url
+    picker.click()
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=30_000)
+    texts = [t.strip() for t in options.all_inner_texts()]
+    assert len(texts) == 2 and texts[0].startswith("quick · 0 flagged · 0 decided · finished "), texts
+    assert "short training (2 of " in texts[0] and texts[1].startswith(f"default · {flagged} flagged · 1 decided")
+    page.keyboard.press("Escape")
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Review").click()
+    settle(page)
+    no_exception(page)
+    assert page.get_by_text("Nothing left to review").count() == 0
+    assert clip_heading(page).startswith("clips/clip_")
+
+
+def test_each_tab_keeps_its_own_curator_name(server, browser):
+    """Issue 24 bug 3 in a real browser: tab A opens as "Tab A curator", tab B then enters "Tab B curator" (the
+    name settings.json proposes from then on); a decision made in tab A, also after a reload of A, is stored
+    under A's name."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        tab_a, tab_b = context.new_page(), context.new_page()
+        tab_a.goto(review_url(server, curator="Tab A curator", min="0",
+                              kind=["wrong_label", "mismatch", "both", "clean"]))
+        settle(tab_a)
+        tab_b.goto(review_url(server))
+        settle(tab_b)
+        set_curator(tab_b, "Tab B curator")
+        assert json.loads((server["config"] / "av-auditor" / "settings.json").read_text())["curator"] == \
+            "Tab B curator"  # the name proposed to a new tab from now on
+        tab_a.bring_to_front()
+        press(tab_a, "ArrowRight")  # a rerun of tab A after B's name was entered
+        assert tab_a.get_by_role("textbox", name="Curator name").input_value() == "Tab A curator"
+        clip = clip_heading(tab_a)
+        press(tab_a, "k")
+        assert (latest_of(server, clip)["decision"], latest_of(server, clip)["curator"]) == ("keep", "Tab A curator")
+        tab_a.reload()
+        settle(tab_a)
+        assert tab_a.get_by_role("textbox", name="Curator name").input_value() == "Tab A curator"
+        clip = clip_heading(tab_a)
+        press(tab_a, "x")
+        assert (latest_of(server, clip)["decision"], latest_of(server, clip)["curator"]) == (
+            "exclude", "Tab A curator")
+        tab_b.bring_to_front()
+        tab_b.reload()
+        settle(tab_b)
+        assert tab_b.get_by_role("textbox", name="Curator name").input_value() == "Tab B curator"
+    finally:
+        context.close()
+
+
+def grid_tiles(page):
+    return page.locator(f"[class*='st-key-{TILE_PREFIX}']")
+
+
+def ring(page) -> str | None:
+    """The place of the tile in the grid's focus ring (None: none), after checking that exactly that tile is
+    outlined."""
+    at = page.evaluate("() => document.body.dataset.avGridFocus ?? null")
+    outlined = page.evaluate(f"() => [...document.querySelectorAll(\"[class*='st-key-{TILE_PREFIX}']\")].filter("
+                             "t => getComputedStyle(t).outlineStyle === 'solid').map("
+                             f"t => t.className.match(/st-key-{TILE_PREFIX}(\\d+)/)[1])")
+    assert outlined == ([] if at is None else [at]), (at, outlined)
+    return at
+
+
+def test_the_triage_grid_from_the_keyboard_and_its_view_after_a_reload(server, page):
+    """Issue 24, triage grid: the Grid view survives a reload (?view=grid) and a visit to another page; the arrow
+    keys move a focus ring between the tiles (a row is COLUMNS tiles), Space ticks the tile in the ring (the ring
+    stays on it), Enter opens it in the one-clip view."""
+    page.goto(review_url(server, curator="grid keys tester", kind=["wrong_label", "mismatch", "both", "clean"],
+                         min="0", undecided="False"))
+    settle(page)
+    page.locator(f".st-key-{VIEW_KEY}").get_by_role("radio", name="Grid").click()
+    settle(page)
+    assert "view=grid" in page.url
+    page.reload()
+    settle(page)
+    no_exception(page)
+    assert grid_tiles(page).count() >= COLUMNS + 2
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Explore").click()
+    settle(page)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Review").click()
+    settle(page)
+    assert grid_tiles(page).count() >= COLUMNS + 2 and "view=grid" in page.url
+    assert ring(page) is None
+    page.locator("h1").first.click()
+    for key, place in (("ArrowRight", "0"), ("ArrowRight", "1"), ("ArrowDown", str(1 + COLUMNS)),
+                       ("ArrowLeft", str(COLUMNS)), ("ArrowUp", "0"), ("ArrowDown", str(COLUMNS))):
+        page.keyboard.press(key)
+        assert ring(page) == place, key
+    tile = page.locator(f".st-key-{TILE_PREFIX}{COLUMNS}")
+    name = tile.locator("[data-testid='stCheckbox']").inner_text().strip()
+    page.keyboard.press(" ")
+    page.get_by_text("1 clip selected").wait_for(timeout=30_000)
+    settle(page)
+    assert tile.locator("[data-testid='stCheckbox'] input").is_checked() and ring(page) == str(COLUMNS)
+    page.keyboard.press(" ")
+    page.get_by_text("0 clips selected").wait_for(timeout=30_000)
+    settle(page)
+    assert not tile.locator("[data-testid='stCheckbox'] input").is_checked()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    settle(page)
+    no_exception(page)
+    assert clip_heading(page).endswith(name) and "view=grid" not in page.url
+
+
+def test_a_grid_tile_previews_its_clip_muted_on_hover_and_plays_its_sound_on_click(server, page):
+    """Issue 24, triage grid: the mouse over a tile plays its clip muted in place of the thumbnail, leaving the
+    tile pauses it; the tile's ▶ control plays it with its sound."""
+    page.goto(review_url(server, curator="grid hover tester", kind=["wrong_label", "mismatch", "both", "clean"],
+                         min="0", undecided="False", view="grid"))
+    settle(page)
+    tile = page.locator(f".st-key-{TILE_PREFIX}0")
+    video = tile.locator("video")
+    assert not video.is_visible() and tile.locator("[data-testid='stImage']").is_visible()
+    tile.hover()
+    page.wait_for_function(f"() => {{ const v = document.querySelector('.st-key-{TILE_PREFIX}0 video');"
+                           " return v && !v.paused && v.muted && v.currentTime > 0; }", timeout=30_000)
+    assert video.is_visible() and not tile.locator("[data-testid='stImage']").is_visible()
+    shoot(page, "review_grid_hover")
+    page.locator("h1").first.hover()
+    page.wait_for_function(f"() => document.querySelector('.st-key-{TILE_PREFIX}0 video').paused", timeout=10_000)
+    assert not video.is_visible()
+    tile.hover()
+    tile.locator(".av-grid-sound").click()
+    page.wait_for_function(f"() => {{ const v = document.querySelector('.st-key-{TILE_PREFIX}0 video');"
+                           " return !v.paused && !v.muted; }", timeout=30_000)
+
+
+def test_a_point_on_the_explore_map_shows_its_clips_frame_on_hover(server, page):
+    """Issue 24: Explore's maps get a hover thumbnail. The mouse over a point shows its clip's frame in a card
+    beside Plotly's hover label (the frame of the clip the label names)."""
+    goto(page, server, "explore")
+    clips = len(pd.read_parquet(server["data"] / ".auditor" / "runs" / "default" / "embeddings.parquet",
+                                columns=["clip"]))  # every point: fewer than HOVER_THUMBS
+    page.wait_for_function(f"() => document.querySelectorAll('.st-key-{THUMBS_KEY} img').length === {clips}",
+                           timeout=60_000)
+    card = page.locator(".av-map-thumb")
+    assert not card.is_visible()
+    point = page.evaluate("() => { const p = document.querySelector('.js-plotly-plot'), l = p._fullLayout;"
+                          " const t = p._fullData.find(d => d.x && d.x.length), r = p.getBoundingClientRect();"
+                          " return {x: r.left + l.xaxis._offset + l.xaxis.l2p(t.x[0]),"
+                          "         y: r.top + l.yaxis._offset + l.yaxis.l2p(t.y[0])}; }")
+    page.mouse.move(point["x"] - 30, point["y"] - 30)
+    page.mouse.move(point["x"], point["y"], steps=5)
+    card.wait_for(state="visible", timeout=10_000)
+    label = page.locator(".js-plotly-plot .hoverlayer .hovertext tspan.line").first.text_content().strip()
+    expected = page.evaluate(f"clip => {{ const box = document.querySelector('.st-key-{THUMBS_KEY}');"
+                             " const names = JSON.parse(box.querySelector('[data-clips]').dataset.clips);"
+                             " return box.querySelectorAll('img')[names.indexOf(clip)].src; }", label)
+    assert label.startswith("clips/") and card.locator("img").get_attribute("src") == expected
+    hover_box = page.locator(".js-plotly-plot .hoverlayer .hovertext").first.bounding_box()
+    card_box = card.bounding_box()
+    apart = [card_box["x"] >= hover_box["x"] + hover_box["width"], card_box["x"] + card_box["width"] <= hover_box["x"],
+             card_box["y"] >= hover_box["y"] + hover_box["height"], card_box["y"] + card_box["height"] <= hover_box["y"]]
+    assert any(apart), (card_box, hover_box)  # the label stays readable
+    shoot(page, "explore_hover_frame")
+    page.mouse.move(5, 5)
+    card.wait_for(state="hidden", timeout=10_000)

@@ -75,3 +75,11 @@ def test_hover_text_is_escaped(table):
     assert custom.shape == (len(table), 4)
     joined = " ".join(custom[:, 1])
     assert "&lt;b&gt;x&lt;/b&gt;" in joined and "<b>" not in joined and "<script>" not in joined
+
+
+def test_thumbnail_clips_are_the_selection_then_the_most_suspicious():
+    points = pd.DataFrame({"clip": list("abcde"), "label_noise_score": [0.1, 0.9, None, 0.2, 0.3],
+                           "mismatch_score": [0.8, 0.1, None, 0.2, 0.1]})
+    assert explore_maps.thumbnail_clips(points, ["d", "zz", "d"], 3) == ["d", "b", "a"]
+    assert explore_maps.thumbnail_clips(points, None, 10) == ["b", "a", "e", "d", "c"]  # unscored last
+    assert explore_maps.thumbnail_clips(points, list("edcba"), 2) == ["e", "d"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from auditor.run_choice import RunSummary, choose, label, schedule
+from auditor.run_choice import RunSummary, choose, details, label, schedule
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "sample" / "config.json"
 
@@ -30,3 +30,9 @@ def test_label_says_flagged_decided_finished_and_short():
     assert label(RunSummary("r", 1200, 3, 0.0)) == "r · 1,200 flagged · 3 decided · finished 1970-01-01 00:00 UTC"
     assert label(RunSummary("q", 0, 0, None, 2, 100)) == "q · 0 flagged · 0 decided · short training (2 of 100 epochs)"
     assert label(RunSummary("p", None, 0, None)) == "p"
+
+
+def test_details_are_the_label_after_the_name():
+    run = RunSummary("r", 1200, 3, 0.0, 2, 100)
+    assert details(run) == "1,200 flagged · 3 decided · finished 1970-01-01 00:00 UTC · short training (2 of 100 epochs)"
+    assert label(run) == "r · " + details(run) and details(RunSummary("p", None, 0, None)) == ""

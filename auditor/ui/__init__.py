@@ -11,6 +11,7 @@ One module a topic; pages import them by topic (``from auditor.ui import state, 
 * :mod:`~auditor.ui.features`: the Model page's features-file input and its check;
 * :mod:`~auditor.ui.jobs`: the Model page's job panel (start, follow, cancel, resume a background job);
 * :mod:`~auditor.ui.selection`: the Explore maps' selection, kept across reruns;
+* :mod:`~auditor.ui.map_thumbs`: the Explore maps' hover frames;
 * :mod:`~auditor.ui.review`: the Review page's clip on screen and its decision callbacks;
 * :mod:`~auditor.ui.export`: the Export page's calls to :mod:`auditor.export`.
 

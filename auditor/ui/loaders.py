@@ -31,6 +31,9 @@ REVIEW_FRAME_SIZE = 128
 # Seconds of sound the Review page plays alone and draws as a spectrogram: the whole track of a clip up to this
 # long, else its middle (as decode_clip reads it).
 REVIEW_SOUND_SECONDS = 120.0
+# The largest clip file a grid tile previews: Streamlit reads a shown video whole at every rerun, and a grid page
+# shows up to 24 of them.
+PREVIEW_MAX_BYTES = 4 * 2**20
 # Converts the next clips of the queue for playback while the curator looks at this one (never calls st.*).
 _PLAYBACK_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playback")
 
@@ -235,6 +238,23 @@ def playable_video(data: Path, path: Path) -> tuple[Path, str]:
     return playback_file(data, path)
 
 
+def preview_video(data: Path, path: Path) -> tuple[Path, str] | None:
+    """(file, MIME type) the browser plays for clip file ``path`` when no conversion is needed now
+    (auditor.playback.playback_file_ready) and the file is at most PREVIEW_MAX_BYTES, else None: a clip that
+    needs converting is converted in the background (a later rerun has it), one that cannot be opened or is
+    larger has no preview."""
+    from auditor.playback import playback_file_ready  # PyAV: only when a clip is shown
+
+    try:
+        ready = playback_file_ready(data, path)
+        if ready is None:
+            prefetch_playback(data, [path])
+            return None
+        return ready if ready[0].stat().st_size <= PREVIEW_MAX_BYTES else None
+    except (UserError, OSError):
+        return None
+
+
 def thumbnail(data: Path, path: Path) -> bytes | None:
     """A JPEG of the clip's middle frame (auditor.playback.thumbnail), or None when it has no picture."""
     from auditor.playback import thumbnail as make_thumbnail  # PyAV: only when a clip is shown
@@ -242,6 +262,17 @@ def thumbnail(data: Path, path: Path) -> bytes | None:
     try:
         return make_thumbnail(data, path)
     except (UserError, OSError):
+        return None
+
+
+def cached_thumbnail(data: Path, path: Path) -> bytes | None:
+    """The clip's thumbnail when it was made already (auditor.playback.cached_thumbnail), else None (nothing is
+    decoded: :func:`prefetch_thumbnails` makes it)."""
+    from auditor.playback import cached_thumbnail as read_thumbnail  # PyAV: only when a clip is shown
+
+    try:
+        return read_thumbnail(data, path)
+    except OSError:
         return None
 
 

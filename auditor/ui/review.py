@@ -9,7 +9,6 @@ Undo takes the curator's last decisions from the decision log, so it works after
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,7 @@ from auditor.review_queue import (
     STATUS_TEXT,
     batch_decisions,
     batch_rows,
-    clip_path,
+    clip_paths,
     nearest_neighbours,
 )
 from auditor.reviews import ReviewConflict
@@ -150,19 +149,11 @@ def prefetch_next(data: Path, queue: list[str], clip: str, embeddings: tuple | N
     thumbnails of their nearest clips when ``embeddings`` = (clips, unit-length matrix) is given."""
     i = queue.index(clip) if clip in queue else -1
     upcoming = queue[i + 1:i + 1 + PREFETCH_CLIPS]
-    prefetch_playback(data, _paths(data, upcoming))
+    prefetch_playback(data, clip_paths(data, upcoming))
     if embeddings is not None:
         names, matrix = embeddings
         near = [c for name in upcoming for c in nearest_neighbours(names, matrix, name, k=NEIGHBOURS)["clip"]]
-        prefetch_thumbnails(data, _paths(data, near))
-
-
-def _paths(data: Path, clips: list[str]) -> list[Path]:
-    paths = []
-    for name in clips:
-        with contextlib.suppress(ValueError):  # a file outside the data set or gone: shown when it comes up
-            paths.append(clip_path(data, name))
-    return paths
+        prefetch_thumbnails(data, clip_paths(data, near))
 
 
 def go_to(clip: str | None) -> None:

@@ -51,6 +51,9 @@ DATA_PARAM, RUN_PARAM = "data", "run"  # ?data=<folder>&run=<name>: the data set
 CURATOR_PARAM = "curator"  # ?curator=<name>: this tab's curator, so that a reload keeps it (not another tab's)
 RECENT_FILE, SETTINGS_FILE = "recent.json", "settings.json"  # in config_dir()
 _URL_BINDS_KEY = "_url_binds"  # this script run's bind_to_url keys -> (param, default), written by write_url
+# bind_to_url keys -> their last value (written by write_url): Streamlit forgets the state of a widget that a run
+# does not draw (the curator is on another page), so the widget gets this back when its page is shown again.
+_URL_KEPT_KEY = "_url_kept"
 
 
 def page_file(name: str) -> str:
@@ -167,7 +170,9 @@ def init_session() -> None:
 
 def bind_to_url(key: str, param: str, default, *, parse=str, hidden: bool = False) -> None:
     """Keep session key ``key`` (a widget's) in the address bar as ``?param=``: a new tab (a reload, a shared
-    link) starts from the address bar; call before the widget is drawn. ``parse`` turns the text (a list of
+    link) starts from the address bar, and a page shown again in this tab (after another page) starts from the
+    value it had when last drawn (:func:`write_url` keeps it); call before the widget is drawn. ``parse`` turns
+    the text (a list of
     texts for a list ``default``) back into a value and raises ValueError for one that is not allowed (it is
     ignored). The widget gets its value from the session (or ``default``): draw it without a default.
     ``hidden``: the widget is inside something closed (a popover) that the browser draws only when opened; its
@@ -184,7 +189,7 @@ def bind_to_url(key: str, param: str, default, *, parse=str, hidden: bool = Fals
             except (TypeError, ValueError):
                 pass
     if key not in ss:  # the widget takes its value from here: draw it without a default of its own
-        ss[key] = default
+        ss[key] = ss.get(_URL_KEPT_KEY, {}).get(key, default)
     elif hidden:
         ss[key] = ss[key]  # a value set through the session is sent to the browser with the widget
     ss.setdefault(_URL_BINDS_KEY, {})[key] = (param, default)
@@ -200,9 +205,12 @@ def one_of(options) -> object:
 
 
 def write_url() -> None:
-    """Put the bound session keys (bind_to_url) into the address bar; a default value is left out."""
+    """Put the bound session keys (bind_to_url) into the address bar, a default value left out, and keep their
+    values for the next time their page is shown in this tab."""
+    kept = st.session_state.setdefault(_URL_KEPT_KEY, {})
     for key, (param, default) in st.session_state.pop(_URL_BINDS_KEY, {}).items():
         value = st.session_state.get(key, default)
+        kept[key] = value
         if value is None or value == default:
             st.query_params.pop(param, None)
         elif isinstance(value, list):
@@ -347,6 +355,7 @@ def _data_changed() -> None:
         st.session_state[DATA_KEY] = str(Path(value).expanduser().resolve())
         remember_data_dir(st.session_state[DATA_KEY])
     st.session_state.pop(RUN_KEY, None)
+    st.session_state.pop(_URL_KEPT_KEY, None)  # another data set's filters (its classes) do not carry over
     leave_selection()
 
 
@@ -383,7 +392,10 @@ def sidebar() -> None:
                              on_change=_remember_run,
                              help="The model run whose results Explore, Review and Export use (newest first). "
                                   "Opens with the run of the latest decision, else the one you last picked.")
-                _warn_short(by_name.get(ss.get(RUN_KEY)))
+                chosen = by_name.get(ss.get(RUN_KEY))
+                if chosen is not None and chosen.ready:  # the box is too narrow for the whole line
+                    st.caption(run_choice.details(chosen))
+                _warn_short(chosen)
             else:
                 st.caption("No runs yet: start one on the Model page.")
         st.text_input("Curator name", key=CURATOR_KEY, placeholder="required to record decisions",

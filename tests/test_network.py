@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from auditor.model.network import ResNet18Encoder, SmallCNN, TimePool
+from auditor.model.network import ResNet18Encoder, SmallCNN, SpacePool, TimePool
 
 
 def test_time_pool_is_mean_over_frequency_then_max_plus_mean_over_time() -> None:
@@ -31,8 +31,17 @@ def test_spectrogram_encoders_give_one_vector_per_clip_for_any_length() -> None:
     assert resnet(torch.randn(2, 1, 64, 128)).shape == (2, 512)
 
 
-def test_frame_encoder_keeps_the_spatial_average() -> None:
+def test_space_pool_is_max_plus_mean_over_positions_and_sees_a_small_object_anywhere() -> None:
+    x = torch.randn(2, 3, 5, 6)
+    assert torch.allclose(SpacePool()(x), x.amax(dim=(2, 3)) + x.mean(dim=(2, 3)))
+    corner, centre = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
+    corner[..., 0, 0] = 1.0
+    centre[..., 4, 3] = 1.0
+    assert torch.equal(SpacePool()(corner), SpacePool()(centre))
+
+
+def test_frame_encoder_pools_by_space() -> None:
     torch.manual_seed(0)
     cnn = SmallCNN(3, 4).eval()
     assert cnn(torch.randn(2, 3, 64, 64)).shape == (2, 32)
-    assert not any(isinstance(m, TimePool) for m in cnn.modules())
+    assert isinstance(cnn.net[-1], SpacePool)

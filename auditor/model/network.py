@@ -33,19 +33,27 @@ class TimePool(nn.Module):
         return m.amax(dim=2) + m.mean(dim=2)
 
 
+class SpacePool(nn.Module):
+    """Pooling of a frame encoder's map (B, C, H, W) -> (B, C): max + mean over the picture's positions. An object
+    anywhere in the frame, large or small, sets the max (a global average dilutes a small one by the background)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3)) + x.mean(dim=(2, 3))
+
+
 class SmallCNN(nn.Module):
-    """CPU preset encoder: stride-2 stem, three conv blocks doubling channels, then a global average pool (frames)
-    or :class:`TimePool` (``spectrogram``: a 1-channel log-mel (B, 1, F, T)) -> (B, 8w)."""
+    """CPU preset encoder: stride-2 stem, three conv blocks doubling channels, then :class:`SpacePool` (frames) or
+    :class:`TimePool` (``spectrogram``: a 1-channel log-mel (B, 1, F, T)) -> (B, 8w)."""
 
     def __init__(self, in_channels: int, width: int, spectrogram: bool = False) -> None:
         super().__init__()
         w = width
-        pool = [TimePool()] if spectrogram else [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        pool = TimePool() if spectrogram else SpacePool()
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, w, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
             _conv_block(w, 2 * w), nn.MaxPool2d(2),
             _conv_block(2 * w, 4 * w), nn.MaxPool2d(2),
-            _conv_block(4 * w, 8 * w), *pool,
+            _conv_block(4 * w, 8 * w), pool,
         )
         self.out_dim = 8 * w
 

@@ -60,9 +60,12 @@ UMAP_NEIGHBOURS = 15
 # per 1,000 points on one core (2-core machine, 128-d); placing the other clips by UMAP's transform cost about
 # 0.25 s per 1,000 more, and no browser draws 200,000 points per map at a glance.
 MAP_POINTS_MAX = 50_000
-# From this many points on the three maps are computed in parallel processes (umap_maps): below it, starting the
-# processes costs more than it saves.
+# From this many points on, and with at least UMAP_PARALLEL_CORES cores, the three maps are computed in parallel
+# processes (umap_maps): below it, starting the processes costs more than it saves. Each process compiles umap's
+# numba functions again (about 40 s of CPU: not cached); on 2 cores three maps of 20,000 points took 108 s wall and
+# 109 s of CPU in three processes, 59 s and 59 s one after the other in one (load 5; BENCHMARKS.md).
 UMAP_PARALLEL_MIN = 10_000
+UMAP_PARALLEL_CORES = 4
 
 
 def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: list[str],
@@ -200,14 +203,14 @@ def class_report(flags: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 def umap_maps(vectors: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
     """umap_2d of each named (N, D) array, (N, 2) float32 each. Above MAP_POINTS_MAX clips only a seeded random
     sample of MAP_POINTS_MAX of them (map_points: the same clips in every map) gets coordinates, the others NaN.
-    From UMAP_PARALLEL_MIN points on, the maps are computed at the same time in one process each (at most one per
-    core): each map is seeded and so single-threaded (umap_2d), and this is how they use the cores there are while
-    staying reproducible."""
+    From UMAP_PARALLEL_MIN points on and with UMAP_PARALLEL_CORES cores, the maps are computed at the same time in
+    one process each (at most one per core): each map is seeded and so single-threaded (umap_2d), and this is how
+    they use the cores there are while staying reproducible; with fewer cores one after the other here."""
     n = min(len(x) for x in vectors.values())
     rows = map_points(n, seed)
     vectors = {name: x[rows] for name, x in vectors.items()} if len(rows) < n else vectors
     workers = min(len(vectors), os.cpu_count() or 1)
-    if workers < 2 or len(rows) < UMAP_PARALLEL_MIN:
+    if (os.cpu_count() or 1) < UMAP_PARALLEL_CORES or len(rows) < UMAP_PARALLEL_MIN:
         maps = {name: umap_2d(x, seed) for name, x in vectors.items()}
     else:
         with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:

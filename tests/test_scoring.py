@@ -49,7 +49,7 @@ def test_parallel_maps_equal_serial_ones(monkeypatch):
     vectors = {name: _clusters(200, seed=i)[0] for i, name in enumerate(("audio", "visual", "fused"))}
     serial = scoring.umap_maps(vectors, seed=0)
     monkeypatch.setattr(scoring, "UMAP_PARALLEL_MIN", 10)
-    monkeypatch.setattr(scoring.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(scoring.os, "cpu_count", lambda: 4)
     parallel = scoring.umap_maps(vectors, seed=0)
     for name in vectors:
         assert np.array_equal(serial[name], parallel[name]), name

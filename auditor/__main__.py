@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
+
+# Before torch loads OpenMP: its threads sleep between parallel regions instead of spinning. On cores shared with
+# other processes a spinning thread waits for one that is descheduled: measured on this 2-core machine at load
+# 15, a features training step took 1.8 s and 513 ms of CPU with spinning threads, 35 ms and 26 ms without
+# (BENCHMARKS.md). An OMP_WAIT_POLICY of the caller's own is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The parser modules are light (no torch): the command's own module is imported only when it runs (main).
 from auditor.cli_bench import add_bench_arguments

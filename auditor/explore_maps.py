@@ -46,7 +46,7 @@ def read_umap(path: str | Path) -> pd.DataFrame:
 def points_table(flags: pd.DataFrame, umap: pd.DataFrame, latest: pd.DataFrame | None = None) -> pd.DataFrame:
     """Scored clips that have UMAP coordinates, one row each: flags columns + umap columns + review_status.
     Row order is that of ``flags``; the index is 0..N-1 (row positions are what the plots refer to)."""
-    table = flags.merge(umap, on="clip", how="inner")
+    table = flags.merge(umap.dropna(), on="clip", how="inner")  # clips left off the maps have NaN coordinates
     table["review_status"] = review_status(table["clip"], latest).to_numpy()
     return table.reset_index(drop=True)
 

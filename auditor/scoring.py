@@ -55,12 +55,17 @@ from auditor.run_folder import (
 )
 
 UMAP_NEIGHBOURS = 15
-# UMAP is fitted on at most this many points; the others are placed into the map by transform (umap_2d). A fit
-# costs about 0.5 s per 1,000 points on one core, a transform about 0.25 s (2-core machine, 128-d).
-UMAP_FIT_MAX = 50_000
-# From this many points on the three maps are computed in parallel processes (umap_maps): below it, starting the
-# processes costs more than it saves.
+# The maps show at most this many clips: above it, the same seeded random sample of them on all three maps
+# (umap_maps; the other clips' coordinates are NaN and the Explore page leaves them out). A fit costs about 0.5 s
+# per 1,000 points on one core (2-core machine, 128-d); placing the other clips by UMAP's transform cost about
+# 0.25 s per 1,000 more, and no browser draws 200,000 points per map at a glance.
+MAP_POINTS_MAX = 50_000
+# From this many points on, and with at least UMAP_PARALLEL_CORES cores, the three maps are computed in parallel
+# processes (umap_maps): below it, starting the processes costs more than it saves. Each process compiles umap's
+# numba functions again (about 40 s of CPU: not cached); on 2 cores three maps of 20,000 points took 108 s wall and
+# 109 s of CPU in three processes, 59 s and 59 s one after the other in one (load 5; BENCHMARKS.md).
 UMAP_PARALLEL_MIN = 10_000
+UMAP_PARALLEL_CORES = 4
 
 
 def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: list[str],
@@ -196,25 +201,43 @@ def class_report(flags: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 
 
 def umap_maps(vectors: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
-    """umap_2d of each named (N, D) array. From UMAP_PARALLEL_MIN points on, the maps are computed at the same time
-    in one process each (at most one per core): each map is seeded and so single-threaded (umap_2d), and this is
-    how they use the cores there are while staying reproducible."""
+    """umap_2d of each named (N, D) array, (N, 2) float32 each. Above MAP_POINTS_MAX clips only a seeded random
+    sample of MAP_POINTS_MAX of them (map_points: the same clips in every map) gets coordinates, the others NaN.
+    From UMAP_PARALLEL_MIN points on and with UMAP_PARALLEL_CORES cores, the maps are computed at the same time in
+    one process each (at most one per core): each map is seeded and so single-threaded (umap_2d), and this is how
+    they use the cores there are while staying reproducible; with fewer cores one after the other here."""
     n = min(len(x) for x in vectors.values())
+    rows = map_points(n, seed)
+    vectors = {name: x[rows] for name, x in vectors.items()} if len(rows) < n else vectors
     workers = min(len(vectors), os.cpu_count() or 1)
-    if workers < 2 or n < UMAP_PARALLEL_MIN:
-        return {name: umap_2d(x, seed) for name, x in vectors.items()}
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {name: pool.submit(umap_2d, x, seed) for name, x in vectors.items()}
-        return {name: fut.result() for name, fut in futures.items()}
+    if (os.cpu_count() or 1) < UMAP_PARALLEL_CORES or len(rows) < UMAP_PARALLEL_MIN:
+        maps = {name: umap_2d(x, seed) for name, x in vectors.items()}
+    else:
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {name: pool.submit(umap_2d, x, seed) for name, x in vectors.items()}
+            maps = {name: fut.result() for name, fut in futures.items()}
+    if len(rows) == n:
+        return maps
+    out = {}
+    for name, xy in maps.items():
+        out[name] = np.full((n, 2), np.nan, np.float32)
+        out[name][rows] = xy
+    return out
+
+
+def map_points(n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the clips the maps show: all n up to MAP_POINTS_MAX, else a seeded random sample of
+    MAP_POINTS_MAX."""
+    if n <= MAP_POINTS_MAX:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, MAP_POINTS_MAX, replace=False))
 
 
 def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """(N, D) -> (N, 2) UMAP coordinates (cosine metric); tiny inputs fall back to the first two PCA axes.
 
     Reproducible: ``random_state=seed``, which makes umap-learn (0.5.x) run single-threaded (it overrides n_jobs
-    to 1 and optimises the layout serially; unseeded, its parallel layout differs from run to run). Above
-    UMAP_FIT_MAX points, UMAP is fitted on a seeded random sample of UMAP_FIT_MAX and the other points are placed
-    by ``transform`` into that map."""
+    to 1 and optimises the layout serially; unseeded, its parallel layout differs from run to run)."""
     n = x.shape[0]
     if n < 2 * UMAP_NEIGHBOURS // 3 + 2:
         return _pca_2d(x)
@@ -223,14 +246,7 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
     reducer = umap.UMAP(n_neighbors=min(UMAP_NEIGHBOURS, n - 1), min_dist=0.1, metric="cosine",
                         random_state=seed, n_jobs=1)
-    if n <= UMAP_FIT_MAX:
-        return reducer.fit_transform(x).astype(np.float32)
-    fit = np.zeros(n, dtype=bool)
-    fit[np.random.default_rng(seed).choice(n, UMAP_FIT_MAX, replace=False)] = True
-    out = np.empty((n, 2), np.float32)
-    out[fit] = reducer.fit_transform(x[fit])
-    out[~fit] = reducer.transform(x[~fit])
-    return out
+    return reducer.fit_transform(x).astype(np.float32)
 
 
 def _pca_2d(x: np.ndarray) -> np.ndarray:

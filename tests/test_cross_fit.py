@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from auditor.model.cross_fit import out_of_fold_probabilities, stratified_folds
+from auditor.model import cross_fit
+from auditor.model.cross_fit import fit_sample, out_of_fold_probabilities, stratified_folds
 from auditor.model.estimate import label_evidence_out_of_fold
 
 
@@ -63,3 +64,26 @@ def test_the_label_evidence_takes_the_most_confident_head_the_sound_as_far_as_it
     ce = label_evidence_out_of_fold(heads, labels, w)
     # clip 0: a hard picture whose sound (which belongs) agrees; clip 1: the same sound does not belong
     assert torch.allclose(ce, -torch.log(torch.tensor([0.9, 0.1, 0.8])))
+
+
+def test_fit_sample_keeps_every_class_in_proportion():
+    labels = np.array([0] * 500 + [1] * 300 + [2] * 200 + [3] * 7)
+    rows = fit_sample(labels, 100, seed=1)
+    assert len(rows) == 100 and np.array_equal(rows, np.unique(rows))
+    counts = np.bincount(labels[rows], minlength=4)
+    expected = 100 * np.bincount(labels) / len(labels)
+    assert (np.abs(counts - expected) <= 1).all()
+    assert np.array_equal(rows, fit_sample(labels, 100, seed=1))
+    assert not np.array_equal(rows, fit_sample(labels, 100, seed=2))
+    assert np.array_equal(fit_sample(labels, len(labels), seed=1), np.arange(len(labels)))
+
+
+def test_heads_fitted_on_a_sample_still_predict_every_clip(monkeypatch):
+    x, labels = _clusters(n_per_class=60)
+    whole = out_of_fold_probabilities(x, labels, 3, folds=5, seed=0)
+    monkeypatch.setattr(cross_fit, "FIT_ROWS_MAX", 144)  # the 144 training clips of a fold of 180: all of them
+    assert torch.equal(out_of_fold_probabilities(x, labels, 3, folds=5, seed=0), whole)
+    monkeypatch.setattr(cross_fit, "FIT_ROWS_MAX", 30)
+    sampled = out_of_fold_probabilities(x, labels, 3, folds=5, seed=0)
+    assert sampled.shape == (180, 3) and torch.allclose(sampled.sum(1), torch.ones(180), atol=1e-5)
+    assert not torch.equal(sampled, whole)

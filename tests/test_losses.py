@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from auditor.model.losses import (
     category_contrastive,
@@ -84,3 +85,18 @@ def test_phase_two_fits_kept_labels_with_the_full_cross_entropy():
     assert paper.hybrid_alpha == paper.sce_alpha == SCE_ALPHA  # method.md's hybrid loss exactly
     many = Objective.for_labels(torch.arange(100), 100, TrainConfig(), cpu)
     assert many.hybrid_alpha == many.sce_alpha == sce_constants(100)[0] == pytest.approx(6.0)  # never below SCE's
+
+
+def test_cross_modal_infonce_leaves_out_exactly_the_clips_sharing_a_class():
+    """Per row, the loss with class sets equals the loss over the negatives listed by hand."""
+    g = torch.Generator().manual_seed(0)
+    z_v = F.normalize(torch.randn(30, 8, generator=g), dim=1)
+    z_a = F.normalize(torch.randn(30, 8, generator=g), dim=1)
+    sets = torch.randint(0, 6, (30, 3), generator=g)
+    got = cross_modal_infonce(z_v, z_a, 0.1, sets)
+    for i in range(30):
+        keep = [j for j in range(30) if j == i or not set(sets[i].tolist()) & set(sets[j].tolist())]
+        pos = keep.index(i)
+        v2a = -torch.log_softmax(z_v[i] @ z_a[keep].T / 0.1, 0)[pos]
+        a2v = -torch.log_softmax(z_a[i] @ z_v[keep].T / 0.1, 0)[pos]
+        assert torch.allclose(got[i], 0.5 * (v2a + a2v), atol=1e-5)

@@ -1,5 +1,5 @@
-"""UMAP maps at scale (scoring.umap_2d, umap_maps): reproducible, a capped fit with the rest transformed, parallel
-maps equal to serial ones; what an --out folder may hold before score writes into it."""
+"""UMAP maps at scale (scoring.umap_2d, umap_maps): reproducible, a capped number of map points (the same sample on
+every map, NaN for the others), parallel maps equal to serial ones; what an --out folder may hold before score writes into it."""
 
 from __future__ import annotations
 
@@ -18,15 +18,30 @@ def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 
-def test_above_the_cap_the_fit_uses_a_sample_and_places_the_rest(monkeypatch):
-    monkeypatch.setattr(scoring, "UMAP_FIT_MAX", 120)
-    x, labels = _clusters(300, seed=1)
-    xy = scoring.umap_2d(x, seed=3)
-    assert xy.shape == (300, 2) and np.isfinite(xy).all()
-    assert np.array_equal(xy, scoring.umap_2d(x, seed=3)), "seeded: the same map every time"
-    # clips of one cluster land together, also those placed by transform: nearest neighbour in the map shares it
-    d = ((xy[:, None] - xy[None]) ** 2).sum(-1) + np.eye(300) * 1e9
-    assert (labels[d.argmin(1)] == labels).mean() > 0.9
+def test_above_the_cap_the_maps_show_the_same_sample_of_clips(monkeypatch):
+    monkeypatch.setattr(scoring, "MAP_POINTS_MAX", 120)
+    vectors = {name: _clusters(300, seed=i)[0] for i, name in enumerate(("audio", "visual", "fused"))}
+    maps = scoring.umap_maps(vectors, seed=3)
+    rows = scoring.map_points(300, seed=3)
+    assert len(rows) == 120 and np.array_equal(rows, np.unique(rows))
+    for name, xy in maps.items():
+        assert xy.shape == (300, 2) and xy.dtype == np.float32
+        shown = np.isfinite(xy).all(1)
+        assert np.array_equal(np.flatnonzero(shown), rows) and np.isnan(xy[~shown]).all()
+        assert np.array_equal(xy[rows], scoring.umap_2d(vectors[name][rows], seed=3)), "the sample's own map"
+    assert np.array_equal(scoring.map_points(120, seed=3), np.arange(120))
+
+
+def test_points_table_leaves_out_clips_without_map_coordinates():
+    import pandas as pd
+
+    from auditor.explore_maps import points_table
+
+    flags = pd.DataFrame({"clip": ["a", "b", "c"], "given_label": ["x", "y", "x"]})
+    umap = pd.DataFrame({"clip": ["a", "b", "c"], **{f"umap_{m}_{a}": [0.0, np.nan, 1.0]
+                                                     for m in ("audio", "visual", "fused") for a in "xy"}})
+    table = points_table(flags, umap)
+    assert table["clip"].tolist() == ["a", "c"] and table.index.tolist() == [0, 1]
 
 
 @pytest.mark.slow
@@ -34,7 +49,7 @@ def test_parallel_maps_equal_serial_ones(monkeypatch):
     vectors = {name: _clusters(200, seed=i)[0] for i, name in enumerate(("audio", "visual", "fused"))}
     serial = scoring.umap_maps(vectors, seed=0)
     monkeypatch.setattr(scoring, "UMAP_PARALLEL_MIN", 10)
-    monkeypatch.setattr(scoring.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(scoring.os, "cpu_count", lambda: 4)
     parallel = scoring.umap_maps(vectors, seed=0)
     for name in vectors:
         assert np.array_equal(serial[name], parallel[name]), name

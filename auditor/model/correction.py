@@ -7,7 +7,8 @@
 * :func:`prototype_distribution`: q_i^proto = softmax_k(u_i . c_k^(-i) / tau_p), c_k^(-i) = normalise(S_k - [k =
   y~_i] r_i u_i): leave-one-out prototypes, so a clip does not vote for its own label through its own class centre
 * :func:`knn_distribution`: q_i^knn = r-weighted vote of the k_i nearest neighbours' given labels (cosine, self
-  excluded), k_i = min(k, n_{y~_i} - 1) so that a small class can fill its neighbourhood  (N, K), rows sum to 1
+  excluded; model/neighbours.py), k_i = min(k, n_{y~_i} - 1) so that a small class can fill its neighbourhood
+  (N, K), rows sum to 1
 * :func:`corrected_labels`: q_i = 1/2 (q^proto + q^knn), y^_i = argmax_k q_i
 """
 
@@ -16,11 +17,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from auditor.model.neighbours import nearest_neighbours
+
 TAU_P = 0.1
 KNN_K = 10
-# Rows are processed in chunks of KNN_BLOCK_ELEMENTS // N, so the (chunk, N) float32 similarity block stays at
-# 128 MB for any N: memory O(N k + block), time O(N^2 D) (20,000 clips: 4 s on 2 cores; 200,000: about 7 min).
-KNN_BLOCK_ELEMENTS = 2**25
 
 
 def fused_features(z_v: torch.Tensor, z_a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -59,9 +59,10 @@ def prototype_distribution(u: torch.Tensor, labels: torch.Tensor, r: torch.Tenso
 
 
 def knn_distribution(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int,
-                     k: int = KNN_K) -> torch.Tensor:
+                     k: int = KNN_K, neighbours: torch.Tensor | None = None) -> torch.Tensor:
     """q_i^knn: among the k_i most cosine-similar other clips j, the share of sum r_j held by each given label;
-    k_i = min(k, n_{labels_i} - 1) (at least 1).
+    k_i = min(k, n_{labels_i} - 1) (at least 1). ``neighbours``: (N, >= k) of model/neighbours.nearest_neighbours
+    (u, k), found here when not given (they depend on u alone: one search serves several r).
 
     (N, K), rows sum to 1 (uniform when all neighbours have r_j = 0). ``u`` must have unit rows."""
     n = u.shape[0]
@@ -69,23 +70,20 @@ def knn_distribution(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num
     out = torch.zeros(n, num_classes, dtype=u.dtype, device=u.device)
     if k <= 0:
         return out.fill_(1.0 / num_classes)
+    nbr = (nearest_neighbours(u, k) if neighbours is None else neighbours)[:, :k].to(u.device)  # (N, k)
     sizes = torch.bincount(labels, minlength=num_classes)
     k_i = (sizes[labels] - 1).clamp(min=1, max=k)  # (N,)
-    ranks = torch.arange(k, device=u.device)
-    chunk = max(1, KNN_BLOCK_ELEMENTS // n)
-    for start in range(0, n, chunk):
-        sim = u[start:start + chunk] @ u.T  # (c, N)
-        rows = torch.arange(sim.shape[0], device=u.device)
-        sim[rows, rows + start] = -float("inf")  # never one's own neighbour
-        nbr = sim.topk(k, dim=1).indices  # (c, k), most similar first
-        keep = ranks[None, :] < k_i[start:start + chunk, None]
-        out[start:start + chunk].scatter_add_(1, labels[nbr], torch.where(keep, r[nbr], 0.0))
+    keep = torch.arange(k, device=u.device)[None, :] < k_i[:, None]
+    out.scatter_add_(1, labels[nbr], torch.where(keep, r[nbr], 0.0))
     total = out.sum(dim=1, keepdim=True)
     return torch.where(total > 0, out / total.clamp_min(1e-12), torch.full_like(out, 1.0 / num_classes))
 
 
 def corrected_labels(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int,
-                     tau_p: float = TAU_P, k: int = KNN_K) -> tuple[torch.Tensor, torch.Tensor]:
-    """q_i = 1/2 (q_i^proto + q_i^knn) from (u, labels, r); returns (q (N, K), y^ (N,))."""
-    q = 0.5 * (prototype_distribution(u, labels, r, num_classes, tau_p) + knn_distribution(u, labels, r, num_classes, k))
+                     tau_p: float = TAU_P, k: int = KNN_K, neighbours: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """q_i = 1/2 (q_i^proto + q_i^knn) from (u, labels, r); returns (q (N, K), y^ (N,)). ``neighbours``: see
+    knn_distribution."""
+    q = 0.5 * (prototype_distribution(u, labels, r, num_classes, tau_p)
+               + knn_distribution(u, labels, r, num_classes, k, neighbours))
     return q, q.argmax(dim=1)

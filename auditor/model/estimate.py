@@ -18,6 +18,7 @@ from auditor.model.correction import corrected_labels, fused_features
 from auditor.model.cross_fit import out_of_fold_probabilities
 from auditor.model.loader import evaluation_batches
 from auditor.model.losses import cross_modal_infonce
+from auditor.model.neighbours import nearest_neighbours
 from auditor.model.network import AudioVisualNet
 from auditor.model.noise_estimation import mixture_posterior
 from auditor.model.presets import get_preset
@@ -186,7 +187,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     * agreement: the share of clips whose given label is the fused head's argmax (the cross-fitted p^av, or the
       network's own p^av with ``evidence_folds`` = 0): how far the model has learnt the given labels.
     Each mixture returns all-clean posteriors when its evidence shows no second population. The kNN of q runs
-    on ``device`` (O(N^2 d): on a GPU at 200,000 clips), everything else on the CPU."""
+    on ``device`` (model/neighbours.py: exact on a GPU, approximate above KNN_EXACT_MAX clips on the CPU), once
+    for both votes; everything else on the CPU."""
     group = labels.numpy() if cfg.class_normalise else None
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, negative_classes(ev, labels))
     mask = has_audio.numpy()
@@ -201,22 +203,25 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     agreement = float((fused.argmax(1) == labels).float().mean()) if len(labels) else 0.0
     r_fit = mixture_posterior(ce.numpy(), seed=cfg.seed, labels=group)
     u = fused_features(ev["z_v"], ev["z_a"], w)
+    neighbours = nearest_neighbours(u.to(device or u.device), cfg.knn_k)  # one search for both votes: u is fixed
     evidence = ce
     if cfg.label_evidence == "classifier+features":
-        q, _ = _corrected(u, labels, torch.from_numpy(r_fit.clean).float(), num_classes, cfg, device)
+        q, _ = _corrected(u, labels, torch.from_numpy(r_fit.clean).float(), num_classes, cfg, device, neighbours)
         others = torch.bincount(labels, minlength=num_classes)[labels] - 1  # other clips of the clip's class
         feature_evidence = -torch.log(q[torch.arange(len(labels)), labels].clamp_min(Q_FLOOR))
         evidence = ce + torch.where(others >= MIN_CLASS_NEIGHBOURS, feature_evidence, torch.zeros_like(ce))
         r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
     r = torch.from_numpy(r_fit.clean).float()
-    q, y_hat = _corrected(u, labels, r, num_classes, cfg, device)
+    q, y_hat = _corrected(u, labels, r, num_classes, cfg, device, neighbours)
     return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat,
             "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
 
 
 def _corrected(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int, cfg: TrainConfig,
-               device: torch.device | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """correction.corrected_labels computed on ``device`` (default: where ``u`` is), returned on the CPU."""
+               device: torch.device | None, neighbours: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """correction.corrected_labels computed on ``device`` (default: where ``u`` is) with the clips'
+    ``neighbours`` (model/neighbours.py), returned on the CPU."""
     device = device or u.device
-    q, y_hat = corrected_labels(u.to(device), labels.to(device), r.to(device), num_classes, cfg.tau_p, cfg.knn_k)
+    q, y_hat = corrected_labels(u.to(device), labels.to(device), r.to(device), num_classes, cfg.tau_p, cfg.knn_k,
+                                neighbours.to(device))
     return q.float().cpu(), y_hat.cpu()

@@ -57,8 +57,9 @@ def cross_modal_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float = 0.1,
     idx = torch.arange(sim.shape[0], device=sim.device)
     if labels is not None:
         sets = labels[:, None] if labels.dim() == 1 else labels  # (N, m)
-        shared = (sets[:, None, :, None] == sets[None, :, None, :]).flatten(2).any(2)  # (N, N)
-        same = shared & (idx[:, None] != idx[None, :])
+        # (N, K) 0/1 class sets; j shares a class with i where their product is > 0 (one matmul, not (N, N, m, m))
+        member = torch.zeros(len(sets), int(sets.max()) + 1, device=sim.device).scatter_(1, sets, 1.0)
+        same = (member @ member.T > 0).fill_diagonal_(False)  # (N, N), j != i
         sim = sim.masked_fill(same, -float("inf"))
     v2a = F.cross_entropy(sim, idx, reduction="none")
     a2v = F.cross_entropy(sim.T, idx, reduction="none")

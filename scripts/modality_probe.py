@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from auditor.data.cache import prepare_data
 from auditor.model.inputs import batch_inputs
 from auditor.model.network import SmallCNN
 from auditor.model.presets import get_preset, preprocess_params
+from auditor.train import _lr_factor
 from auditor.workspace import cache_root
 
 BATCH = 64
@@ -103,9 +103,7 @@ def main() -> None:
     model = Probe(args.modality, len(classes), preset.width, args.pool == "maxmean")
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     per_epoch = max(1, len(labels) // BATCH)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / per_epoch if s < per_epoch else
-                                              0.05 + 0.475 * (1 + math.cos(math.pi * min(1.0, (s - per_epoch) /
-                                                                                        max(1, args.steps - per_epoch)))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, args.steps, per_epoch))
     rng = np.random.default_rng(args.seed)
     started, step = time.time(), 0
     while step < args.steps:

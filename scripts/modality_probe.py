@@ -1,16 +1,15 @@
 """How well can the cpu preset's encoder learn one modality of a data set alone? A single-modality probe.
 
-    python scripts/modality_probe.py --data DIR --modality {sound,picture} [--pool {product,maxmean}] [--steps 216]
+    python scripts/modality_probe.py --data DIR --modality {sound,picture} [--pool {product,average}] [--steps 216]
 
 Trains one small CNN of the cpu preset (model/network.SmallCNN, width 16) with a linear head by plain
 cross-entropy on the given labels of DIR, with the product's inputs and augmentation (model/inputs.batch_inputs:
 the sound crop placed by loudness, frame jitter, flip, shift, gain), batch 64, AdamW (lr 2e-3, weight decay 1e-4)
 and the training loop's schedule (linear warm-up over one epoch, cosine decay to 5%), for ``--steps`` steps (216 =
 the automatic schedule's minimum); then prints one JSON line: accuracy on DIR and on DIR/test (a clean held-out
-split, as ``sample --test-clips`` writes) and the per-class recall on DIR/test, in class order. ``--pool maxmean``
-replaces the encoder's global average over its last map by max + mean pooling (:class:`TimePool` for the sound:
-mean over frequency, then max + mean over time, as PANNs do; :class:`SpacePool` for the picture: max + mean over
-positions), to measure what that pooling would bring. Figures in BENCHMARKS.md name this command.
+split, as ``sample --test-clips`` writes) and the per-class recall on DIR/test, in class order. ``--pool average``
+replaces the encoder's pooling (TimePool / SpacePool) by a global average over the map, to measure what the
+pooling brings. Figures in BENCHMARKS.md name this command.
 """
 
 from __future__ import annotations
@@ -35,30 +34,15 @@ from auditor.workspace import cache_root
 BATCH = 64
 
 
-class TimePool(nn.Module):
-    """(B, C, F, T) -> (B, C): mean over frequency, then max + mean over time (Kong et al., PANNs, 2020)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = x.mean(dim=2)
-        return m.amax(dim=2) + m.mean(dim=2)
-
-
-class SpacePool(nn.Module):
-    """(B, C, H, W) -> (B, C): max + mean over the map's positions."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.amax(dim=(2, 3)) + x.mean(dim=(2, 3))
-
-
 class Probe(nn.Module):
     """SmallCNN (sound: 1-channel log-mel; picture: shared over the T frames, mean over time) -> linear head."""
 
-    def __init__(self, modality: str, num_classes: int, width: int, maxmean: bool) -> None:
+    def __init__(self, modality: str, num_classes: int, width: int, average: bool) -> None:
         super().__init__()
         self.sound = modality == "sound"
-        self.enc = SmallCNN(1 if self.sound else 3, width)
-        if maxmean:  # the last two modules are the global average and its flatten
-            self.enc.net = nn.Sequential(*self.enc.net[:-2], TimePool() if self.sound else SpacePool())
+        self.enc = SmallCNN(1 if self.sound else 3, width, spectrogram=self.sound)
+        if average:
+            self.enc.net[-1] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(self.enc.out_dim, num_classes)
 
     def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
@@ -92,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="a data set with a clean test split in DATA/test")
     ap.add_argument("--modality", choices=("sound", "picture"), required=True)
-    ap.add_argument("--pool", choices=("product", "maxmean"), default="product")
+    ap.add_argument("--pool", choices=("product", "average"), default="product")
     ap.add_argument("--steps", type=int, default=216)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -100,7 +84,7 @@ def main() -> None:
     arrays, labels, classes = _load(args.data, None)
     test_arrays, test_labels, _ = _load(args.data / "test", classes)
     torch.manual_seed(args.seed)
-    model = Probe(args.modality, len(classes), preset.width, args.pool == "maxmean")
+    model = Probe(args.modality, len(classes), preset.width, args.pool == "average")
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     per_epoch = max(1, len(labels) // BATCH)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, args.steps, per_epoch))

@@ -31,7 +31,7 @@ class FramesOnly(nn.Module):
 class SoundOnly(nn.Module):
     def __init__(self, k: int) -> None:
         super().__init__()
-        self.enc, self.head = SmallCNN(1, 16), nn.Linear(128, k)
+        self.enc, self.head = SmallCNN(1, 16, spectrogram=True), nn.Linear(128, k)
 
     def forward(self, frames, mel):
         return self.head(self.enc(mel))

@@ -150,6 +150,13 @@ def test_torchrun_trains_the_ce_baseline_whose_projection_heads_are_unused(small
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
 
 
+def test_a_checkpoint_of_the_encoders_before_max_mean_pooling_is_refused_with_what_to_do(tmp_path):
+    old = tmp_path / "checkpoint.pt"
+    torch.save({"format": 1, "epoch": 3, "model": {"w": torch.zeros(2)}}, old)
+    with pytest.raises(UserError, match="train the run again"):
+        load_checkpoint(old)
+
+
 def test_checkpoint_with_pickled_payload_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 

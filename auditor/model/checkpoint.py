@@ -19,7 +19,9 @@ from auditor.model.network import AudioVisualNet
 from auditor.model.presets import get_preset
 from auditor.run_folder import CHECKPOINT_FILE
 
-CHECKPOINT_FORMAT = 1
+# 2: the encoders pool their last maps by max + mean (model/network.TimePool, SpacePool; docs/method.md departure
+# 22). A format-1 checkpoint's weights were trained through a global average and score wrongly through these.
+CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path: Path, model, opt, sched, state: dict[str, torch.Tensor], epoch: int, elapsed: float,
@@ -44,6 +46,10 @@ def load_checkpoint(path: str | Path) -> dict:
                         "are loaded") from None
     except Exception as err:  # a torn file, not a checkpoint at all
         raise UserError(f"{path}: refused to load the checkpoint ({str(err).splitlines()[0][:200]})") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == 1:
+        raise UserError(f"{path}: trained by an earlier version of AV Auditor whose encoders pooled their feature "
+                        "maps by a global average; this version's encoders pool differently (docs/method.md, "
+                        "departure 22) and would score wrongly with these weights: train the run again")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an AV Auditor checkpoint of format {CHECKPOINT_FORMAT} "
                         f"(found {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")

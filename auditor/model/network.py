@@ -23,17 +23,37 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-class SmallCNN(nn.Module):
-    """CPU preset encoder: stride-2 stem, three conv blocks doubling channels, global average pool -> (B, 8w)."""
+class TimePool(nn.Module):
+    """Pooling of a spectrogram encoder's map (B, C, F, T) -> (B, C): mean over frequency, then max + mean over
+    time, as PANNs do (Kong et al., IEEE/ACM TASLP 2020). A short sound event anywhere in the window sets the max
+    (a global average would dilute it by the window's length); a long, steady one sets both."""
 
-    def __init__(self, in_channels: int, width: int) -> None:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=2)
+        return m.amax(dim=2) + m.mean(dim=2)
+
+
+class SpacePool(nn.Module):
+    """Pooling of a frame encoder's map (B, C, H, W) -> (B, C): max + mean over the picture's positions. An object
+    anywhere in the frame, large or small, sets the max (a global average dilutes a small one by the background)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3)) + x.mean(dim=(2, 3))
+
+
+class SmallCNN(nn.Module):
+    """CPU preset encoder: stride-2 stem, three conv blocks doubling channels, then :class:`SpacePool` (frames) or
+    :class:`TimePool` (``spectrogram``: a 1-channel log-mel (B, 1, F, T)) -> (B, 8w)."""
+
+    def __init__(self, in_channels: int, width: int, spectrogram: bool = False) -> None:
         super().__init__()
         w = width
+        pool = TimePool() if spectrogram else SpacePool()
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, w, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
             _conv_block(w, 2 * w), nn.MaxPool2d(2),
             _conv_block(2 * w, 4 * w), nn.MaxPool2d(2),
-            _conv_block(4 * w, 8 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            _conv_block(4 * w, 8 * w), pool,
         )
         self.out_dim = 8 * w
 
@@ -42,7 +62,8 @@ class SmallCNN(nn.Module):
 
 
 class ResNet18Encoder(nn.Module):
-    """torchvision ResNet-18 trunk (no classifier) -> (B, 512); 1-channel input for spectrograms.
+    """torchvision ResNet-18 trunk (no classifier) -> (B, 512); 1-channel input for spectrograms, pooled by
+    :class:`TimePool` instead of the global average.
 
     Pretrained ImageNet weights are used only when already in the local torch cache (never downloaded)."""
 
@@ -55,6 +76,7 @@ class ResNet18Encoder(nn.Module):
             _load_cached_imagenet_weights(net)
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+            net.avgpool = TimePool()  # (B, 512, F', T') -> (B, 512); ResNet's forward then flattens it as is
         net.fc = nn.Identity()
         self.net = net
         self.out_dim = 512
@@ -126,7 +148,7 @@ def make_encoders(preset: Preset, pretrained: bool = False, input_dims: tuple[in
     makers = {
         "resnet18": lambda: (ResNet18Encoder(3, pretrained), ResNet18Encoder(1)),
         "r2plus1d_18": lambda: (VideoR2Plus1DEncoder(pretrained), ResNet18Encoder(1)),
-        "small_cnn": lambda: (SmallCNN(3, preset.width), SmallCNN(1, preset.width)),
+        "small_cnn": lambda: (SmallCNN(3, preset.width), SmallCNN(1, preset.width, spectrogram=True)),
         "vectors": lambda: (VectorEncoder(input_dims[0], preset.width), VectorEncoder(input_dims[1], preset.width)),
     }
     return makers[preset.encoder]()

@@ -183,7 +183,10 @@ def test_the_sound_crop_goes_where_the_window_is_loud():
     assert ((drawn <= 700) & (drawn + 256 >= 600)).mean() > 0.9  # training crops hear the event
     assert len(set(drawn.tolist())) > 20  # still random
     short = np.full((64, 100), SILENCE, np.float16)
-    assert loud_crop_offset(short, 256, 0.3) == (256 - 100) // 2  # padded, centred
+    assert loud_crop_offset(short, 256, np.nan) == (256 - 100) // 2  # evaluation: padded, centred
+    placed = np.array([loud_crop_offset(short, 256, u) for u in rng.random(2000)])
+    assert placed.min() == 0 and placed.max() == 256 - 100  # training: every placement, the clip inside the crop
+    assert len(set(placed.tolist())) > 100
 
 
 def test_a_short_clips_sound_crop_hears_its_event_wherever_it_is(tmp_path):

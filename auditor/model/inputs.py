@@ -4,7 +4,8 @@ Frames: T of the cached frames (one per segment, jittered in training), random h
 shift of up to S/8 pixels (reflect-padded) in training, ImageNet normalisation -> (B, T, 3, S, S) float32.
 Sound: a crop of ``audio_frames`` log-mel frames placed by loudness (:func:`loud_crop_offset`: in training drawn
 with probability proportional to the crop's amplitude, otherwise the loudest crop; a clip's sound event may be
-anywhere in it, and a short one is missed by a crop placed blindly) -> (B, 1, 64, L), standardised with a fixed
+anywhere in it, and a short one is missed by a crop placed blindly; a clip shorter than the crop is padded with
+silence at a random place in training, centred in evaluation) -> (B, 1, 64, L), standardised with a fixed
 offset/scale so values are O(1).
 A batch is made in two steps: :func:`draw_batch` draws every random choice (cheap, in order, from one generator),
 :func:`make_inputs` reads the clips and applies them (the work a DataLoader worker does, model/loader.py).
@@ -101,10 +102,12 @@ def draw_batch(arrays: ClipArrays, idx: np.ndarray, num_frames: int, audio_frame
 def loud_crop_offset(mel: np.ndarray, length: int, u: float) -> int:
     """Where a ``length``-frame crop of the log-mel window ``mel`` (n_mels, n) goes: for u in [0, 1) drawn with
     probability proportional to the crop's RMS amplitude sqrt(sum_t sum_f exp(mel)) (the event of a long clip's
-    window is heard most), for u NaN the loudest crop; centred padding when n <= length."""
+    window is heard most), for u NaN the loudest crop. When n <= length the spectrogram is padded into the crop:
+    at offset floor(u·(length − n + 1)) (uniform over every placement, so a short clip's sound is not always at the
+    same place and the encoder learns to hear it wherever it is), centred for u NaN."""
     n = mel.shape[-1]
     if n <= length:
-        return window_offset(n, length, None)
+        return window_offset(n, length, None) if np.isnan(u) else min(int(u * (length - n + 1)), length - n)
     power = np.exp(mel.astype(np.float64)).sum(0)
     crops = np.sqrt(np.convolve(power, np.ones(length), mode="valid"))  # (n - length + 1,)
     if np.isnan(u):

@@ -93,3 +93,22 @@ def test_label_evidence_uses_the_picture_where_the_sound_does_not_belong():
     labels = torch.tensor([0, 0])
     ce = label_evidence_ce(ev, labels, torch.tensor([1.0, 0.0]))
     assert ce[0] > 4.0 and ce[1] < 0.01  # w = 1: the fused head decides; w = 0: the picture's head
+
+
+def test_a_hard_sound_heard_as_its_class_is_not_a_foreign_sound():
+    """sound_evidence = sqrt(l · c): a high InfoNCE alone (a hard clip whose sound the sound head hears as its
+    label, or as the class its picture shows) and a foreign class alone (a pair the embedding fits) are weaker
+    evidence than both together."""
+    from auditor.model.estimate import sound_evidence
+
+    labels = torch.tensor([0, 0, 0, 0])
+    ell = torch.tensor([9.0, 9.0, 9.0, 0.01])
+    heads = {"p_a": torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9], [0.05, 0.05, 0.9]]),
+             "p_v": torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.9, 0.05, 0.05]])}
+    e = sound_evidence(ell, heads, labels)
+    # clip 0: heard as its label; clip 1: heard as the class its picture shows (a wrong label, its own sound);
+    # clip 2: heard as a class neither the label nor the picture names; clip 3: the same, but the pair fits
+    heard = torch.tensor([0.9, 0.05 * 0.05 * 2 + 0.9 * 0.9, 0.05 * 0.9 + 0.9 * 0.05 + 0.05 * 0.05, 0.0])
+    heard[3] = heard[2]
+    assert torch.allclose(e, torch.sqrt(ell * -torch.log(torch.maximum(heads["p_a"][:, 0], heard))), atol=1e-6)
+    assert int(e.argmax()) == 2 and float(e[2]) > 3 * max(float(e[0]), float(e[1]), float(e[3]))

@@ -170,14 +170,30 @@ def label_evidence_out_of_fold(heads: dict[str, torch.Tensor], labels: torch.Ten
     return -torch.log(p.max(0).values.clamp_min(Q_FLOOR))
 
 
+def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """e_i = sqrt(l_i · c_i), the geometric mean of two losses in nats: the clip's per-clip InfoNCE l_i (its sound
+    against the other clips' sounds, given its picture) and c_i = -log max(p_i^a[y~_i], sum_k p_i^a[k] p_i^v[k]),
+    how unlikely the cross-fitted sound head (out_of_fold_heads) finds the class of the given label or the class the
+    cross-fitted picture head sees. Both must be large for a sound to look foreign: a sound the embedding places
+    far from its picture but that the sound head hears as the clip's class is a hard clip (a small class's, a
+    quiet one's), not another clip's sound; and a sound the sound head hears as another class but that the
+    embedding pairs with its picture is one the network may have fitted, and needs the instance evidence too.
+    (N,); clips without sound get c_i from a uniform p^a."""
+    rows = torch.arange(len(labels))
+    heard = torch.maximum(heads["p_a"][rows, labels], (heads["p_a"] * heads["p_v"]).sum(1))
+    classes = -torch.log(heard.clamp_min(Q_FLOOR))
+    return torch.sqrt(ell.clamp_min(0) * classes)
+
+
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
                    cfg: TrainConfig, num_classes: int, device: torch.device | None = None) -> dict:
     """From an evaluation pass: l_i, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures' diagnostics.
 
     * l_i: per-clip InfoNCE, the clips of its given label and of its picture's two likeliest classes excluded
-      from the negatives (negative_classes); w_i = mixture posterior over l_i fitted
-      on clips with sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0
-      (they are reported as not mismatched by the scoring);
+      from the negatives (negative_classes); w_i = mixture posterior over the sound evidence (sound_evidence of
+      l_i and the cross-fitted heads; l_i alone with ``evidence_folds`` = 0) fitted on clips with sound
+      (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0 (they are reported
+      as not mismatched by the scoring);
     * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h (``cfg.evidence_folds``
       folds), or label_evidence_ce of the network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
       q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
@@ -191,15 +207,15 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     for both votes; everything else on the CPU."""
     group = labels.numpy() if cfg.class_normalise else None
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, negative_classes(ev, labels))
+    heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device) if cfg.evidence_folds > 0 else {}
+    sound = sound_evidence(ell, heads, labels) if heads else ell
     mask = has_audio.numpy()
-    w_fit = mixture_posterior(ell.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
+    w_fit = mixture_posterior(sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))
-    if cfg.evidence_folds > 0:
-        heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device)
+    if heads:
         ce, fused = label_evidence_out_of_fold(heads, labels, w), heads["p_av"]
     else:
         ce, fused = label_evidence_ce(ev, labels, w), ev["logits_av"]
-        heads = {}
     agreement = float((fused.argmax(1) == labels).float().mean()) if len(labels) else 0.0
     r_fit = mixture_posterior(ce.numpy(), seed=cfg.seed, labels=group)
     u = fused_features(ev["z_v"], ev["z_a"], w)
@@ -213,7 +229,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
         r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = _corrected(u, labels, r, num_classes, cfg, device, neighbours)
-    return {"ell": ell, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u, "q": q, "y_hat": y_hat,
+    return {"ell": ell, "sound_evidence": sound, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u,
+            "q": q, "y_hat": y_hat,
             "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
 
 

@@ -108,7 +108,7 @@ def test_a_hard_sound_heard_as_its_class_is_not_a_foreign_sound():
     e = sound_evidence(ell, heads, labels)
     # clip 0: heard as its label; clip 1: heard as the class its picture shows (a wrong label, its own sound);
     # clip 2: heard as a class neither the label nor the picture names; clip 3: the same, but the pair fits
-    heard = torch.tensor([0.9, 0.05 * 0.05 * 2 + 0.9 * 0.9, 0.05 * 0.9 + 0.9 * 0.05 + 0.05 * 0.05, 0.0])
-    heard[3] = heard[2]
+    foreign = 0.05 * 0.9 + 0.9 * 0.05 + 0.05 * 0.05  # sum_k p^a_k p^v_k of clips 2 and 3
+    heard = torch.tensor([0.9, 0.05 * 0.05 * 2 + 0.9 * 0.9, foreign, foreign])
     assert torch.allclose(e, torch.sqrt(ell * -torch.log(torch.maximum(heads["p_a"][:, 0], heard))), atol=1e-6)
     assert int(e.argmax()) == 2 and float(e[2]) > 3 * max(float(e[0]), float(e[1]), float(e[3]))

@@ -187,7 +187,8 @@ def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: to
 
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
                    cfg: TrainConfig, num_classes: int, device: torch.device | None = None) -> dict:
-    """From an evaluation pass: l_i, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures' diagnostics.
+    """From an evaluation pass: l_i, sound evidence, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures'
+    diagnostics.
 
     * l_i: per-clip InfoNCE, the clips of its given label and of its picture's two likeliest classes excluded
       from the negatives (negative_classes); w_i = mixture posterior over the sound evidence (sound_evidence of
@@ -229,9 +230,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
         r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = _corrected(u, labels, r, num_classes, cfg, device, neighbours)
-    return {"ell": ell, "sound_evidence": sound, "ce": ce, "label_evidence": evidence, "w": w, "r": r, "u": u,
-            "q": q, "y_hat": y_hat,
-            "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
+    return {"ell": ell, "sound_evidence": sound, "w": w, "ce": ce, "label_evidence": evidence, "r": r, "u": u,
+            "q": q, "y_hat": y_hat, "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
 
 
 def _corrected(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int, cfg: TrainConfig,

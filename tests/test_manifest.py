@@ -65,6 +65,25 @@ def test_bad_rows_are_reported_and_skipped(tmp_path):
     assert len(m.problems) == 6
 
 
+def test_a_clip_is_kept_exactly_when_it_is_a_file(tmp_path):
+    """The folder listings that replace one stat per clip answer as Path.is_file: links to files count, a folder
+    named like a clip, a broken link and a clip in a missing or unlistable folder do not."""
+    _touch(tmp_path, "top.mp4", "clips/a.mp4", "clips/deep/b.mp4", "elsewhere/target.mp4")
+    (tmp_path / "clips" / "folder.mp4").mkdir()
+    (tmp_path / "clips" / "link.mp4").symlink_to(tmp_path / "elsewhere" / "target.mp4")
+    (tmp_path / "clips" / "broken.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    (tmp_path / "clips" / "file_as_folder.mp4").write_bytes(b"x")
+    names = ["top.mp4", "clips/a.mp4", "clips/deep/b.mp4", "clips/folder.mp4", "clips/link.mp4",
+             "clips/broken.mp4", "missing/c.mp4", "clips/file_as_folder.mp4/d.mp4", "clips/./deep/../a2.mp4"]
+    _write(tmp_path, "clip,label\n" + "".join(f"{n},{'ab'[i % 2]}\n" for i, n in enumerate(names)))
+    m = load_manifest(tmp_path)
+    expected = [n for n in names if (tmp_path / n).is_file()]
+    assert expected == ["top.mp4", "clips/a.mp4", "clips/deep/b.mp4", "clips/link.mp4"]
+    assert m.rows["clip"].tolist() == expected
+    not_found = sorted(p.message for p in m.problems if "not found" in p.message)
+    assert len(not_found) == len(names) - len(expected)
+
+
 def test_case_and_whitespace_variants_are_reported_not_merged(tmp_path):
     _touch(tmp_path, "a.mp4", "b.mp4", "c.mp4")
     _write(tmp_path, "clip,label\na.mp4,Dog\nb.mp4,dog \nc.mp4,dog\n")

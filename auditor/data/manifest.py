@@ -18,7 +18,7 @@ import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
@@ -180,7 +180,9 @@ def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], sou
     keep: list[int] = []
     normalised: list[str] = []
     first_row_of: dict[str, str] = {}
-    for idx, (where, clip, label) in enumerate(zip(table["_row"], table["clip"], table["label"], strict=True)):
+    is_file = _FileLookup(root)
+    columns = (table["_row"].tolist(), table["clip"].tolist(), table["label"].tolist())
+    for idx, (where, clip, label) in enumerate(zip(*columns, strict=True)):
         clip, label = str(clip).strip(), str(label)
         if not clip:
             problems.append(Problem(where, "empty clip path; row skipped"))
@@ -192,11 +194,10 @@ def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], sou
         if normal is None:
             problems.append(Problem(where, f"path {clip!r} is outside the data set folder; refused"))
             continue
-        path = root / normal
         if normal in first_row_of:
             problems.append(Problem(where, f"duplicate row for {normal!r} (first at {first_row_of[normal]}); skipped"))
             continue
-        if not path.is_file():
+        if not is_file(normal):
             problems.append(Problem(where, f"file {normal!r} not found; row skipped"))
             continue
         if not normal.lower().endswith(VIDEO_EXTENSIONS):
@@ -211,14 +212,40 @@ def _validate_rows(root: Path, table: pd.DataFrame, problems: list[Problem], sou
     return rows
 
 
+class _FileLookup:
+    """``lookup(rel)`` = ``(root / rel).is_file()`` for a normalised relative path, with one directory listing per
+    folder instead of one ``stat`` per clip (a folder is listed when first asked about). A name missing from its
+    folder's listing is checked with ``is_file`` (a case-insensitive file system finds ``Clip.MP4`` as
+    ``clip.mp4``), so the answer is ``is_file``'s."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.listed: dict[str, frozenset[str]] = {}
+
+    def __call__(self, rel: str) -> bool:
+        folder, _, name = rel.rpartition("/")
+        names = self.listed.get(folder)
+        if names is None:
+            names = self.listed[folder] = _files_in(self.root / folder)
+        return name in names or (self.root / rel).is_file()
+
+
+def _files_in(folder: Path) -> frozenset[str]:
+    """The names of the regular files (or links to them) directly in ``folder``; empty when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return frozenset(entry.name for entry in entries if entry.is_file())
+    except OSError:
+        return frozenset()
+
+
 def normalise_relative(clip: str) -> str | None:
     """POSIX path relative to the data set root, or None when it is absolute or climbs out through '..'."""
     clip = clip.replace("\\", "/")
-    pure = PurePosixPath(clip)
-    if pure.is_absolute() or (len(clip) > 1 and clip[1] == ":"):
+    if clip.startswith("/") or (len(clip) > 1 and clip[1] == ":"):
         return None
     parts: list[str] = []
-    for part in pure.parts:
+    for part in clip.split("/"):
         if part in ("", "."):
             continue
         if part == "..":

@@ -45,6 +45,19 @@ def test_read_flags_keeps_labels_as_text_and_marks_problem_rows(tmp_path):
     assert flags["max_rank"].iloc[:2].tolist() == [1.0, 1.0]
 
 
+def test_read_flags_reads_a_value_that_is_not_a_number_as_nan(tmp_path):
+    path = tmp_path / "flags.csv"
+    pd.DataFrame({"clip": ["a.mp4", "b.mp4"], "given_label": ["x", "y"], "suggested_label": ["x", "x"],
+                  "suggested_confidence": [0.9, 0.8], "label_noise_score": ["0.75", "n/a"],
+                  "mismatch_score": [0.1, 0.9], "audio_pred": ["x", "x"], "visual_pred": ["x", "x"],
+                  "problem": ["", ""], "label_noise_rank": [1.0, 0.5],
+                  "mismatch_rank": [0.5, 1.0]}).to_csv(path, index=False)
+    flags = review_queue.read_flags(path)
+    assert flags["label_noise_score"].iloc[0] == 0.75 and np.isnan(flags["label_noise_score"].iloc[1])
+    assert flags["mismatch_score"].tolist() == [0.1, 0.9]
+    assert flags["flag_kind"].tolist() == ["wrong_label", "mismatch"]
+
+
 def test_review_status_is_the_latest_decision_as_text():
     clips = pd.Series(["a", "b", "c"])
     latest = pd.DataFrame({"clip": ["c", "a"], "decision": ["exclude", "skip"]})

@@ -33,7 +33,8 @@ def train_and_score(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig,
             if trained.is_main:
                 model, ckpt = load_trained(run_dir, trained.device)
                 score_and_write(model, ckpt["config"], trained.ingest, trained.arrays, run_dir,
-                                classes=ckpt["classes"], device=trained.device, run_config=trained.config)
+                                classes=ckpt["classes"], device=trained.device, run_config=trained.config,
+                                evaluation=trained.final)
                 append_progress(run_dir, {"event": "done", "message": f"wrote {run_dir / FLAGS_FILE}"})
         except BaseException as err:
             if is_main and (run_dir / CONFIG_FILE).exists():

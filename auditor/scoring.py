@@ -39,7 +39,7 @@ from auditor.flags import FLAGS_COLUMNS, percentile_rank
 from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
-from auditor.model.estimate import estimate_noise, evaluate
+from auditor.model.estimate import Evaluation, estimate_noise, evaluate
 from auditor.model.loader import loader_workers
 from auditor.model.sources import Arrays, prepare_inputs
 from auditor.run_folder import (
@@ -68,15 +68,24 @@ UMAP_PARALLEL_MIN = 10_000
 UMAP_PARALLEL_CORES = 4
 
 
-def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: list[str],
-                   device: torch.device) -> dict[str, np.ndarray]:
-    """One evaluation pass and the method's per-clip estimates, as numpy arrays of length N."""
-    n = len(arrays.clips)
+def evaluate_all(model, cfg, arrays: Arrays, labels: torch.Tensor, num_classes: int,
+                 device: torch.device) -> Evaluation:
+    """The evaluation pass over every clip of ``arrays`` and its estimate (what a training epoch end computes)."""
     windows: dict[str, np.ndarray] = {}
-    ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows,
+    ev = evaluate(model, arrays, np.arange(len(arrays.clips)), cfg, device, windows_out=windows,
                   workers=loader_workers(-1, device, 1))
+    est = estimate_noise(ev, labels, torch.from_numpy(arrays.has_audio.copy()), cfg, num_classes, device)
+    return Evaluation(ev, est, windows)
+
+
+def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: list[str],
+                   device: torch.device, evaluation: Evaluation | None = None) -> dict[str, np.ndarray]:
+    """The method's per-clip verdicts, as numpy arrays of length N, from ``evaluation`` (the model's evaluation
+    of exactly these clips and labels, e.g. the training's last epoch end) or from a new evaluate_all."""
+    n = len(arrays.clips)
+    evaluation = evaluation or evaluate_all(model, cfg, arrays, labels, len(classes), device)
+    ev, est, windows = evaluation.ev, evaluation.est, evaluation.windows
     has_audio = torch.from_numpy(arrays.has_audio.copy())
-    est = estimate_noise(ev, labels, has_audio, cfg, len(classes), device)
     p_av = torch.softmax(ev["logits_av"], dim=1)
     audio_pred, visual_pred = ev["logits_a"].argmax(1), ev["logits_v"].argmax(1)
     if est["heads"]:  # what the sound alone and the picture alone say, from heads that did not fit the clip
@@ -104,8 +113,10 @@ def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: li
 
 def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arrays, out_dir: str | Path, *,
                     classes: list[str], device: torch.device | str = "cpu", run_config: dict | None = None,
-                    umap: bool = True) -> pd.DataFrame:
-    """Score every usable clip whose label the model knows and write the three output files into ``out_dir``."""
+                    umap: bool = True, evaluation: Evaluation | None = None) -> pd.DataFrame:
+    """Score every usable clip whose label the model knows and write the three output files into ``out_dir``.
+    ``evaluation``: the model's evaluation of every clip of ``arrays`` (train's last epoch end), used instead of a
+    new one when the model knows every label."""
     cfg = TrainConfig(**train_config)
     out_dir = Path(out_dir)
     known = np.array([lab in classes for lab in arrays.labels], dtype=bool)
@@ -113,9 +124,9 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arr
         raise UserError(f"{result.manifest.root}: none of the data set's labels is among the model's classes "
                         f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})")
     if not known.all():
-        arrays = arrays.take(np.flatnonzero(known))
+        arrays, evaluation = arrays.take(np.flatnonzero(known)), None
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
-    s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device))
+    s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device), evaluation)
     names = np.asarray(classes, dtype=object)
     flags = pd.DataFrame({
         "clip": arrays.clips, "given_label": arrays.labels, "suggested_label": names[s["suggested"]],

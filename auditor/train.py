@@ -33,7 +33,7 @@ from auditor.errors import UserError
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
-from auditor.model.estimate import autocast, estimate_noise, evaluate
+from auditor.model.estimate import Evaluation, autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs
@@ -167,6 +167,9 @@ class TrainedRun:
     arrays: Arrays
     device: torch.device
     is_main: bool  # rank 0 (the only rank that writes into run_dir)
+    # The last epoch end's evaluation of the trained model (ntl, when this call trained that epoch; None when the
+    # run was already complete or the method estimates nothing): scoring the training set reuses it.
+    final: Evaluation | None = None
 
 
 def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume: bool = False,
@@ -187,10 +190,10 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, *, resume
         cfg = resolve_schedule(cfg, len(arrays.clips))
         config = _prepare_run_dir(run_dir, result, cfg, resume, overwrite) if is_main else {}
         dist.barrier()
-        _train_loop(run_dir, arrays, result.classes, cfg, device, ctx, resume, quiet, epoch_end)
+        final = _train_loop(run_dir, arrays, result.classes, cfg, device, ctx, resume, quiet, epoch_end)
     finally:
         dist.cleanup(ctx)
-    return TrainedRun(run_dir, config, result, arrays, device, is_main)
+    return TrainedRun(run_dir, config, result, arrays, device, is_main, final)
 
 
 def _prepare_run_dir(run_dir: Path, result: IngestResult, cfg: TrainConfig, resume: bool, overwrite: bool) -> dict:
@@ -236,7 +239,9 @@ def _check_resumable(old: dict, cfg: TrainConfig, classes: list[str], run_dir: P
 
 
 def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainConfig, device: torch.device,
-                ctx: dist.Context, resume: bool, quiet: bool, epoch_end: EpochEnd | None = None) -> None:
+                ctx: dist.Context, resume: bool, quiet: bool, epoch_end: EpochEnd | None = None) -> Evaluation | None:
+    """The epochs from the checkpoint's (``resume``) or the first to cfg.epochs_total; returns the last epoch end's
+    evaluation (None when no epoch was left or the method estimates nothing)."""
     preset = get_preset(cfg.preset)
     n, k = len(arrays.clips), len(classes)
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
@@ -283,6 +288,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
         bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, unit="step", desc="train",
                    file=sys.stderr)
     t0 = time.time() - elapsed0
+    final = None
     for epoch in range(start_epoch, cfg.epochs_total):
         phase = 1 if epoch < cfg.epochs_phase1 else 2
         kept = state.r >= 0.5
@@ -326,9 +332,12 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
         estimates = {}
         if cfg.method == "ntl":
             est_started = time.time()
-            ev = evaluate(model, arrays, np.arange(n), cfg, device, workers=workers, ctx=ctx)
+            windows: dict[str, np.ndarray] = {}
+            ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows, workers=workers, ctx=ctx)
             est = estimate_noise(ev, labels, has_audio, cfg, k, device)
             state.update_estimates(est, epoch, cfg)
+            if epoch == cfg.epochs_total - 1:
+                final = Evaluation(ev, est, windows)
             estimates = {"est_label_noise": float((1 - est["r"]).mean()),
                          "est_mismatch": float((1 - est["w"])[has_audio].mean()) if has_audio.any() else 0.0,
                          # agreement of the corrected distribution's argmax with the given labels
@@ -355,6 +364,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
         dist.barrier()
     if bar is not None:
         bar.close()
+    return final
 
 
 def forward_backward(model: torch.nn.Module, frames: torch.Tensor, mel: torch.Tensor, batch: Batch,

@@ -67,6 +67,20 @@ def test_score_takes_another_features_file(trained, tmp_path):
     assert len(pd.read_csv(out / "flags.csv")) == 40 and (out / "embeddings.parquet").is_file()
 
 
+def test_the_run_s_flags_are_what_scoring_its_training_set_gives(trained, tmp_path):
+    """train scores its training set from the last epoch end's evaluation: a new evaluation of the same clips
+    by the saved model must give the same verdicts, windows and embeddings."""
+    fs, run = trained
+    out = tmp_path / "again"
+    assert main(["score", "--run", str(run), "--data", str(fs.data), "--features", str(fs.features), "--out",
+                 str(out), "--device", "cpu"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "flags.csv"), pd.read_csv(run / "flags.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "windows.csv"), pd.read_csv(run / "windows.csv"))
+    again, own = pd.read_parquet(out / "embeddings.parquet"), pd.read_parquet(run / "embeddings.parquet")
+    for col in ("audio", "visual", "fused"):
+        np.testing.assert_array_equal(np.stack(again[col]), np.stack(own[col]))
+
+
 def test_score_refuses_a_missing_or_misfit_features_file(trained, tmp_path, capsys):
     fs, run = trained
     other = make_feature_set(tmp_path, n=20, dims=(8, 16))

@@ -122,3 +122,19 @@ def test_the_automatic_schedule_warms_up_for_half_of_phase_one():
     assert resolve_schedule(TrainConfig(epochs_phase1=3, epochs_phase2=1), 600).warmup_epochs == 2
     assert resolve_schedule(TrainConfig(warmup_epochs=5), 600).warmup_epochs == 5
     assert resolve_schedule(TrainConfig(method="ce"), 600).epochs_phase2 == 0
+
+
+def test_the_automatic_schedule_shows_a_large_data_set_as_many_clips_not_as_many_epochs():
+    from auditor.model.config import MAX_AUTO_PASSES, MIN_LARGE_EPOCHS, auto_epochs, resolve_schedule
+
+    features = TrainConfig(preset="features")  # batches of 256
+    assert auto_epochs(MAX_AUTO_PASSES // 24, 256) == 24
+    assert auto_epochs(MAX_AUTO_PASSES // 24 + 1, 256) == 23
+    for n in (60_000, 100_000, 120_000, 149_999):
+        epochs = auto_epochs(n, 256)
+        assert MIN_LARGE_EPOCHS <= epochs < 24 and epochs * n <= MAX_AUTO_PASSES < (epochs + 1) * n
+    assert auto_epochs(200_000, 256) == auto_epochs(10_000_000, 256) == MIN_LARGE_EPOCHS
+    big = resolve_schedule(features, 200_000)
+    assert (big.epochs_phase1, big.epochs_phase2, big.warmup_epochs) == (5, 3, 2)
+    assert resolve_schedule(replace(features, epochs_phase1=20), 200_000).epochs_phase1 == 20  # asked for: kept
+    assert resolve_schedule(replace(features, method="ce"), 200_000).epochs_phase1 == MIN_LARGE_EPOCHS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,6 +36,17 @@ MIN_CLASS_NEIGHBOURS = 2
 # A long clip is judged by its best-aligned window among those whose sound is within this many dB of its loudest
 # window's: the audible parts of its track, not the background between its sound events.
 AUDIBLE_WITHIN_DB = 10.0
+
+
+@dataclass
+class Evaluation:
+    """A model's evaluation pass over every clip of a data set (``ev``, from :func:`evaluate`), its per-window
+    table (``windows``, evaluate's ``windows_out``; empty without windows) and :func:`estimate_noise` of it
+    (``est``): what an epoch end computes, and all that scoring needs of the model."""
+
+    ev: dict[str, torch.Tensor]
+    est: dict
+    windows: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:

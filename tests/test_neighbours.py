@@ -1,13 +1,11 @@
-"""model/neighbours.py: the exact blocked search, faiss's inverted file and their agreement."""
+"""model/neighbours.py: the exact blocked search, the inverted file and their agreement."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 
 from auditor.model import neighbours
-from auditor.model.neighbours import _drop_self, blocked_neighbours, ivf_neighbours, nearest_neighbours
+from auditor.model.neighbours import blocked_neighbours, ivf_neighbours, nearest_neighbours, spherical_kmeans
 
 
 def _points(n: int = 700, d: int = 32, classes: int = 5, seed: int = 0) -> torch.Tensor:
@@ -38,14 +36,34 @@ def test_blocked_search_of_some_rows_is_those_rows_of_the_whole():
     assert torch.equal(blocked_neighbours(u, 7, rows), blocked_neighbours(u, 7)[rows])
 
 
-def test_faiss_and_blocked_search_find_the_same_neighbours_when_every_list_is_probed():
-    pytest.importorskip("faiss")
-    u = _points()  # 700 points: 10 lists, all probed (IVF_PROBE >= 10): the inverted file's search is exhaustive
-    assert torch.equal(ivf_neighbours(u, 10), blocked_neighbours(u, 10))
+def test_the_inverted_file_probing_every_list_is_the_exact_search():
+    u = _points()
+    assert torch.equal(ivf_neighbours(u, 10, lists=6, probe=6), blocked_neighbours(u, 10))
+
+
+def test_the_inverted_file_finds_most_neighbours_when_it_probes_a_few_lists():
+    u = _points(n=3000, classes=40, seed=1)  # 55 lists, 8 probed: about a seventh of the points compared
+    found, exact = ivf_neighbours(u, 10), blocked_neighbours(u, 10)
+    recall = sum(len(set(a) & set(b)) for a, b in zip(found.tolist(), exact.tolist(), strict=True)) / exact.numel()
+    assert recall > 0.8  # floor, wide margin
+    assert not (found == torch.arange(3000)[:, None]).any()
+    assert torch.equal(found, ivf_neighbours(u, 10))  # seeded: the same lists every time
+
+
+def test_rows_whose_lists_hold_too_few_others_are_searched_exactly():
+    u = _points(n=60, classes=3)
+    found = ivf_neighbours(u, 10, lists=30, probe=1)  # about two points a list: no row has ten in its own
+    assert torch.equal(found, blocked_neighbours(u, 10))
+
+
+def test_spherical_kmeans_gives_unit_centres_near_the_clusters():
+    u = _points(n=2000, d=16, classes=4, seed=2)
+    centres = spherical_kmeans(u, 4, per_list=500)
+    assert centres.shape == (4, 16) and torch.allclose(centres.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert (u @ centres.T).max(1).values.mean() > 0.5  # each point near some centre (unit Gaussian noise in 16 dims)
 
 
 def test_inverted_file_is_used_above_the_exact_limit_only(monkeypatch):
-    pytest.importorskip("faiss")
     u = _points()
     calls = []
     monkeypatch.setattr(neighbours, "ivf_neighbours", lambda u, k: calls.append(len(u)) or blocked_neighbours(u, k))
@@ -56,18 +74,6 @@ def test_inverted_file_is_used_above_the_exact_limit_only(monkeypatch):
     assert calls == [700]
     assert nearest_neighbours(u, 10, exact=True).shape == (700, 10)
     assert calls == [700]
-
-
-def test_without_faiss_the_search_is_exact(monkeypatch):
-    u = _points()
-    monkeypatch.setattr(neighbours, "KNN_EXACT_MAX", 10)
-    monkeypatch.setattr(neighbours, "_faiss", lambda: None)
-    assert torch.equal(nearest_neighbours(u, 10), _brute_force(u, 10))
-
-
-def test_drop_self_removes_the_row_itself_or_the_last_result():
-    found = np.array([[0, 3, 4], [2, 1, 0], [5, 6, 7]])  # row 0 first, row 1 in the middle, row 2 missing
-    assert _drop_self(found, 2).tolist() == [[3, 4], [2, 0], [5, 6]]
 
 
 def test_fewer_points_than_k():

@@ -5,33 +5,34 @@ of the k largest u_i . u_j, most similar first. How they are found depends on N 
 
 * exact, every pair compared (:func:`blocked_neighbours`: rows in blocks of KNN_BLOCK_ELEMENTS // N, a matrix
   product and a top-k per block; memory O(N k + block), time O(N^2 D)): on a GPU, and on the CPU up to
-  KNN_EXACT_MAX clips (20,000 clips of 256 dims: about 4 s on 2 cores; faiss's exact IndexFlatIP took as long,
-  so it brings nothing there);
-* approximate above KNN_EXACT_MAX clips on the CPU (:func:`ivf_neighbours`): faiss's inverted-file index
-  (IndexIVFFlat, inner product) with IVF_LISTS_PER_SQRT_N * sqrt(N) lists (k-means on a seeded sample), each
-  query searching the IVF_PROBE lists nearest to it: O(N sqrt(N) D) instead of O(N^2 D). Measured on 200,000
-  clustered unit vectors of 256 dims: recall@10 against the exact search BENCHMARKS.md gives. Rows whose probed
-  lists held fewer than k other points are searched exactly. Without faiss (not installed), exact.
+  KNN_EXACT_MAX clips;
+* approximate above KNN_EXACT_MAX clips on the CPU (:func:`ivf_neighbours`, an inverted file searched by matrix
+  products): L = round(sqrt(N)) lists, the cells of a spherical k-means of u (:func:`spherical_kmeans`); each
+  row is a member of the list of its nearest centre and a query of its IVF_PROBE nearest lists; each list compares
+  its queries with its members in one matrix product. O(N D (L + IVF_PROBE N / L)) = O(N^1.5 D) instead of
+  O(N^2 D); exact when every list is probed. Rows whose probed lists hold fewer than k others are searched
+  exactly.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 # Rows are processed in chunks of KNN_BLOCK_ELEMENTS // N, so the (chunk, N) float32 similarity block stays at
 # 128 MB for any N.
 KNN_BLOCK_ELEMENTS = 2**25
-# Up to this many clips the CPU compares every pair (exact); above it the inverted-file index of faiss.
+# Up to this many clips the CPU compares every pair (exact); above it the inverted file.
 KNN_EXACT_MAX = 50_000
-# The inverted file: lists = IVF_LISTS_PER_SQRT_N * sqrt(N) (about sqrt(N) / 4 points a list), each query
-# searching its IVF_PROBE nearest lists; the k-means of the lists is fitted on IVF_TRAIN_PER_LIST points a list.
-IVF_LISTS_PER_SQRT_N = 4
-IVF_PROBE = 16
-IVF_TRAIN_PER_LIST = 64
+# The inverted file: round(sqrt(N)) lists, each query searching its IVF_PROBE nearest lists; the k-means of the
+# lists runs IVF_KMEANS_ITERATIONS Lloyd steps on a seeded sample of IVF_TRAIN_PER_LIST points a list.
+IVF_PROBE = 8
+IVF_TRAIN_PER_LIST = 40
+IVF_KMEANS_ITERATIONS = 10
 IVF_SEED = 0
+# Rows a block of the centre assignment compares at once.
+IVF_ASSIGN_BLOCK = 16_384
 
 
 def nearest_neighbours(u: torch.Tensor, k: int, *, exact: bool | None = None) -> torch.Tensor:
@@ -43,7 +44,7 @@ def nearest_neighbours(u: torch.Tensor, k: int, *, exact: bool | None = None) ->
     if k <= 0:
         return torch.zeros(n, 0, dtype=torch.long, device=u.device)
     if exact is None:
-        exact = u.device.type != "cpu" or n <= KNN_EXACT_MAX or _faiss() is None
+        exact = u.device.type != "cpu" or n <= KNN_EXACT_MAX
     return blocked_neighbours(u, k) if exact else ivf_neighbours(u, k)
 
 
@@ -61,39 +62,54 @@ def blocked_neighbours(u: torch.Tensor, k: int, rows: torch.Tensor | None = None
     return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=u.device)
 
 
-def ivf_neighbours(u: torch.Tensor, k: int) -> torch.Tensor:
-    """Approximate, by faiss's IndexIVFFlat (module docstring); (N, k) int64 on the CPU."""
-    faiss = _faiss()
-    x = np.ascontiguousarray(u.detach().cpu().numpy(), dtype=np.float32)
-    n, d = x.shape
-    lists = max(1, min(n // IVF_TRAIN_PER_LIST, round(IVF_LISTS_PER_SQRT_N * math.sqrt(n))))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = IVF_SEED
-    train = np.random.default_rng(IVF_SEED).choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
-    index.train(x[np.sort(train)])
-    index.add(x)
-    index.nprobe = min(IVF_PROBE, lists)
-    _, found = index.search(x, k + 1)  # (N, k + 1): usually the row itself and its k neighbours
-    out = torch.from_numpy(_drop_self(found, k))
-    short = torch.from_numpy(np.flatnonzero((out < 0).any(1).numpy()))
+def spherical_kmeans(u: torch.Tensor, lists: int, *, per_list: int = IVF_TRAIN_PER_LIST,
+                     iterations: int = IVF_KMEANS_ITERATIONS, seed: int = IVF_SEED) -> torch.Tensor:
+    """(lists, D) unit centres: Lloyd's algorithm by cosine similarity on a seeded sample of ``per_list`` rows a
+    list, started from ``lists`` of its rows; a centre left without rows keeps its place."""
+    g = torch.Generator().manual_seed(seed)
+    sample = u[torch.randperm(len(u), generator=g)[:per_list * lists]]
+    centres = sample[:lists].clone()
+    for _ in range(iterations):
+        nearest = (sample @ centres.T).argmax(1)
+        sums = torch.zeros_like(centres).index_add_(0, nearest, sample)
+        filled = torch.bincount(nearest, minlength=lists)[:, None] > 0
+        centres = torch.where(filled, torch.nn.functional.normalize(sums, dim=1), centres)
+    return centres
+
+
+def ivf_neighbours(u: torch.Tensor, k: int, *, lists: int | None = None, probe: int = IVF_PROBE) -> torch.Tensor:
+    """Approximate, by the inverted file of the module docstring (``lists`` default round(sqrt(N))); (N, k) int64
+    on the CPU."""
+    x = u.detach().cpu().float().contiguous()
+    n = x.shape[0]
+    lists = max(1, min(n, lists or round(math.sqrt(n))))
+    probe = min(probe, lists)
+    centres = spherical_kmeans(x, lists)
+    probes = torch.cat([(x[s:s + IVF_ASSIGN_BLOCK] @ centres.T).topk(probe, dim=1).indices
+                        for s in range(0, n, IVF_ASSIGN_BLOCK)])  # (N, probe), nearest list first
+    members = _grouped(probes[:, 0], lists)
+    queries = _grouped(probes.flatten(), lists)  # entries q * probe + slot
+    width = k + 1  # each list's best k + 1 (one may be the query itself)
+    cand_sim = torch.full((n, probe * width), -float("inf"))
+    cand_idx = torch.full((n, probe * width), -1, dtype=torch.long)
+    for cell in range(lists):
+        m, qs = members[cell], queries[cell]
+        if len(m) == 0 or len(qs) == 0:
+            continue
+        q, slot = qs // probe, qs % probe
+        sim, pos = (x[q] @ x[m].T).topk(min(width, len(m)), dim=1)
+        cols = (slot * width)[:, None] + torch.arange(sim.shape[1])
+        cand_sim[q[:, None], cols], cand_idx[q[:, None], cols] = sim, m[pos]
+    cand_sim[cand_idx == torch.arange(n)[:, None]] = -float("inf")  # never one's own neighbour
+    best_sim, best = cand_sim.topk(k, dim=1)
+    out = torch.gather(cand_idx, 1, best)
+    short = torch.nonzero(torch.isinf(best_sim).any(1)).flatten()
     if len(short):  # fewer than k others in the probed lists: those rows exactly
-        out[short] = blocked_neighbours(torch.from_numpy(x), k, short)
+        out[short] = blocked_neighbours(x, k, short)
     return out
 
 
-def _drop_self(found: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) from faiss's (N, k + 1) results: each row without its own index (the last result when it is not
-    among them), in order."""
-    own = found == np.arange(len(found))[:, None]
-    own[:, -1] |= ~own.any(1)
-    keep = np.argsort(own, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(found, keep, axis=1).astype(np.int64)
-
-
-def _faiss():
-    """The faiss module, or None when it is not installed."""
-    try:
-        import faiss
-    except ImportError:
-        return None
-    return faiss
+def _grouped(keys: torch.Tensor, groups: int) -> list[torch.Tensor]:
+    """For each group g in 0..groups-1, the positions i with keys[i] == g, in increasing order."""
+    order = torch.argsort(keys, stable=True)
+    return list(torch.split(order, torch.bincount(keys, minlength=groups).tolist()))

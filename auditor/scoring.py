@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from auditor.atomic import atomic_write, atomic_write_text
@@ -65,6 +67,8 @@ MAP_POINTS_MAX = 50_000
 # numba functions again (about 40 s of CPU: not cached); on 2 cores three maps of 20,000 points took 108 s wall and
 # 109 s of CPU in three processes, 59 s and 59 s one after the other in one (load 5; BENCHMARKS.md).
 UMAP_PARALLEL_MIN = 10_000
+# Values (rows x dims) in one list array of embeddings.parquet's vector columns: their offsets are int32.
+LIST_VALUES_MAX = 2**30
 UMAP_PARALLEL_CORES = 4
 
 
@@ -143,16 +147,15 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arr
     else:
         (out_dir / WINDOWS_FILE).unlink(missing_ok=True)  # an earlier scoring's, of other clips
 
-    emb = pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels,
-                        "audio": list(s["z_a"].astype(np.float32)), "visual": list(s["z_v"].astype(np.float32)),
-                        "fused": list(s["u"].astype(np.float32))})
+    vectors = {"audio": s["z_a"], "visual": s["z_v"], "fused": s["u"]}
+    emb = pd.DataFrame({"clip": arrays.clips, "given_label": arrays.labels})
     t0 = time.time()
-    maps = {"audio": s["z_a"], "visual": s["z_v"], "fused": s["u"]}
-    maps = umap_maps(maps, seed=cfg.seed) if umap else {k: np.zeros((len(emb), 2), np.float32) for k in maps}
+    maps = umap_maps(vectors, seed=cfg.seed) if umap else {k: np.zeros((len(emb), 2), np.float32) for k in vectors}
     for name, xy in maps.items():
         emb[f"umap_{name}_x"], emb[f"umap_{name}_y"] = xy[:, 0], xy[:, 1]
     umap_seconds = time.time() - t0
-    atomic_write(out_dir / EMBEDDINGS_FILE, lambda fh: emb.to_parquet(fh, index=False))
+    table = embeddings_table(emb, vectors)
+    atomic_write(out_dir / EMBEDDINGS_FILE, lambda fh: pq.write_table(table, fh))
     scored = flags[flags["label_noise_score"].notna()]
     atomic_write_text(out_dir / CLASS_REPORT_FILE, class_report(scored, classes).to_csv(index=False))
     atomic_write_text(out_dir / "confusion.csv", pd.crosstab(scored["given_label"], scored["suggested_label"]).to_csv())
@@ -161,6 +164,21 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arr
                 "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         atomic_write_text(out_dir / "scoring.json", json.dumps(info, indent=2))
     return flags
+
+
+def embeddings_table(emb: pd.DataFrame, vectors: dict[str, np.ndarray]) -> pa.Table:
+    """The table of embeddings.parquet: ``emb``'s first two columns (clip, given_label), then each named (N, d)
+    array of ``vectors`` as a list<float> column (its rows as lists; the values are not copied when already
+    float32), then ``emb``'s other columns."""
+    table = pa.Table.from_pandas(emb, preserve_index=False)
+    for i, (name, x) in enumerate(vectors.items()):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        rows = max(1, LIST_VALUES_MAX // max(1, x.shape[1]))  # a list array's offsets are int32
+        chunks = [pa.ListArray.from_arrays(pa.array(np.arange(len(part) + 1, dtype=np.int32) * x.shape[1]),
+                                           pa.array(part.reshape(-1)))
+                  for part in (x[s:s + rows] for s in range(0, max(1, len(x)), rows))]
+        table = table.add_column(2 + i, name, pa.chunked_array(chunks, pa.list_(pa.float32())))
+    return table
 
 
 def window_table(arrays: Arrays, windows: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -79,3 +79,19 @@ def test_score_never_replaces_a_trained_run_nor_without_overwrite_another_scorin
     write_config(out, {"model_run": str(shipped.resolve()), "data_dir": str(data.resolve())})
     scoring._check_scoring_folder(out, shipped, data, overwrite=False)  # the same scoring again: an update
     scoring._check_scoring_folder(tmp_path / "new", shipped, data, overwrite=False)  # a new folder
+
+
+def test_embeddings_table_keeps_each_clip_s_vectors_in_list_arrays_of_bounded_size(monkeypatch, tmp_path):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    audio, fused = rng.normal(size=(7, 3)), rng.normal(size=(7, 4)).astype(np.float32)
+    emb = pd.DataFrame({"clip": list("abcdefg"), "given_label": list("xxyyzzz"), "umap_audio_x": np.arange(7.0)})
+    monkeypatch.setattr(scoring, "LIST_VALUES_MAX", 8)  # two rows of 3 (or 4) values a list array
+    pq.write_table(scoring.embeddings_table(emb, {"audio": audio, "fused": fused}), tmp_path / "e.parquet")
+    back = pd.read_parquet(tmp_path / "e.parquet")
+    assert list(back.columns) == ["clip", "given_label", "audio", "fused", "umap_audio_x"]
+    np.testing.assert_array_equal(np.stack(back["audio"]), audio.astype(np.float32))
+    np.testing.assert_array_equal(np.stack(back["fused"]), fused)
+    assert back["clip"].tolist() == list("abcdefg") and back["umap_audio_x"].tolist() == list(range(7))

@@ -93,7 +93,7 @@ def out_of_fold_probabilities(x: torch.Tensor, labels: torch.Tensor, num_classes
     if rows.numel() < 2 * folds or labels[rows].unique().numel() < 2:
         return out
     device = device or torch.device("cpu")
-    xs = x[rows].to(device, torch.float32)
+    xs = (x if rows.numel() == n else x[rows]).to(device, torch.float32)  # no copy when every row is in
     ys = labels[rows].to(device)
     fold = torch.from_numpy(stratified_folds(labels[rows].numpy(), folds, seed)).to(device)
     probs = torch.empty(rows.numel(), num_classes, device=device)

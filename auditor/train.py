@@ -346,6 +346,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
                          "w_mixture": est["w_fit"].summary(), "r_mixture": est["r_fit"].summary(),
                          "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])},
                          "estimate_s": round(time.time() - est_started, 2)}
+            del ev, est  # so that the next epoch end's evaluation does not find this one still held
         if ctx.rank == 0:
             if epoch_end is not None:
                 epoch_end(epoch + 1, model, device)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from auditor.model import cross_fit
-from auditor.model.cross_fit import fit_sample, out_of_fold_probabilities, stratified_folds
+from auditor.model.cross_fit import fit_sample, fold_count, out_of_fold_probabilities, stratified_folds
 from auditor.model.estimate import label_evidence_out_of_fold
 
 
@@ -87,3 +87,20 @@ def test_heads_fitted_on_a_sample_still_predict_every_clip(monkeypatch):
     sampled = out_of_fold_probabilities(x, labels, 3, folds=5, seed=0)
     assert sampled.shape == (180, 3) and torch.allclose(sampled.sum(1), torch.ones(180), atol=1e-5)
     assert not torch.equal(sampled, whole)
+
+
+def test_fewer_folds_when_every_fold_s_training_part_holds_a_full_sample(monkeypatch):
+    assert fold_count(20_000, 5) == 5  # 16,000 training clips a fold at 5 folds, fewer at 2-4
+    assert fold_count(25_000, 5) == 3 and fold_count(32_000, 5) == 2 and fold_count(200_000, 5) == 2
+    assert fold_count(1_000, 5) == 5 and fold_count(10**6, 2) == 2
+    x, labels = _clusters(n_per_class=60)
+    fits = []
+    fit = cross_fit._fit_linear
+    monkeypatch.setattr(cross_fit, "_fit_linear", lambda *a: fits.append(len(a[0])) or fit(*a))
+    out_of_fold_probabilities(x, labels, 3, folds=5, seed=0)
+    assert fits == [144] * 5
+    fits.clear()
+    monkeypatch.setattr(cross_fit, "FIT_ROWS_MAX", 60)  # 90 training clips at 2 folds: a full sample of 60
+    p = out_of_fold_probabilities(x, labels, 3, folds=5, seed=0)
+    assert fits == [60, 60] and p.shape == (180, 3)
+    assert (p.argmax(1) == labels).float().mean() > 0.9  # every clip still judged, by the other half's head

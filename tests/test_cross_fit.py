@@ -104,3 +104,15 @@ def test_fewer_folds_when_every_fold_s_training_part_holds_a_full_sample(monkeyp
     p = out_of_fold_probabilities(x, labels, 3, folds=5, seed=0)
     assert fits == [60, 60] and p.shape == (180, 3)
     assert (p.argmax(1) == labels).float().mean() > 0.9  # every clip still judged, by the other half's head
+
+
+def test_column_blocks_give_the_heads_of_the_whole_features_in_any_prediction_chunks(monkeypatch):
+    x, labels = _clusters(n_per_class=60)
+    mask = torch.ones(180, dtype=torch.bool)
+    mask[::9] = False
+    whole = out_of_fold_probabilities(x, labels, 3, folds=5, seed=1, mask=mask)
+    assert torch.allclose(out_of_fold_probabilities((x[:, :3], x[:, 3:]), labels, 3, folds=5, seed=1, mask=mask),
+                          whole, atol=1e-6)
+    monkeypatch.setattr(cross_fit, "PREDICT_ROWS", 7)
+    assert torch.allclose(out_of_fold_probabilities((x[:, :5], x[:, 5:]), labels, 3, folds=5, seed=1, mask=mask),
+                          whole, atol=1e-6)

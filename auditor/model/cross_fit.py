@@ -20,6 +20,8 @@ cleanlab does with whole models) judges each clip by heads that never saw it:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,8 @@ LBFGS_ITERATIONS = 50
 # classes for 256 weights a class, and the 16,000 training clips a fold of 20,000 clips has (all of them). L-BFGS
 # costs O(rows x C x K) an iteration; this caps an epoch end's heads at about what 20,000 clips cost.
 FIT_ROWS_MAX = 16_000
+# A fold's held-out clips are predicted this many at a time.
+PREDICT_ROWS = 16_384
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -92,13 +96,16 @@ def _fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[tor
     return w.detach(), b.detach()
 
 
-def out_of_fold_probabilities(x: torch.Tensor, labels: torch.Tensor, num_classes: int, *, folds: int = FOLDS,
-                              seed: int = 0, mask: torch.Tensor | None = None,
+def out_of_fold_probabilities(x: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor, num_classes: int, *,
+                              folds: int = FOLDS, seed: int = 0, mask: torch.Tensor | None = None,
                               device: torch.device | None = None) -> torch.Tensor:
     """(N, K) float32 on the CPU: each clip's class probabilities from the linear head fitted on the other folds
-    (module docstring); computed on ``device`` (default: the CPU). Uniform rows for clips outside ``mask`` and for
-    every clip when fewer than two classes, or fewer than two folds' worth of clips, are in it."""
-    n = x.shape[0]
+    (module docstring); computed on ``device`` (default: the CPU). ``x``: the (N, C) features, or column blocks
+    (N, C_1), (N, C_2), ... of them (never concatenated whole: only the rows a head is fitted on or predicts, a
+    block of PREDICT_ROWS at a time). Uniform rows for clips outside ``mask`` and for every clip when fewer than
+    two classes, or fewer than two folds' worth of clips, are in it."""
+    blocks = (x,) if isinstance(x, torch.Tensor) else tuple(x)
+    n = blocks[0].shape[0]
     keep = torch.ones(n, dtype=torch.bool) if mask is None else mask.bool()
     out = torch.full((n, num_classes), 1.0 / num_classes)
     rows = torch.nonzero(keep).flatten()
@@ -106,18 +113,20 @@ def out_of_fold_probabilities(x: torch.Tensor, labels: torch.Tensor, num_classes
         return out
     folds = fold_count(rows.numel(), folds)
     device = device or torch.device("cpu")
-    xs = (x if rows.numel() == n else x[rows]).to(device, torch.float32)  # no copy when every row is in
-    ys = labels[rows].to(device)
-    fold = torch.from_numpy(stratified_folds(labels[rows].numpy(), folds, seed)).to(device)
-    probs = torch.empty(rows.numel(), num_classes, device=device)
+
+    def features(positions: torch.Tensor) -> torch.Tensor:  # the kept rows at ``positions``, float32 on device
+        return torch.cat([b[rows[positions]].to(device, torch.float32) for b in blocks], 1)
+
+    ys = labels[rows]
+    fold = torch.from_numpy(stratified_folds(ys.numpy(), folds, seed))
     for f in range(folds):
-        held, train = fold == f, fold != f
-        if not held.any():
+        held, train = torch.nonzero(fold == f).flatten(), torch.nonzero(fold != f).flatten()
+        if not len(held):
             continue
-        train = torch.nonzero(train).flatten()
-        train = train[torch.from_numpy(fit_sample(ys[train].cpu().numpy(), FIT_ROWS_MAX, seed + f)).to(device)]
-        mean, std = xs[train].mean(0), xs[train].std(0).clamp_min(1e-6)
-        w, b = _fit_linear((xs[train] - mean) / std, ys[train], num_classes)
-        probs[held] = torch.softmax((xs[held] - mean) / std @ w + b, dim=1)
-    out[rows] = probs.float().cpu()
+        train = train[torch.from_numpy(fit_sample(ys[train].numpy(), FIT_ROWS_MAX, seed + f))]
+        xt = features(train)
+        mean, std = xt.mean(0), xt.std(0).clamp_min(1e-6)
+        w, b = _fit_linear((xt - mean) / std, ys[train].to(device), num_classes)
+        for part in torch.split(held, PREDICT_ROWS):
+            out[rows[part]] = torch.softmax((features(part) - mean) / std @ w + b, dim=1).float().cpu()
     return out

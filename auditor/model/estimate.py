@@ -167,7 +167,7 @@ def out_of_fold_heads(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_aud
     p_v = out_of_fold_probabilities(ev["h_v"], labels, num_classes, folds=folds, seed=seed, device=device)
     p_a = out_of_fold_probabilities(ev["h_a"], labels, num_classes, folds=folds, seed=seed, mask=has_audio,
                                     device=device)
-    p_av = out_of_fold_probabilities(torch.cat([ev["h_v"], ev["h_a"]], 1), labels, num_classes, folds=folds,
+    p_av = out_of_fold_probabilities((ev["h_v"], ev["h_a"]), labels, num_classes, folds=folds,
                                      seed=seed, mask=has_audio, device=device)
     return {"p_v": p_v, "p_a": p_a, "p_av": torch.where(has_audio[:, None], p_av, p_v)}
 

@@ -79,4 +79,6 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tup
                            input_dims=(cfg.visual_dim, cfg.audio_dim))
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
+    if torch.device(device).type == "cpu":  # the training's format there: the same clips give the same numbers
+        model = model.to(memory_format=torch.channels_last)
     return model, ckpt

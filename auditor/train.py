@@ -36,7 +36,7 @@ from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import Evaluation, autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
-from auditor.model.network import AudioVisualNet, Outputs
+from auditor.model.network import AudioVisualNet, Outputs, place_on
 from auditor.model.presets import get_preset
 from auditor.model.sources import Arrays, prepare_inputs
 from auditor.run_folder import (
@@ -252,10 +252,9 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
     steps_per_epoch = max(1, n // batch_size)  # drop the last partial batch: InfoNCE wants full batches
 
     torch.manual_seed(cfg.seed)
-    model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained, (cfg.visual_dim, cfg.audio_dim)).to(device)
+    model = AudioVisualNet(preset, k, cfg.embed_dim, cfg.pretrained, (cfg.visual_dim, cfg.audio_dim))
     initialised = init_from_run(model, cfg.init_from, cfg.preset) if cfg.init_from else None
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+    model = place_on(model, device)
     if cfg.method == "ce":  # no loss term reads z: frozen heads, so DDP does not wait for gradients that never come
         for head in (model.g_v, model.g_a):
             head.requires_grad_(False)

@@ -15,7 +15,7 @@ import torch
 from auditor.atomic import atomic_write
 from auditor.errors import UserError
 from auditor.model.config import TrainConfig
-from auditor.model.network import AudioVisualNet
+from auditor.model.network import AudioVisualNet, place_on
 from auditor.model.presets import get_preset
 from auditor.run_folder import CHECKPOINT_FILE
 
@@ -78,7 +78,4 @@ def load_trained(run_dir: str | Path, device: torch.device | str = "cpu") -> tup
     model = AudioVisualNet(get_preset(cfg.preset), len(ckpt["classes"]), cfg.embed_dim,
                            input_dims=(cfg.visual_dim, cfg.audio_dim))
     model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    if torch.device(device).type == "cpu":  # the training's format there: the same clips give the same numbers
-        model = model.to(memory_format=torch.channels_last)
-    return model, ckpt
+    return place_on(model, device).eval(), ckpt

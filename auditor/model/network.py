@@ -203,3 +203,13 @@ class AudioVisualNet(nn.Module):
         z_v = F.normalize(self.g_v(h_v), dim=-1)
         z_a = F.normalize(self.g_a(h_a), dim=-1)
         return Outputs(h_v, h_a, z_v, z_a, self.c_v(h_v), self.c_a(h_a), self.c_av(torch.cat([h_v, h_a], dim=-1)))
+
+
+def place_on(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """``model`` on ``device`` in the memory format that training and scoring both use there: channels_last on
+    the CPU (faster convolutions), the default elsewhere. One rule for both, so that scoring a training set gives
+    the numbers of the training's last epoch end to the bit."""
+    model = model.to(device)
+    if torch.device(device).type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -33,7 +33,7 @@ from auditor.errors import UserError
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
-from auditor.model.estimate import Evaluation, autocast, estimate_noise, evaluate
+from auditor.model.estimate import INPUT_KEYS, Evaluation, autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
 from auditor.model.network import AudioVisualNet, Outputs, place_on
@@ -288,6 +288,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
                    file=sys.stderr)
     t0 = time.time() - elapsed0
     final = None
+    input_heads = None  # the evidence heads on a features file's vectors, once fitted
     for epoch in range(start_epoch, cfg.epochs_total):
         phase = 1 if epoch < cfg.epochs_phase1 else 2
         kept = state.r >= 0.5
@@ -333,7 +334,9 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
             est_started = time.time()
             windows: dict[str, np.ndarray] = {}
             ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows, workers=workers, ctx=ctx)
-            est = estimate_noise(ev, labels, has_audio, cfg, k, device)
+            est = estimate_noise(ev, labels, has_audio, cfg, k, device, heads=input_heads)
+            if INPUT_KEYS[0] in ev:  # heads on a features file's vectors: the same at every epoch end
+                input_heads = est["heads"]
             state.update_estimates(est, epoch, cfg)
             if epoch == cfg.epochs_total - 1:
                 final = Evaluation(ev, est, windows)

@@ -1,15 +1,22 @@
 """model/estimate.py: the per-clip InfoNCE sees equally many negatives for every clip (also at N = 4,097), leaves
-out of them the clips of its given label and of its picture's class, and the label evidence is judged by the picture
-where the sound does not belong."""
+out of them the clips of its given label and of its picture's class, the label evidence is judged by the picture
+where the sound does not belong, and on a features file the evidence heads read the file's vectors."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from auditor.data.feature_file import load_features
 from auditor.model import estimate
+from auditor.model.config import TrainConfig
+from auditor.model.cross_fit import out_of_fold_probabilities
 from auditor.model.estimate import label_evidence_ce, per_clip_infonce
 from auditor.model.losses import cross_modal_infonce
+from auditor.model.network import AudioVisualNet
+from auditor.model.presets import get_preset
+from tests.features_data import make_feature_set
 
 
 def _aligned(n: int, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,3 +119,26 @@ def test_a_hard_sound_heard_as_its_class_is_not_a_foreign_sound():
     heard = torch.tensor([0.9, 0.05 * 0.05 * 2 + 0.9 * 0.9, foreign, foreign])
     assert torch.allclose(e, torch.sqrt(ell * -torch.log(torch.maximum(heads["p_a"][:, 0], heard))), atol=1e-6)
     assert int(e.argmax()) == 2 and float(e[2]) > 3 * max(float(e[0]), float(e[1]), float(e[3]))
+
+
+def test_on_features_the_evidence_heads_read_the_file_s_vectors_not_what_the_network_fitted(tmp_path):
+    """The features preset's MLPs can memorise every given label; heads fitted on their output h would then find
+    the wrong labels right. The cross-fitted heads read the file's vectors: the same for any network weights."""
+    fs = make_feature_set(tmp_path, n=60, classes=3, dims=(6, 4), seed=1, windows=5)
+    _, arrays = load_features(fs.data, fs.features)
+    classes = sorted(set(arrays.labels))
+    labels = torch.tensor([classes.index(c) for c in arrays.labels])
+    has_audio = torch.from_numpy(arrays.has_audio.copy())
+    cfg = TrainConfig(preset="features", features=str(fs.features), visual_dim=6, audio_dim=4)
+    heads = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = AudioVisualNet(get_preset("features"), 3, cfg.embed_dim, input_dims=(6, 4)).eval()
+        ev = estimate.evaluate(model, arrays, np.arange(60), cfg, torch.device("cpu"))
+        assert ev["x_v"].shape == (60, 6) and ev["x_a"].shape == (60, 4)
+        heads.append(estimate.out_of_fold_heads(ev, labels, has_audio, 3, cfg))
+    visual, _ = arrays.clip_vectors(np.arange(60))
+    expected = out_of_fold_probabilities(torch.from_numpy(visual), labels, 3, folds=cfg.evidence_folds, seed=cfg.seed)
+    for key in ("p_v", "p_a", "p_av"):
+        assert torch.equal(heads[0][key], heads[1][key]), key
+    assert torch.equal(heads[0]["p_v"], expected)

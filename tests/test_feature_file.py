@@ -63,6 +63,24 @@ def test_several_rows_of_a_clip_are_its_windows(feature_set):
     assert check_features(feature_set.data, feature_set.features).max_windows == 3
 
 
+def test_clip_vectors_are_the_rows_or_the_means_of_a_clip_s_windows(feature_set):
+    clips = _clips(feature_set)
+    visual, audio = _vectors(len(clips) + 2)
+    write_features(feature_set.features, clips, visual[:12], audio[:12])
+    _, arrays = load_features(feature_set.data, feature_set.features)
+    v, a = arrays.clip_vectors(np.arange(12))
+    assert np.shares_memory(v, arrays.visual) and np.shares_memory(a, arrays.audio)  # in order: views, no copy
+    np.testing.assert_array_equal(v, visual[:12].astype(np.float32))
+    v, a = arrays.clip_vectors(np.array([5, 2]))
+    np.testing.assert_array_equal(a, audio[[5, 2]].astype(np.float32))
+    audio[-1] = np.nan  # clip 3 has three windows, the last without sound
+    write_features(feature_set.features, clips + [clips[3], clips[3]], visual, audio)
+    _, arrays = load_features(feature_set.data, feature_set.features)
+    v, a = arrays.clip_vectors(np.array([3, 0]))
+    np.testing.assert_allclose(v, np.stack([visual[[3, 12, 13]].mean(0), visual[0]]), rtol=1e-6)
+    np.testing.assert_allclose(a, np.stack([audio[[3, 12]].mean(0), audio[0]]), rtol=1e-6)
+
+
 def test_extra_clips_are_left_out_and_noted(feature_set):
     clips = _clips(feature_set)
     visual, audio = _vectors(len(clips) + 1)

@@ -81,6 +81,21 @@ class FeatureArrays:
         return FeatureArrays([self.clips[i] for i in idx], [self.labels[i] for i in idx], self.visual, self.audio,
                              self.row_audio, self.spans, rows, self.row_audio[rows])
 
+    def clip_vectors(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(visual (n, D_v), audio (n, D_a)) float32 of the clips ``idx``: each clip's row, or with windows the mean
+        of its windows' rows (audio: of those with sound; zeros when none has). Views of ``visual`` and ``audio``,
+        nothing copied, when the clips are rows 0..n-1 in order."""
+        idx = np.asarray(idx, np.int64)
+        if self.windows is None:
+            rows = self.rows[idx]
+            if np.array_equal(rows, np.arange(len(rows))):
+                return self.visual[:len(rows)], self.audio[:len(rows)]
+            return self.visual[rows], self.audio[rows]
+        windows = self.windows[idx]
+        present = windows >= 0
+        sounding = present & self.row_audio[np.maximum(windows, 0)]
+        return _row_means(self.visual, windows, present), _row_means(self.audio, windows, sounding)
+
     def window_levels(self, idx: np.ndarray) -> np.ndarray:
         """(len(idx), W): 0 for each window of the clips ``idx`` (a vector carries no sound level: every window
         with sound is audible and equally likely drawn), -inf past a clip's last window."""
@@ -314,3 +329,11 @@ def _refuse_rows(path: Path, clip: np.ndarray, bad: np.ndarray, problem: str) ->
 def _some(names: list[str]) -> str:
     shown = ", ".join(names[:SHOWN_CLIPS])
     return shown + (f" and {len(names) - SHOWN_CLIPS} more" if len(names) > SHOWN_CLIPS else "")
+
+
+def _row_means(matrix: np.ndarray, rows: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """(n, D) float32: row i = the mean of matrix[rows[i, j]] over the j with use[i, j] (zeros when there is none)."""
+    out = np.zeros((rows.shape[0], matrix.shape[1]), np.float32)
+    for j in range(rows.shape[1]):
+        out[use[:, j]] += matrix[rows[use[:, j], j]]
+    return out / np.maximum(use.sum(1), 1)[:, None].astype(np.float32)

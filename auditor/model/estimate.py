@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from auditor.data.feature_file import FeatureArrays
 from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
@@ -30,6 +31,8 @@ Q_FLOOR = 1e-6
 # Clips per chunk when l_i is computed in evaluation mode: every clip of a chunk sees the same negatives.
 EVAL_NEGATIVES_CHUNK = 4096
 EVAL_BATCH = 128
+# evaluate's keys for the features file's vectors of each clip (frozen_inputs); absent for decoded clips.
+INPUT_KEYS = ("x_v", "x_a")
 # The feature-distance evidence needs neighbours of the clip's own class: with fewer other clips of its class than
 # this, a clip has no class to be near and is judged by the classifier alone.
 MIN_CLASS_NEIGHBOURS = 2
@@ -74,9 +77,10 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
     (the windows s* is chosen from) and best (s == s*)."""
     ctx = ctx or dist.Context()
     indices = np.asarray(indices)
+    inputs = frozen_inputs(arrays, indices)
     if arrays.windows is None or len(indices) == 0:
         return dist.gather_eval(lambda pos: _forward(model, arrays, indices[pos], cfg, device, batch_size, workers),
-                                len(indices), ctx)
+                                len(indices), ctx) | inputs
     items, owner, window = arrays.window_items(indices)
     ev = dist.gather_eval(lambda pos: _forward(model, items, pos, cfg, device, batch_size, workers), len(owner), ctx)
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
@@ -94,7 +98,16 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
     if windows_out is not None:
         windows_out.update(owner=owner, window=window, ell=ell.numpy(), best=np.isin(np.arange(len(owner)), best),
                            cosine=(ev["z_v"] * ev["z_a"]).sum(1).numpy(), level=levels, audible=audible)
-    return out
+    return out | inputs
+
+
+def frozen_inputs(arrays: Arrays, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    """x_v (n, D_v), x_a (n, D_a): the features file's vectors of the clips ``indices`` (FeatureArrays.clip_vectors,
+    shared with ``arrays`` where it can), which no label has touched; {} for clips decoded for our own encoders,
+    whose inputs are frames and sound."""
+    if not isinstance(arrays, FeatureArrays):
+        return {}
+    return dict(zip(INPUT_KEYS, map(torch.from_numpy, arrays.clip_vectors(indices)), strict=True))
 
 
 def _forward(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: TrainConfig,
@@ -162,12 +175,15 @@ def out_of_fold_heads(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_aud
                       cfg: TrainConfig, device: torch.device | None = None) -> dict[str, torch.Tensor]:
     """Cross-fitted class probabilities (model/cross_fit.py, ``cfg.evidence_folds`` folds) of the picture (from
     h_v), the sound (h_a, fitted on and given to clips with sound) and both ([h_v; h_a], likewise): (N, K) each,
-    keys p_v, p_a, p_av. Clips without sound get p_a uniform and p_av = p_v."""
+    keys p_v, p_a, p_av. Clips without sound get p_a uniform and p_av = p_v. Where ``ev`` holds the features file's
+    vectors x_v, x_a (frozen_inputs) the heads read them instead of h: no label has touched them, while the
+    features preset's MLPs can fit every given label into h (method.md departure 17)."""
     folds, seed = cfg.evidence_folds, cfg.seed
-    p_v = out_of_fold_probabilities(ev["h_v"], labels, num_classes, folds=folds, seed=seed, device=device)
-    p_a = out_of_fold_probabilities(ev["h_a"], labels, num_classes, folds=folds, seed=seed, mask=has_audio,
+    x_v, x_a = (ev[key] for key in (INPUT_KEYS if INPUT_KEYS[0] in ev else ("h_v", "h_a")))
+    p_v = out_of_fold_probabilities(x_v, labels, num_classes, folds=folds, seed=seed, device=device)
+    p_a = out_of_fold_probabilities(x_a, labels, num_classes, folds=folds, seed=seed, mask=has_audio,
                                     device=device)
-    p_av = out_of_fold_probabilities((ev["h_v"], ev["h_a"]), labels, num_classes, folds=folds,
+    p_av = out_of_fold_probabilities((x_v, x_a), labels, num_classes, folds=folds,
                                      seed=seed, mask=has_audio, device=device)
     return {"p_v": p_v, "p_a": p_a, "p_av": torch.where(has_audio[:, None], p_av, p_v)}
 
@@ -198,7 +214,8 @@ def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: to
 
 
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
-                   cfg: TrainConfig, num_classes: int, device: torch.device | None = None) -> dict:
+                   cfg: TrainConfig, num_classes: int, device: torch.device | None = None,
+                   heads: dict[str, torch.Tensor] | None = None) -> dict:
     """From an evaluation pass: l_i, sound evidence, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures'
     diagnostics.
 
@@ -207,20 +224,24 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
       l_i and the cross-fitted heads; l_i alone with ``evidence_folds`` = 0) fitted on clips with sound
       (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0 (they are reported
       as not mismatched by the scoring);
-    * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h (``cfg.evidence_folds``
-      folds), or label_evidence_ce of the network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
+    * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h, or the features
+      file's vectors x (out_of_fold_heads; ``cfg.evidence_folds`` folds), or label_evidence_ce of the network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
       q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
       MIN_CLASS_NEIGHBOURS other clips of its class);
     * r_i = mixture posterior over the evidence; q, y^ from (u, r);
-    * heads: the cross-fitted p_v, p_a, p_av (out_of_fold_heads; empty with ``evidence_folds`` = 0);
+    * heads: the cross-fitted p_v, p_a, p_av (out_of_fold_heads; empty with ``evidence_folds`` = 0), or the
+      ``heads`` given: those of an earlier estimate on the same features file's vectors, which no network change
+      alters (the training fits them once);
     * agreement: the share of clips whose given label is the fused head's argmax (the cross-fitted p^av, or the
-      network's own p^av with ``evidence_folds`` = 0): how far the model has learnt the given labels.
+      network's own p^av with ``evidence_folds`` = 0): how far the model has learnt the given labels (on a
+      features file, how far a linear head on its vectors finds them: the same at every epoch end).
     Each mixture returns all-clean posteriors when its evidence shows no second population. The kNN of q runs
     on ``device`` (model/neighbours.py: exact on a GPU, approximate above KNN_EXACT_MAX clips on the CPU), once
     for both votes; everything else on the CPU."""
     group = labels.numpy() if cfg.class_normalise else None
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, negative_classes(ev, labels))
-    heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device) if cfg.evidence_folds > 0 else {}
+    if heads is None:
+        heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device) if cfg.evidence_folds > 0 else {}
     sound = sound_evidence(ell, heads, labels) if heads else ell
     mask = has_audio.numpy()
     w_fit = mixture_posterior(sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)

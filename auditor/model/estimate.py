@@ -224,10 +224,11 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
       l_i and the cross-fitted heads; l_i alone with ``evidence_folds`` = 0) fitted on clips with sound
       (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0 (they are reported
       as not mismatched by the scoring);
-    * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h, or the features
-      file's vectors x (out_of_fold_heads; ``cfg.evidence_folds`` folds), or label_evidence_ce of the network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence == "classifier+features"``: r0 from CE_i alone,
-      q from (u, r0), then the evidence is CE_i - log q_i[y~_i] (CE_i alone for a clip with fewer than
-      MIN_CLASS_NEIGHBOURS other clips of its class);
+    * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h, or on the
+      features file's vectors x (out_of_fold_heads; ``cfg.evidence_folds`` folds), or label_evidence_ce of the
+      network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence ==
+      "classifier+features"``: r0 from CE_i alone, q from (u, r0), then the evidence is CE_i - log q_i[y~_i]
+      (CE_i alone for a clip with fewer than MIN_CLASS_NEIGHBOURS other clips of its class);
     * r_i = mixture posterior over the evidence; q, y^ from (u, r);
     * heads: the cross-fitted p_v, p_a, p_av (out_of_fold_heads; empty with ``evidence_folds`` = 0), or the
       ``heads`` given: those of an earlier estimate on the same features file's vectors, which no network change

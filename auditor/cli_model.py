@@ -25,8 +25,9 @@ _HELP = {"init_from": "a run folder (same preset): start the encoders from its c
          "features": "a Parquet or .npz file of per-clip visual and audio vectors from a pretrained model "
                      "(README, 'Pretrained features'): train small MLP encoders on them instead of decoding the "
                      "clips (the features preset; --preset is not used)",
-         "evidence_folds": "folds of the linear heads cross-fitted on the encoders' features that judge each label "
-                           "(default 5; 0 = the network's own heads, which have fitted every label)"}
+         "evidence_folds": "folds of the linear heads cross-fitted on the encoders' features (with --features: on "
+                           "the file's vectors) that judge each label (default 5; 0 = the network's own heads, which "
+                           "have fitted every label)"}
 # The valid values of a flag, taken from where they are defined.
 _CHOICES = {"preset": FRAME_PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
 

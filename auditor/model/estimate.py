@@ -31,7 +31,9 @@ Q_FLOOR = 1e-6
 # Clips per chunk when l_i is computed in evaluation mode: every clip of a chunk sees the same negatives.
 EVAL_NEGATIVES_CHUNK = 4096
 EVAL_BATCH = 128
-# evaluate's keys for the features file's vectors of each clip (frozen_inputs); absent for decoded clips.
+# evaluate's keys of the network's outputs (network.Outputs), and of a features file's vectors of each clip
+# (frozen_inputs; absent for decoded clips).
+OUTPUT_KEYS = ("h_v", "h_a", "z_v", "z_a", "logits_av", "logits_a", "logits_v")
 INPUT_KEYS = ("x_v", "x_a")
 # The feature-distance evidence needs neighbours of the clip's own class: with fewer other clips of its class than
 # this, a clip has no class to be near and is judged by the classifier alone.
@@ -61,8 +63,9 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
              device: torch.device, batch_size: int = EVAL_BATCH,
              windows_out: dict[str, np.ndarray] | None = None, workers: int = 0,
              ctx: dist.Context | None = None) -> dict[str, torch.Tensor]:
-    """Evaluation-mode forward pass over ``indices``: h_v, h_a (n, C), z_v, z_a (n, d), logits_av/_a/_v (n, K) on
-    the CPU; the
+    """Evaluation-mode forward pass over ``indices``: the evidence heads' inputs, z_v, z_a (n, d) and
+    logits_av/_a/_v (n, K) on the CPU. The heads' inputs are h_v, h_a (n, C) for decoded clips, and for a features
+    file its vectors x_v, x_a (frozen_inputs) instead of h, which nothing else reads. The model's
     inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches). Under
     torchrun (``ctx`` of K > 1 ranks) each rank runs the forward pass of every K-th item (clip, or window) and
     all ranks gather every item's outputs before anything is computed across items: the results are those of one
@@ -78,11 +81,13 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
     ctx = ctx or dist.Context()
     indices = np.asarray(indices)
     inputs = frozen_inputs(arrays, indices)
+    keys = tuple(k for k in OUTPUT_KEYS if not (inputs and k in ("h_v", "h_a")))
     if arrays.windows is None or len(indices) == 0:
-        return dist.gather_eval(lambda pos: _forward(model, arrays, indices[pos], cfg, device, batch_size, workers),
-                                len(indices), ctx) | inputs
+        return dist.gather_eval(lambda pos: _forward(model, arrays, indices[pos], keys, device, batch_size, cfg,
+                                                     workers), len(indices), ctx) | inputs
     items, owner, window = arrays.window_items(indices)
-    ev = dist.gather_eval(lambda pos: _forward(model, items, pos, cfg, device, batch_size, workers), len(owner), ctx)
+    ev = dist.gather_eval(lambda pos: _forward(model, items, pos, keys, device, batch_size, cfg, workers), len(owner),
+                          ctx)
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
     levels = arrays.window_levels(np.asarray(indices))[owner, window]
     loudest = np.full(len(indices), -np.inf)
@@ -93,7 +98,7 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
     best = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]] if len(order) else order
     counts = torch.from_numpy(np.bincount(owner, minlength=len(indices))).clamp_min(1).float()[:, None]
     out = {k: ev[k][best] for k in ("z_v", "z_a")}
-    for k in ("h_v", "h_a", "logits_av", "logits_a", "logits_v"):
+    for k in (k for k in keys if k not in out):
         out[k] = torch.zeros(len(indices), ev[k].shape[1]).index_add_(0, torch.from_numpy(owner), ev[k]) / counts
     if windows_out is not None:
         windows_out.update(owner=owner, window=window, ell=ell.numpy(), best=np.isin(np.arange(len(owner)), best),
@@ -110,14 +115,13 @@ def frozen_inputs(arrays: Arrays, indices: np.ndarray) -> dict[str, torch.Tensor
     return dict(zip(INPUT_KEYS, map(torch.from_numpy, arrays.clip_vectors(indices)), strict=True))
 
 
-def _forward(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: TrainConfig,
-             device: torch.device, batch_size: int, workers: int) -> dict[str, torch.Tensor]:
-    """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays``."""
+def _forward(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, keys: tuple[str, ...],
+             device: torch.device, batch_size: int, cfg: TrainConfig, workers: int) -> dict[str, torch.Tensor]:
+    """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays``: the outputs ``keys``."""
     preset = get_preset(cfg.preset)
     was_training = model.training
     model.eval()
-    outs: dict[str, list[torch.Tensor]] = {k: [] for k in ("h_v", "h_a", "z_v", "z_a", "logits_av", "logits_a",
-                                                            "logits_v")}
+    outs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     batches = evaluation_batches(arrays, indices, batch_size, preset.num_frames, preset.audio_frames, workers,
                                  pin_memory=device.type == "cuda")
     with torch.no_grad(), autocast(device):

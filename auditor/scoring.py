@@ -26,6 +26,7 @@ import json
 import multiprocessing as mp
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
 from auditor.model.estimate import Evaluation, estimate_noise, evaluate
 from auditor.model.loader import loader_workers
+from auditor.model.neighbours import nearest_neighbours
 from auditor.model.sources import Arrays, prepare_inputs
 from auditor.run_folder import (
     CHECKPOINT_FILE,
@@ -63,10 +65,14 @@ UMAP_NEIGHBOURS = 15
 # 0.25 s per 1,000 more, and no browser draws 200,000 points per map at a glance.
 MAP_POINTS_MAX = 50_000
 # From this many points on, and with at least UMAP_PARALLEL_CORES cores, the three maps are computed in parallel
-# processes (umap_maps): below it, starting the processes costs more than it saves. Each process compiles umap's
-# numba functions again (about 40 s of CPU: not cached); on 2 cores three maps of 20,000 points took 108 s wall and
-# 109 s of CPU in three processes, 59 s and 59 s one after the other in one (load 5; BENCHMARKS.md).
+# processes (umap_maps): below it, starting the processes costs more than it saves (each process imports umap and
+# compiles what numba has not cached).
 UMAP_PARALLEL_MIN = 10_000
+# From this many points on umap-learn would find the neighbours by NN-descent (below it, from all pairwise
+# distances); there umap_2d hands it map_neighbours instead, which needs no numba compilation.
+UMAP_SEARCH_MIN = 4096
+# Rows of map_neighbours' distance computation at once.
+MAP_DISTANCE_BLOCK = 4096
 # Values (rows x dims) in one list array of embeddings.parquet's vector columns: their offsets are int32.
 LIST_VALUES_MAX = 2**30
 UMAP_PARALLEL_CORES = 4
@@ -263,7 +269,8 @@ def map_points(n: int, seed: int = 0) -> np.ndarray:
 
 
 def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(N, D) -> (N, 2) UMAP coordinates (cosine metric); tiny inputs fall back to the first two PCA axes.
+    """(N, D) -> (N, 2) UMAP coordinates (cosine metric, UMAP_NEIGHBOURS neighbours: map_neighbours' from
+    UMAP_SEARCH_MIN points on, else umap-learn's own exact ones); tiny inputs fall back to the first two PCA axes.
 
     Reproducible: ``random_state=seed``, which makes umap-learn (0.5.x) run single-threaded (it overrides n_jobs
     to 1 and optimises the layout serially; unseeded, its parallel layout differs from run to run)."""
@@ -273,9 +280,28 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "av-auditor" / "numba"))
     import umap  # slow import (numba); only here
 
-    reducer = umap.UMAP(n_neighbors=min(UMAP_NEIGHBOURS, n - 1), min_dist=0.1, metric="cosine",
-                        random_state=seed, n_jobs=1)
-    return reducer.fit_transform(x).astype(np.float32)
+    k = min(UMAP_NEIGHBOURS, n - 1)
+    knn = map_neighbours(x, k) if n >= UMAP_SEARCH_MIN else (None, None, None)
+    reducer = umap.UMAP(n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
+                        precomputed_knn=knn)
+    with warnings.catch_warnings():  # "transform will be unavailable": the maps never transform
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        return reducer.fit_transform(x).astype(np.float32)
+
+
+def map_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """umap-learn's ``precomputed_knn`` for the cosine metric of the (N, D) rows ``x``: (N, k) int32 indices, row i
+    being i itself and then its k - 1 most cosine-similar other rows, most similar first (model/neighbours
+    nearest_neighbours, the approximate search), and (N, k) float32 cosine distances 1 - u_i . u_j of the unit
+    rows u (0 for i itself); no search index."""
+    u = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), dim=1)
+    n = u.shape[0]
+    idx = torch.cat([torch.arange(n)[:, None], nearest_neighbours(u, k - 1, exact=False)], 1)
+    sim = torch.cat([torch.einsum("nd,nkd->nk", u[s:s + MAP_DISTANCE_BLOCK], u[idx[s:s + MAP_DISTANCE_BLOCK]])
+                     for s in range(0, n, MAP_DISTANCE_BLOCK)])
+    dist = (1.0 - sim).clamp_min(0.0)
+    dist[:, 0] = 0.0
+    return idx.numpy().astype(np.int32), dist.numpy(), None
 
 
 def _pca_2d(x: np.ndarray) -> np.ndarray:

@@ -95,3 +95,29 @@ def test_embeddings_table_keeps_each_clip_s_vectors_in_list_arrays_of_bounded_si
     np.testing.assert_array_equal(np.stack(back["audio"]), audio.astype(np.float32))
     np.testing.assert_array_equal(np.stack(back["fused"]), fused)
     assert back["clip"].tolist() == list("abcdefg") and back["umap_audio_x"].tolist() == list(range(7))
+
+
+def test_large_maps_take_their_neighbours_from_our_search_not_umap_s(monkeypatch):
+    import umap.umap_
+
+    scoring_map_neighbours = scoring.map_neighbours
+    x, centre = _clusters(600, seed=5)
+    idx, dist, index = scoring.map_neighbours(x, 15)
+    assert idx.shape == dist.shape == (600, 15) and idx.dtype == np.int32 and dist.dtype == np.float32
+    assert index is None and np.array_equal(idx[:, 0], np.arange(600)) and (dist[:, 0] == 0).all()
+    assert (np.diff(dist, axis=1) >= -1e-6).all(), "most similar first"
+    np.testing.assert_allclose(dist[:, 1:], 1 - np.einsum("nd,nkd->nk", x, x[idx[:, 1:]]), atol=1e-5)
+    assert (idx[:, 1:] != np.arange(600)[:, None]).all()
+    assert (centre[idx[:, 1:]] == centre[:, None]).mean() > 0.95, "neighbours from the point's own cluster"
+
+    def no_nn_descent(*args, **kwargs):
+        raise AssertionError("umap searched the neighbours itself")
+
+    searched = []
+    monkeypatch.setattr(umap.umap_, "nearest_neighbors", no_nn_descent)
+    monkeypatch.setattr(scoring, "map_neighbours", lambda x, k: searched.append(k) or scoring_map_neighbours(x, k))
+    monkeypatch.setattr(scoring, "UMAP_SEARCH_MIN", 500)
+    xy = scoring.umap_2d(x, seed=2)
+    assert searched == [15]
+    assert xy.shape == (600, 2) and np.isfinite(xy).all()
+    assert np.array_equal(xy, scoring.umap_2d(x, seed=2)), "reproducible"

@@ -36,8 +36,9 @@ from auditor.errors import UserError
 FEATURE_SUFFIXES = (".parquet", ".npz")
 # Clip names shown in a message before "and N more".
 SHOWN_CLIPS = 5
-# Rows of a Parquet file's vectors decoded at a time (Arrow holds one batch beside the numpy arrays).
-VECTOR_BATCH_ROWS = 16_384
+# Rows of a Parquet file's vectors decoded at a time (Arrow holds one batch beside the numpy arrays; a batch of
+# 4,096 rows of 512 floats is 8 MB, one of 16,384 decoded at half the speed: BENCHMARKS.md).
+VECTOR_BATCH_ROWS = 4096
 
 
 @dataclass

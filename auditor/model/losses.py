@@ -53,14 +53,16 @@ def cross_modal_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float = 0.1,
     With ``labels`` (N,), clips j != i of clip i's label are left out of its negatives, so that l_i measures
     whether the sound belongs to this picture rather than how many clips share its class; with (N, m) labels
     (classes a clip may belong to), clips j sharing any of them with clip i."""
-    sim = z_v @ z_a.T / tau  # (N, N): row i = visual i against every sound
+    # (N, N): row i = visual i against every sound; scaled and masked in place (the product's and the scaling's
+    # gradients do not read their outputs)
+    sim = (z_v @ z_a.T).div_(tau)
     idx = torch.arange(sim.shape[0], device=sim.device)
     if labels is not None:
         sets = labels[:, None] if labels.dim() == 1 else labels  # (N, m)
         # (N, K) 0/1 class sets; j shares a class with i where their product is > 0 (one matmul, not (N, N, m, m))
         member = torch.zeros(len(sets), int(sets.max()) + 1, device=sim.device).scatter_(1, sets, 1.0)
         same = (member @ member.T > 0).fill_diagonal_(False)  # (N, N), j != i
-        sim = sim.masked_fill(same, -float("inf"))
+        sim.masked_fill_(same, -float("inf"))
     v2a = F.cross_entropy(sim, idx, reduction="none")
     a2v = F.cross_entropy(sim.T, idx, reduction="none")
     return 0.5 * (v2a + a2v)

@@ -18,6 +18,7 @@ from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
 from auditor.model.cross_fit import out_of_fold_probabilities
+from auditor.model.heap import reused_heap
 from auditor.model.loader import evaluation_batches
 from auditor.model.losses import cross_modal_infonce
 from auditor.model.neighbours import nearest_neighbours
@@ -151,8 +152,9 @@ def per_clip_infonce(z_v: torch.Tensor, z_a: torch.Tensor, tau: float, seed: int
     if n == 0:
         return ell
     order = torch.from_numpy(np.random.default_rng(seed).permutation(n)) if n > EVAL_NEGATIVES_CHUNK else torch.arange(n)
-    for idx in torch.tensor_split(order, math.ceil(n / EVAL_NEGATIVES_CHUNK)):
-        ell[idx] = cross_modal_infonce(z_v[idx], z_a[idx], tau, None if labels is None else labels[idx])
+    with reused_heap():  # each chunk's (chunk, chunk) temporaries in the memory the last one freed
+        for idx in torch.tensor_split(order, math.ceil(n / EVAL_NEGATIVES_CHUNK)):
+            ell[idx] = cross_modal_infonce(z_v[idx], z_a[idx], tau, None if labels is None else labels[idx])
     return ell
 
 

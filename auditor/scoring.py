@@ -22,6 +22,7 @@ p^av; ``cosine`` gives mismatch_score = (1 - cos(z^v, z^a)) / 2; ``ce`` has no m
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -76,6 +77,10 @@ MAP_DISTANCE_BLOCK = 4096
 # Values (rows x dims) in one list array of embeddings.parquet's vector columns: their offsets are int32.
 LIST_VALUES_MAX = 2**30
 UMAP_PARALLEL_CORES = 4
+# umap-learn's numba kernels on the maps' path that it declares without a disk cache, so that every process
+# compiled them again (_cache_umap_kernels).
+UMAP_UNCACHED_KERNELS = (("umap.umap_", "smooth_knn_dist"), ("umap.umap_", "compute_membership_strengths"),
+                         ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"))
 
 
 def evaluate_all(model, cfg, arrays: Arrays, labels: torch.Tensor, num_classes: int,
@@ -280,6 +285,7 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "av-auditor" / "numba"))
     import umap  # slow import (numba); only here
 
+    _cache_umap_kernels()
     k = min(UMAP_NEIGHBOURS, n - 1)
     knn = map_neighbours(x, k) if n >= UMAP_SEARCH_MIN else (None, None, None)
     reducer = umap.UMAP(n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
@@ -287,6 +293,15 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     with warnings.catch_warnings():  # "transform will be unavailable": the maps never transform
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
         return reducer.fit_transform(x).astype(np.float32)
+
+
+def _cache_umap_kernels() -> None:
+    """Have numba cache UMAP_UNCACHED_KERNELS on disk (under NUMBA_CACHE_DIR, as umap-learn's cached kernels are)
+    instead of compiling them again in every process; what they compute is unchanged."""
+    for module, name in UMAP_UNCACHED_KERNELS:
+        kernel = getattr(importlib.import_module(module), name, None)
+        if hasattr(kernel, "enable_caching"):  # a numba Dispatcher
+            kernel.enable_caching()
 
 
 def map_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, None]:

@@ -97,6 +97,19 @@ def test_embeddings_table_keeps_each_clip_s_vectors_in_list_arrays_of_bounded_si
     assert back["clip"].tolist() == list("abcdefg") and back["umap_audio_x"].tolist() == list(range(7))
 
 
+def test_umaps_uncached_kernels_are_cached_on_disk():
+    """The kernels umap-learn compiles afresh in every process exist under their names and, once a map has been
+    made, keep their compiled code on disk (numba's FunctionCache) like umap-learn's cached ones."""
+    import importlib
+
+    from numba.core.caching import FunctionCache
+
+    scoring.umap_2d(np.random.default_rng(0).standard_normal((30, 4)).astype(np.float32))
+    for module, name in scoring.UMAP_UNCACHED_KERNELS:
+        kernel = getattr(importlib.import_module(module), name)
+        assert isinstance(kernel._cache, FunctionCache), (module, name)
+
+
 def test_large_maps_take_their_neighbours_from_our_search_not_umap_s(monkeypatch):
     import umap.umap_
 

@@ -7,7 +7,7 @@ page by page, zeroed by the kernel and unmapped again every time it is made. :fu
 threshold to REUSE_MMAP_THRESHOLD and the heap's trim threshold to REUSE_TRIM_THRESHOLD for its block, so such
 tensors come from the heap and the memory one frees is the next one's; on exit it sets both back to the values
 glibc's own adaptation ends at (DEFAULT_MMAP_THRESHOLD_MAX and twice it) and returns every whole free page of the
-heap to the kernel (``malloc_trim(0)``), so the process keeps no more memory after the block than before it.
+heap to the kernel (``malloc_trim(0)``), so what the block freed does not stay with the process.
 
 The numbers computed inside are unchanged: only where memory comes from. Without glibc (macOS, Windows, musl)
 the block runs as it is.

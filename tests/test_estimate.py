@@ -4,7 +4,10 @@ where the sound does not belong, and on a features file the evidence heads read 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -106,19 +109,59 @@ def test_a_hard_sound_heard_as_its_class_is_not_a_foreign_sound():
     """sound_evidence = sqrt(l · c): a high InfoNCE alone (a hard clip whose sound the sound head hears as its
     label, or as the class its picture shows) and a foreign class alone (a pair the embedding fits) are weaker
     evidence than both together."""
-    from auditor.model.estimate import sound_evidence
+    from auditor.model.estimate import sound_evidence, uniform_prior
 
     labels = torch.tensor([0, 0, 0, 0])
+    has_audio = torch.ones(4, dtype=torch.bool)
     ell = torch.tensor([9.0, 9.0, 9.0, 0.01])
     heads = {"p_a": torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9], [0.05, 0.05, 0.9]]),
              "p_v": torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.9, 0.05, 0.05]])}
-    e = sound_evidence(ell, heads, labels)
+    e = sound_evidence(ell, heads, labels, has_audio)
     # clip 0: heard as its label; clip 1: heard as the class its picture shows (a wrong label, its own sound);
     # clip 2: heard as a class neither the label nor the picture names; clip 3: the same, but the pair fits
-    foreign = 0.05 * 0.9 + 0.9 * 0.05 + 0.05 * 0.05  # sum_k p^a_k p^v_k of clips 2 and 3
-    heard = torch.tensor([0.9, 0.05 * 0.05 * 2 + 0.9 * 0.9, foreign, foreign])
-    assert torch.allclose(e, torch.sqrt(ell * -torch.log(torch.maximum(heads["p_a"][:, 0], heard))), atol=1e-6)
-    assert int(e.argmax()) == 2 and float(e[2]) > 3 * max(float(e[0]), float(e[1]), float(e[3]))
+    p_a = uniform_prior(heads["p_a"], labels, has_audio)
+    heard = torch.maximum(p_a[:, 0], (p_a * heads["p_v"]).sum(1))
+    assert torch.allclose(e, torch.sqrt(ell * -torch.log(heard)), atol=1e-6)
+    assert int(e.argmax()) == 2 and float(e[2]) > 2.5 * max(float(e[0]), float(e[1]), float(e[3]))
+
+
+def test_uniform_prior_divides_by_the_given_labels_frequencies_over_the_mask():
+    from auditor.model.estimate import uniform_prior
+
+    p = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    balanced = torch.tensor([0, 1, 2, 0, 1, 2])
+    assert torch.allclose(uniform_prior(p, balanced, torch.ones(6, dtype=torch.bool)), p)
+    # counts over the mask: class 0 three times, class 1 once, class 2 none (floored at 1): pi = (3, 1, 1) / 5
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    mask = torch.tensor([True, True, True, True, False, False])
+    scaled = p / torch.tensor([0.6, 0.2, 0.2])
+    assert torch.allclose(uniform_prior(p, labels, mask), scaled / scaled.sum(1, keepdim=True))
+
+
+def test_a_small_class_s_sound_is_not_foreign_for_being_rare():
+    """A head fitted on a 9:1 long tail gives the small class's own sound a posterior shrunk by its prior (0.3
+    here), and a large class's clip heard mostly as the small class the same 0.3 for its own class: equal evidence
+    from the raw posteriors. Under a uniform prior the small class's sound is likely under its class, the other's
+    is not. A clip without sound keeps its uniform row (its sound evidence is not fitted on)."""
+    from auditor.model.estimate import sound_evidence
+
+    labels = torch.tensor([0] * 9 + [1] + [0])
+    has_audio = torch.tensor([True] * 10 + [False])
+    ell = torch.full((11,), 4.0)
+    p_a = torch.tensor([[0.9, 0.1]] * 8 + [[0.3, 0.7], [0.7, 0.3], [0.5, 0.5]])
+    p_v = torch.tensor([[0.9, 0.1]] * 9 + [[0.1, 0.9], [0.9, 0.1]])  # the picture head sees the given label
+    raw = sound_evidence(ell, {"p_a": p_a, "p_v": p_v}, labels, torch.zeros(11, dtype=torch.bool))
+    assert float(raw[8]) == pytest.approx(float(raw[9]), rel=1e-6)  # no clip with sound: no prior to remove
+    e = sound_evidence(ell, {"p_a": p_a, "p_v": p_v}, labels, has_audio)
+    pi = torch.tensor([0.9, 0.1])
+    small = p_a[9] / pi / (p_a[9] / pi).sum()  # clip 9 under a uniform prior: its own class 0.794
+    big = p_a[8] / pi / (p_a[8] / pi).sum()
+    heard_9 = max(float(small[1]), float((small * p_v[9]).sum()))
+    heard_8 = max(float(big[0]), float((big * p_v[8]).sum()))
+    assert float(e[9]) == pytest.approx(math.sqrt(4 * -math.log(heard_9)), rel=1e-5)
+    assert float(e[8]) == pytest.approx(math.sqrt(4 * -math.log(heard_8)), rel=1e-5)
+    assert float(e[9]) < float(e[8]) / 2
+    assert float(e[10]) == pytest.approx(math.sqrt(4 * math.log(2)), rel=1e-5)
 
 
 def test_on_features_the_evidence_heads_read_the_file_s_vectors_not_what_the_network_fitted(tmp_path):

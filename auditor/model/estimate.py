@@ -204,17 +204,31 @@ def label_evidence_out_of_fold(heads: dict[str, torch.Tensor], labels: torch.Ten
     return -torch.log(p.max(0).values.clamp_min(Q_FLOOR))
 
 
-def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+def uniform_prior(p: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """p'_ik = (p_ik / pi_k) / sum_j (p_ij / pi_j): class probabilities fitted on the given labels, re-weighted to a
+    uniform class prior (Menon et al.'s post-hoc logit adjustment), pi_k = n_k / sum_j n_j with n_k the clips in
+    ``mask`` whose given label is k (floored at 1, so a class without such clips divides by a small prior, not by
+    zero). (N, K)."""
+    counts = torch.bincount(labels[mask], minlength=p.shape[1]).clamp_min(1).to(p.dtype)
+    scaled = p / (counts / counts.sum())
+    return scaled / scaled.sum(1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+
+
+def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: torch.Tensor,
+                   has_audio: torch.Tensor) -> torch.Tensor:
     """e_i = sqrt(l_i · c_i), the geometric mean of two losses in nats: the clip's per-clip InfoNCE l_i (its sound
-    against the other clips' sounds, given its picture) and c_i = -log max(p_i^a[y~_i], sum_k p_i^a[k] p_i^v[k]),
+    against the other clips' sounds, given its picture) and c_i = -log max(p'_i^a[y~_i], sum_k p'_i^a[k] p_i^v[k]),
     how unlikely the cross-fitted sound head (out_of_fold_heads) finds the class of the given label or the class the
-    cross-fitted picture head sees. Both must be large for a sound to look foreign: a sound the embedding places
-    far from its picture but that the sound head hears as the clip's class is a hard clip (a small class's, a
-    quiet one's), not another clip's sound; and a sound the sound head hears as another class but that the
-    embedding pairs with its picture is one the network may have fitted, and needs the instance evidence too.
-    (N,); clips without sound get c_i from a uniform p^a."""
+    cross-fitted picture head sees, its probabilities p'^a taken under a uniform class prior (uniform_prior over
+    the clips with sound): whether the sound is likely under a class, not whether the class is frequent, so a
+    small class's sounds are not foreign for being rare. Both must be large for a sound to look foreign: a sound
+    the embedding places far from its picture but that the sound head hears as the clip's class is a hard clip (a
+    small class's, a quiet one's), not another clip's sound; and a sound the sound head hears as another class
+    but that the embedding pairs with its picture is one the network may have fitted, and needs the instance
+    evidence too. (N,); clips without sound get c_i from a uniform p^a."""
     rows = torch.arange(len(labels))
-    heard = torch.maximum(heads["p_a"][rows, labels], (heads["p_a"] * heads["p_v"]).sum(1))
+    p_a = torch.where(has_audio[:, None], uniform_prior(heads["p_a"], labels, has_audio), heads["p_a"])
+    heard = torch.maximum(p_a[rows, labels], (p_a * heads["p_v"]).sum(1))
     classes = -torch.log(heard.clamp_min(Q_FLOOR))
     return torch.sqrt(ell.clamp_min(0) * classes)
 
@@ -249,7 +263,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, negative_classes(ev, labels))
     if heads is None:
         heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device) if cfg.evidence_folds > 0 else {}
-    sound = sound_evidence(ell, heads, labels) if heads else ell
+    sound = sound_evidence(ell, heads, labels, has_audio) if heads else ell
     mask = has_audio.numpy()
     w_fit = mixture_posterior(sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))

@@ -35,7 +35,14 @@ from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkp
 from auditor.model.config import TrainConfig, resolve_schedule
 from auditor.model.estimate import INPUT_KEYS, Evaluation, autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
-from auditor.model.losses import category_contrastive, cross_modal_infonce, hybrid_loss, sce, sce_constants
+from auditor.model.losses import (
+    category_contrastive,
+    class_prior,
+    cross_modal_infonce,
+    hybrid_loss,
+    sce,
+    sce_constants,
+)
 from auditor.model.network import AudioVisualNet, Outputs, place_on
 from auditor.model.presets import get_preset
 from auditor.model.sources import Arrays, prepare_inputs
@@ -151,7 +158,7 @@ class Objective:
     @classmethod
     def for_labels(cls, labels: torch.Tensor, num_classes: int, cfg: TrainConfig,
                    device: torch.device) -> Objective:
-        prior = torch.bincount(labels, minlength=num_classes).float().clamp_min(1) / len(labels)
+        prior = class_prior(labels, num_classes)
         tau = cfg.logit_adjust if cfg.method == "ntl" else 0.0
         alpha, beta = sce_constants(num_classes)
         return cls((tau * prior.log()).to(device), alpha, beta, max(cfg.hybrid_alpha, alpha))

@@ -20,7 +20,7 @@ from auditor.model.correction import corrected_labels, fused_features
 from auditor.model.cross_fit import out_of_fold_probabilities
 from auditor.model.heap import reused_heap
 from auditor.model.loader import evaluation_batches
-from auditor.model.losses import cross_modal_infonce
+from auditor.model.losses import class_prior, cross_modal_infonce
 from auditor.model.neighbours import nearest_neighbours
 from auditor.model.network import AudioVisualNet
 from auditor.model.noise_estimation import mixture_posterior
@@ -206,11 +206,9 @@ def label_evidence_out_of_fold(heads: dict[str, torch.Tensor], labels: torch.Ten
 
 def uniform_prior(p: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """p'_ik = (p_ik / pi_k) / sum_j (p_ij / pi_j): class probabilities fitted on the given labels, re-weighted to a
-    uniform class prior (Menon et al.'s post-hoc logit adjustment), pi_k = n_k / sum_j n_j with n_k the clips in
-    ``mask`` whose given label is k (floored at 1, so a class without such clips divides by a small prior, not by
-    zero). (N, K)."""
-    counts = torch.bincount(labels[mask], minlength=p.shape[1]).clamp_min(1).to(p.dtype)
-    scaled = p / (counts / counts.sum())
+    uniform class prior (Menon et al.'s post-hoc logit adjustment), pi = losses.class_prior of the given labels of
+    the clips in ``mask`` (a class without such clips counted as one clip). (N, K)."""
+    scaled = p / class_prior(labels[mask], p.shape[1]).to(p.dtype)
     return scaled / scaled.sum(1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
 
 

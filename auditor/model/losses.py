@@ -19,6 +19,12 @@ SCE_A = -4.0
 SCE_ALPHA_100, SCE_BETA_100 = 6.0, 0.1
 
 
+def class_prior(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """pi_k = max(n_k, 1) / max(N, 1): the class frequencies of N given labels, a class without any counted as one
+    clip so that log pi and 1 / pi stay finite. (K,) float32."""
+    return torch.bincount(labels, minlength=num_classes).float().clamp_min(1) / max(len(labels), 1)
+
+
 def sce_constants(num_classes: int) -> tuple[float, float]:
     """(alpha, beta) for K classes: the paper's 10-class values up to K = 10, its 100-class values from K = 100,
     and log-linear in K between them (alpha = 0.1 * 60^t, beta = 0.1^t with t = log10(K / 10))."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
+from auditor.model.estimate import training_earlier_sound
 from auditor.run_folder import CONFIG_FILE, FLAGS_FILE, RunLock, append_progress
 from auditor.scoring import score_and_write
 from auditor.train import EpochEnd, train
@@ -34,7 +35,8 @@ def train_and_score(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig,
                 model, ckpt = load_trained(run_dir, trained.device)
                 score_and_write(model, ckpt["config"], trained.ingest, trained.arrays, run_dir,
                                 classes=ckpt["classes"], device=trained.device, run_config=trained.config,
-                                evaluation=trained.final)
+                                evaluation=trained.final,
+                                earlier_sound=training_earlier_sound(ckpt, trained.arrays.clips, trained.arrays.labels))
                 append_progress(run_dir, {"event": "done", "message": f"wrote {run_dir / FLAGS_FILE}"})
         except BaseException as err:
             if is_main and (run_dir / CONFIG_FILE).exists():

@@ -43,7 +43,7 @@ from auditor.flags import FLAGS_COLUMNS, percentile_rank
 from auditor.model.checkpoint import load_trained
 from auditor.model.config import TrainConfig
 from auditor.model.distributed import resolve_device
-from auditor.model.estimate import Evaluation, estimate_noise, evaluate
+from auditor.model.estimate import EarlierSound, Evaluation, estimate_noise, evaluate, training_earlier_sound
 from auditor.model.loader import loader_workers
 from auditor.model.neighbours import nearest_neighbours
 from auditor.model.sources import Arrays, prepare_inputs
@@ -84,21 +84,25 @@ UMAP_UNCACHED_KERNELS = (("umap.umap_", "smooth_knn_dist"), ("umap.umap_", "comp
 
 
 def evaluate_all(model, cfg, arrays: Arrays, labels: torch.Tensor, num_classes: int,
-                 device: torch.device) -> Evaluation:
-    """The evaluation pass over every clip of ``arrays`` and its estimate (what a training epoch end computes)."""
+                 device: torch.device, earlier_sound: EarlierSound | None = None) -> Evaluation:
+    """The evaluation pass over every clip of ``arrays`` and its estimate (what a training epoch end computes;
+    ``earlier_sound``: see estimate_noise)."""
     windows: dict[str, np.ndarray] = {}
     ev = evaluate(model, arrays, np.arange(len(arrays.clips)), cfg, device, windows_out=windows,
                   workers=loader_workers(-1, device, 1))
-    est = estimate_noise(ev, labels, torch.from_numpy(arrays.has_audio.copy()), cfg, num_classes, device)
+    est = estimate_noise(ev, labels, torch.from_numpy(arrays.has_audio.copy()), cfg, num_classes, device,
+                         earlier_sound=earlier_sound)
     return Evaluation(ev, est, windows)
 
 
 def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: list[str],
-                   device: torch.device, evaluation: Evaluation | None = None) -> dict[str, np.ndarray]:
+                   device: torch.device, evaluation: Evaluation | None = None,
+                   earlier_sound: EarlierSound | None = None) -> dict[str, np.ndarray]:
     """The method's per-clip verdicts, as numpy arrays of length N, from ``evaluation`` (the model's evaluation
-    of exactly these clips and labels, e.g. the training's last epoch end) or from a new evaluate_all."""
+    of exactly these clips and labels, e.g. the training's last epoch end) or from a new evaluate_all (with
+    ``earlier_sound``)."""
     n = len(arrays.clips)
-    evaluation = evaluation or evaluate_all(model, cfg, arrays, labels, len(classes), device)
+    evaluation = evaluation or evaluate_all(model, cfg, arrays, labels, len(classes), device, earlier_sound)
     ev, est, windows = evaluation.ev, evaluation.est, evaluation.windows
     has_audio = torch.from_numpy(arrays.has_audio.copy())
     p_av = torch.softmax(ev["logits_av"], dim=1)
@@ -128,10 +132,12 @@ def compute_scores(model, cfg, arrays: Arrays, labels: torch.Tensor, classes: li
 
 def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arrays, out_dir: str | Path, *,
                     classes: list[str], device: torch.device | str = "cpu", run_config: dict | None = None,
-                    umap: bool = True, evaluation: Evaluation | None = None) -> pd.DataFrame:
+                    umap: bool = True, evaluation: Evaluation | None = None,
+                    earlier_sound: EarlierSound | None = None) -> pd.DataFrame:
     """Score every usable clip whose label the model knows and write the three output files into ``out_dir``.
     ``evaluation``: the model's evaluation of every clip of ``arrays`` (train's last epoch end), used instead of a
-    new one when the model knows every label."""
+    new one when the model knows every label; ``earlier_sound``: the training's sound evidence of exactly these
+    clips (train.training_earlier_sound), for a new evaluation of the training set."""
     cfg = TrainConfig(**train_config)
     out_dir = Path(out_dir)
     known = np.array([lab in classes for lab in arrays.labels], dtype=bool)
@@ -139,9 +145,9 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arr
         raise UserError(f"{result.manifest.root}: none of the data set's labels is among the model's classes "
                         f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})")
     if not known.all():
-        arrays, evaluation = arrays.take(np.flatnonzero(known)), None
+        arrays, evaluation, earlier_sound = arrays.take(np.flatnonzero(known)), None, None
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
-    s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device), evaluation)
+    s = compute_scores(model, cfg, arrays, labels, classes, torch.device(device), evaluation, earlier_sound)
     names = np.asarray(classes, dtype=object)
     flags = pd.DataFrame({
         "clip": arrays.clips, "given_label": arrays.labels, "suggested_label": names[s["suggested"]],
@@ -390,7 +396,8 @@ def score_run(model_run: str | Path, data_dir: str | Path, out_dir: str | Path |
             if separate:
                 write_config(out, config)
             score_and_write(model, ckpt["config"], result, arrays, out, classes=ckpt["classes"], device=dev,
-                            run_config=config)
+                            run_config=config,
+                            earlier_sound=training_earlier_sound(ckpt, arrays.clips, arrays.labels))
         except BaseException as err:
             append_progress(out, {"event": "cancelled" if isinstance(err, KeyboardInterrupt) else "error",
                                   "message": f"{type(err).__name__}: {err}"})

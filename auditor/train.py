@@ -33,7 +33,7 @@ from auditor.errors import UserError
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
 from auditor.model.config import TrainConfig, resolve_schedule
-from auditor.model.estimate import INPUT_KEYS, Evaluation, autocast, estimate_noise, evaluate
+from auditor.model.estimate import INPUT_KEYS, EarlierSound, Evaluation, autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import (
     category_contrastive,
@@ -92,6 +92,11 @@ class NoiseState:
     streak: torch.Tensor  # (2,) long
     gate_open: torch.Tensor  # (2,) bool
     best_agreement: torch.Tensor  # () float
+    # The sound evidence of the epoch ends so far (estimate.EarlierSound): the sum (N,) float64 of all but the
+    # latest, the latest (N,) and how many epoch ends there were ((), long; 0 before the first).
+    sound_total: torch.Tensor
+    sound_latest: torch.Tensor
+    sound_ends: torch.Tensor
 
     @classmethod
     def initial(cls, has_audio: torch.Tensor, k: int, d: int) -> NoiseState:
@@ -99,7 +104,19 @@ class NoiseState:
         n = len(has_audio)
         return cls(w=has_audio.float(), r=torch.ones(n), q=torch.zeros(n, k), y_hat=torch.zeros(n, dtype=torch.long),
                    mu_v=torch.zeros(k, d), mu_a=torch.zeros(k, d), streak=torch.zeros(2, dtype=torch.long),
-                   gate_open=torch.zeros(2, dtype=torch.bool), best_agreement=torch.tensor(-1.0))
+                   gate_open=torch.zeros(2, dtype=torch.bool), best_agreement=torch.tensor(-1.0),
+                   sound_total=torch.zeros(n, dtype=torch.float64), sound_latest=torch.zeros(n),
+                   sound_ends=torch.tensor(0))
+
+    def earlier_sound(self) -> EarlierSound:
+        """The sound evidence of every epoch end so far, for the next one's estimate."""
+        before = self.last_earlier_sound()
+        return before.including(self.sound_latest) if before is not None else EarlierSound(self.sound_total, 0)
+
+    def last_earlier_sound(self) -> EarlierSound | None:
+        """What the latest epoch end's estimate was given as earlier sound evidence (None before the first): with
+        that epoch end's own sound evidence, it gives the same mean again (scoring the training set)."""
+        return EarlierSound.before_latest(self.sound_total, self.sound_ends)
 
     @classmethod
     def from_checkpoint(cls, saved: dict[str, torch.Tensor], has_audio: torch.Tensor) -> NoiseState:
@@ -107,8 +124,9 @@ class NoiseState:
         fresh = cls.initial(has_audio, saved["q"].shape[1], saved["mu_v"].shape[1])
         return cls(**{f.name: saved.get(f.name, getattr(fresh, f.name)) for f in dataclasses.fields(cls)})
 
-    def update_estimates(self, est: dict, epoch: int, cfg: TrainConfig) -> None:
-        """Take an epoch end's estimates: advance the gates (a closed one opens after cfg.warmup_epochs once its
+    def update_estimates(self, est: dict, epoch: int, cfg: TrainConfig, earlier: EarlierSound) -> None:
+        """Take an epoch end's estimates, made with ``earlier`` (earlier_sound()): record its sound evidence;
+        advance the gates (a closed one opens after cfg.warmup_epochs once its
         mixture found two populations at GATE_STREAK epoch ends in a row and the agreement with the given labels rose
         by at most PLATEAU_GAIN over the best before); at the epoch end a gate opens, w (resp. r) takes the new
         posterior as it is (the all-clean values before it are no estimate to average with); after that it moves
@@ -124,6 +142,8 @@ class NoiseState:
                 self.gate_open[i] = True
                 setattr(self, key, est[key].clone())
         self.q, self.y_hat = est["q"], est["y_hat"]
+        self.sound_total, self.sound_latest = earlier.total, est["sound_evidence"]
+        self.sound_ends = torch.tensor(earlier.ends + 1)
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -341,10 +361,11 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
             est_started = time.time()
             windows: dict[str, np.ndarray] = {}
             ev = evaluate(model, arrays, np.arange(n), cfg, device, windows_out=windows, workers=workers, ctx=ctx)
-            est = estimate_noise(ev, labels, has_audio, cfg, k, device, heads=input_heads)
+            earlier = state.earlier_sound()
+            est = estimate_noise(ev, labels, has_audio, cfg, k, device, heads=input_heads, earlier_sound=earlier)
             if INPUT_KEYS[0] in ev:  # heads on a features file's vectors: the same at every epoch end
                 input_heads = est["heads"]
-            state.update_estimates(est, epoch, cfg)
+            state.update_estimates(est, epoch, cfg, earlier)
             if epoch == cfg.epochs_total - 1:
                 final = Evaluation(ev, est, windows)
             estimates = {"est_label_noise": float((1 - est["r"]).mean()),
@@ -361,7 +382,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
                 epoch_end(epoch + 1, model, device)
             elapsed = time.time() - t0
             save_checkpoint(ckpt_path, model, opt, sched, state.as_dict(), epoch + 1, elapsed, cfg, classes,
-                            arrays.clips)
+                            arrays.clips, arrays.labels)
             done = epoch + 1 - start_epoch
             eta = (elapsed - elapsed0) / done * (cfg.epochs_total - epoch - 1) if done else None
             append_progress(run_dir, {"event": "epoch", "phase": phase, "epoch": epoch + 1,

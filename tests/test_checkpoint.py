@@ -18,7 +18,7 @@ def _saved_run(tmp_path, num_classes: int, preset: str = "cpu") -> AudioVisualNe
     opt = torch.optim.AdamW(model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     save_checkpoint(tmp_path / "checkpoint.pt", model, opt, sched, {}, 3, 1.0, TrainConfig(preset=preset),
-                    [f"c{i}" for i in range(num_classes)], ["a.mp4"])
+                    [f"c{i}" for i in range(num_classes)], ["a.mp4"], ["c0"])
     return model
 
 

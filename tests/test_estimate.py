@@ -185,3 +185,40 @@ def test_on_features_the_evidence_heads_read_the_file_s_vectors_not_what_the_net
     for key in ("p_v", "p_a", "p_av"):
         assert torch.equal(heads[0][key], heads[1][key]), key
     assert torch.equal(heads[0]["p_v"], expected)
+
+
+def test_w_is_fitted_on_the_mean_of_the_epoch_ends_sound_evidence():
+    """A pair the network has fitted by the last epoch end (its sound evidence now as low as the others') is still
+    judged foreign when its evidence at the earlier epoch ends was large: w comes from the mean over them."""
+    n, k = 60, 3
+    z_v, z_a = _aligned(n, seed=4)
+    labels = torch.arange(n) % k
+    logits = torch.zeros(n, k)
+    logits[torch.arange(n), labels] = 4.0
+    ev = {"z_v": z_v, "z_a": z_a, "logits_v": logits, "logits_a": logits, "logits_av": logits}
+    cfg = TrainConfig(evidence_folds=0)
+    has_audio = torch.ones(n, dtype=torch.bool)
+    now = estimate.estimate_noise(ev, labels, has_audio, cfg, k)
+    assert not now["w_fit"].two_populations and (now["w"] > 0.5).all()
+    total = torch.zeros(n, dtype=torch.float64)
+    total[:6] = 3 * 20.0  # clips 0-5: 20 nats at each of three earlier epoch ends
+    earlier = estimate.EarlierSound(total, 3)
+    est = estimate.estimate_noise(ev, labels, has_audio, cfg, k, earlier_sound=earlier)
+    assert torch.equal(est["sound_evidence"], now["sound_evidence"])  # this epoch end's own evidence
+    assert torch.allclose(est["mean_sound_evidence"], earlier.mean_with(now["sound_evidence"]))
+    assert est["w_fit"].two_populations
+    assert (est["w"][:6] < 0.5).all() and (est["w"][6:] >= 0.5).all()
+
+
+def test_the_training_s_sound_evidence_is_used_only_for_its_own_clips_and_labels():
+    total = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    ckpt = {"clips": ["a.mp4", "b.mp4"], "labels": ["x", "y"],
+            "state": {"sound_total": total, "sound_ends": torch.tensor(3)}}
+    same = estimate.training_earlier_sound(ckpt, ["a.mp4", "b.mp4"], ["x", "y"])
+    assert same.ends == 2 and torch.equal(same.total, total)  # the latest epoch end was given two earlier ones
+    assert estimate.training_earlier_sound(ckpt, ["b.mp4", "a.mp4"], ["y", "x"]) is None  # another order
+    assert estimate.training_earlier_sound(ckpt, ["a.mp4", "b.mp4"], ["x", "x"]) is None  # a label changed since
+    assert estimate.training_earlier_sound(ckpt, ["a.mp4"], ["x"]) is None
+    assert estimate.training_earlier_sound({**ckpt, "state": {}}, ["a.mp4", "b.mp4"], ["x", "y"]) is None  # ce
+    no_end = {**ckpt, "state": {"sound_total": total, "sound_ends": torch.tensor(0)}}
+    assert estimate.training_earlier_sound(no_end, ["a.mp4", "b.mp4"], ["x", "y"]) is None

@@ -70,6 +70,10 @@ def test_train_writes_every_output_with_valid_columns(trained_run, small_dataset
 def test_score_reproduces_train_outputs(trained_run, small_dataset, tmp_path):
     out = tmp_path / "scored"
     run_cli("score", "--run", str(trained_run), "--data", str(small_dataset), "--out", str(out))
+    # the training's sound evidence of its three epoch ends, kept for its own clips and labels (method.md 24)
+    ckpt = load_checkpoint(trained_run / "checkpoint.pt")
+    given = pd.read_csv(small_dataset / "labels.csv").set_index("clip")["label"]
+    assert int(ckpt["state"]["sound_ends"]) == 3 and ckpt["labels"] == given.loc[ckpt["clips"]].tolist()
     a = pd.read_csv(trained_run / "flags.csv").set_index("clip").sort_index()
     b = pd.read_csv(out / "flags.csv").set_index("clip").sort_index()
     pd.testing.assert_frame_equal(a, b, atol=1e-4)

@@ -24,7 +24,8 @@ def _estimates(w: list[float], r: list[float], two_populations: bool = True, agr
     fit = MixtureFit(clean=np.ones(N), two_populations=two_populations, evidence_gap=3.0, bic_gain=0.1,
                      clean_share=0.8)
     return {"w": torch.tensor(w), "r": torch.tensor(r), "w_fit": fit, "r_fit": fit,
-            "q": torch.full((N, K), 1 / K), "y_hat": torch.zeros(N, dtype=torch.long), "agreement": agreement}
+            "q": torch.full((N, K), 1 / K), "y_hat": torch.zeros(N, dtype=torch.long), "agreement": agreement,
+            "sound_evidence": torch.zeros(N)}
 
 
 def test_an_opening_gate_takes_the_estimate_as_it_is_then_moves_with_momentum():
@@ -32,16 +33,34 @@ def test_an_opening_gate_takes_the_estimate_as_it_is_then_moves_with_momentum():
     state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
     first = _estimates([1, 1, 1, 1, 0.1, 0.0], [1, 0.2, 1, 1, 1, 0.0])
     for epoch in range(GATE_STREAK - 1):  # the streak is not long enough yet: w, r stay 1
-        state.update_estimates(first, epoch, cfg)
+        state.update_estimates(first, epoch, cfg, state.earlier_sound())
         assert not state.gate_open.any() and torch.equal(state.w, torch.ones(N))
-    state.update_estimates(first, GATE_STREAK - 1, cfg)
+    state.update_estimates(first, GATE_STREAK - 1, cfg, state.earlier_sound())
     assert state.gate_open.all()
     # The epoch the gate opens: a clip the mixture calls noisy is below the flag threshold at once.
     assert torch.equal(state.w, first["w"]) and torch.equal(state.r, first["r"])
     second = _estimates([1, 1, 1, 1, 0.9, 1.0], [1, 1, 1, 1, 1, 1.0])
-    state.update_estimates(second, GATE_STREAK, cfg)
+    state.update_estimates(second, GATE_STREAK, cfg, state.earlier_sound())
     assert torch.allclose(state.w, 0.5 * first["w"] + 0.5 * second["w"])
     assert torch.allclose(state.r, 0.5 * first["r"] + 0.5 * second["r"])
+
+
+def test_the_state_keeps_every_epoch_ends_sound_evidence_for_its_mean():
+    cfg = TrainConfig(warmup_epochs=1)
+    state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
+    assert state.last_earlier_sound() is None and state.earlier_sound().ends == 0
+    sounds = [torch.arange(N, dtype=torch.float32) * (e + 1) + 0.25 for e in range(3)]
+    for epoch, sound in enumerate(sounds):
+        earlier = state.earlier_sound()
+        assert earlier.ends == epoch and torch.allclose(earlier.total, sum(sounds[:epoch], torch.zeros(N)).double())
+        state.update_estimates(_estimates([1.0] * N, [1.0] * N) | {"sound_evidence": sound}, epoch, cfg, earlier)
+        # what the latest epoch end was given: with its own evidence, the mean of every epoch end so far
+        last = state.last_earlier_sound()
+        assert last.ends == epoch and torch.equal(last.total, earlier.total)
+        assert torch.allclose(last.mean_with(sound), torch.stack(sounds[:epoch + 1]).mean(0))
+    assert state.earlier_sound().ends == 3
+    saved = NoiseState.from_checkpoint(state.as_dict(), torch.ones(N, dtype=torch.bool))
+    assert torch.equal(saved.earlier_sound().total, state.earlier_sound().total)
 
 
 def test_no_gate_opens_while_the_model_is_still_learning_the_given_labels():
@@ -49,7 +68,7 @@ def test_no_gate_opens_while_the_model_is_still_learning_the_given_labels():
     state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
     rising = [0.30, 0.45, 0.52, 0.60, 0.605, 0.61]
     for epoch, agreement in enumerate(rising):
-        state.update_estimates(_estimates([0.0] * N, [0.0] * N, agreement=agreement), epoch, cfg)
+        state.update_estimates(_estimates([0.0] * N, [0.0] * N, agreement=agreement), epoch, cfg, state.earlier_sound())
         # two populations at every epoch end, but the gates wait for the agreement's plateau (epoch 4: +0.005)
         assert state.gate_open.all() == (epoch >= 4), epoch
     assert float(state.best_agreement) == pytest.approx(0.61)
@@ -59,8 +78,8 @@ def test_a_gate_that_is_open_stays_open_without_two_populations():
     cfg = TrainConfig(warmup_epochs=1, estimate_momentum=0.5)
     state = NoiseState.initial(torch.ones(N, dtype=torch.bool), K, 4)
     for epoch in range(GATE_STREAK):
-        state.update_estimates(_estimates([0.0] * N, [0.0] * N), epoch, cfg)
-    state.update_estimates(_estimates([1.0] * N, [1.0] * N, two_populations=False), GATE_STREAK, cfg)
+        state.update_estimates(_estimates([0.0] * N, [0.0] * N), epoch, cfg, state.earlier_sound())
+    state.update_estimates(_estimates([1.0] * N, [1.0] * N, two_populations=False), GATE_STREAK, cfg, state.earlier_sound())
     assert state.gate_open.all() and torch.allclose(state.w, torch.full((N,), 0.5))
 
 

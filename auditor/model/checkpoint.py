@@ -1,7 +1,8 @@
 """checkpoint.pt: save, load (weights_only) and re-create a run's trained model.
 
 A checkpoint is a dict of tensors and plain Python values only: format, epoch, elapsed_s, config
-(TrainConfig as a dict), classes, clips, model, optimizer, scheduler, state (per-clip estimates), torch_rng.
+(TrainConfig as a dict), classes, clips, labels (the given labels trained on, one per clip), model, optimizer,
+scheduler, state (per-clip estimates), torch_rng.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path: Path, model, opt, sched, state: dict[str, torch.Tensor], epoch: int, elapsed: float,
-                    cfg: TrainConfig, classes: list[str], clips: list[str]) -> None:
+                    cfg: TrainConfig, classes: list[str], clips: list[str], labels: list[str]) -> None:
     """Everything needed to resume, as tensors and plain Python values only (loadable with weights_only=True)."""
     payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "elapsed_s": elapsed, "config": asdict(cfg),
-               "classes": list(classes), "clips": list(clips), "model": model.state_dict(),
+               "classes": list(classes), "clips": list(clips), "labels": [str(label) for label in labels], "model": model.state_dict(),
                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": dict(state),
                "torch_rng": torch.get_rng_state()}
     atomic_write(path, lambda fh: torch.save(payload, fh))

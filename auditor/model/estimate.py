@@ -45,6 +45,42 @@ AUDIBLE_WITHIN_DB = 10.0
 
 
 @dataclass
+class EarlierSound:
+    """The sound evidence (sound_evidence) of the same clips at earlier epoch ends of a training: their sum (N,)
+    float64 and how many (``ends``). A pair the network fits as it trains (a swapped sound learnt as its
+    picture's) has large evidence before it is fitted and small after: its mean over the epoch ends keeps what
+    the last one has forgotten (Pleiss et al.'s area under the margin does the same for labels)."""
+
+    total: torch.Tensor
+    ends: int
+
+    @classmethod
+    def before_latest(cls, total: torch.Tensor, ends: torch.Tensor | int) -> EarlierSound | None:
+        """From a training state (train.NoiseState: ``total`` of every epoch end but the latest, ``ends`` epoch
+        ends in all): what the latest epoch end was estimated with; None before the first."""
+        return cls(total, int(ends) - 1) if int(ends) > 0 else None
+
+    def mean_with(self, sound: torch.Tensor) -> torch.Tensor:
+        """(total + s) / (ends + 1): the mean sound evidence including this epoch end's ``sound`` (N,), float32."""
+        return ((self.total + sound.double()) / (self.ends + 1)).float()
+
+    def including(self, sound: torch.Tensor) -> EarlierSound:
+        """The earlier sound evidence of the next epoch end: this one's and ``sound``."""
+        return EarlierSound(self.total + sound.double(), self.ends + 1)
+
+
+def training_earlier_sound(ckpt: dict, clips: list[str], labels: list[str]) -> EarlierSound | None:
+    """The earlier sound evidence the training's last epoch end was estimated with, when ``clips`` and their given
+    ``labels`` are exactly those of the checkpoint ``ckpt`` (checkpoint.load_checkpoint); None otherwise or for a
+    run that estimated nothing. Scoring the training set with it repeats the training's own estimate; any other
+    data set is judged by the model's evaluation alone."""
+    state = ckpt.get("state", {})
+    same = list(clips) == ckpt.get("clips") and [str(label) for label in labels] == ckpt.get("labels")
+    return EarlierSound.before_latest(state["sound_total"], state["sound_ends"]) if same and "sound_ends" in state \
+        else None
+
+
+@dataclass
 class Evaluation:
     """A model's evaluation pass over every clip of a data set (``ev``, from :func:`evaluate`), its per-window
     table (``windows``, evaluate's ``windows_out``; empty without windows) and :func:`estimate_noise` of it
@@ -233,15 +269,17 @@ def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: to
 
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,
                    cfg: TrainConfig, num_classes: int, device: torch.device | None = None,
-                   heads: dict[str, torch.Tensor] | None = None) -> dict:
+                   heads: dict[str, torch.Tensor] | None = None,
+                   earlier_sound: EarlierSound | None = None) -> dict:
     """From an evaluation pass: l_i, sound evidence, w_i, label evidence, r_i, u_i, q_i, y^_i and the two mixtures'
     diagnostics.
 
     * l_i: per-clip InfoNCE, the clips of its given label and of its picture's two likeliest classes excluded
-      from the negatives (negative_classes); w_i = mixture posterior over the sound evidence (sound_evidence of
-      l_i and the cross-fitted heads; l_i alone with ``evidence_folds`` = 0) fitted on clips with sound
-      (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0 (they are reported
-      as not mismatched by the scoring);
+      from the negatives (negative_classes); the sound evidence s_i (sound_evidence of l_i and the cross-fitted
+      heads; l_i alone with ``evidence_folds`` = 0); w_i = mixture posterior over the mean of s_i and the earlier
+      epoch ends' sound evidence of the same clips (``earlier_sound``; s_i alone without it), fitted on clips with
+      sound (class-normalised when ``cfg.class_normalise``); clips without usable sound get w_i = 0 (they are
+      reported as not mismatched by the scoring);
     * CE_i = label_evidence_out_of_fold of heads cross-fitted on the frozen encoder features h, or on the
       features file's vectors x (out_of_fold_heads; ``cfg.evidence_folds`` folds), or label_evidence_ce of the
       network's own heads (gated by w) with ``evidence_folds`` = 0; with ``label_evidence ==
@@ -262,8 +300,9 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     if heads is None:
         heads = out_of_fold_heads(ev, labels, has_audio, num_classes, cfg, device) if cfg.evidence_folds > 0 else {}
     sound = sound_evidence(ell, heads, labels, has_audio) if heads else ell
+    mean_sound = earlier_sound.mean_with(sound) if earlier_sound is not None else sound
     mask = has_audio.numpy()
-    w_fit = mixture_posterior(sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
+    w_fit = mixture_posterior(mean_sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))
     if heads:
         ce, fused = label_evidence_out_of_fold(heads, labels, w), heads["p_av"]
@@ -282,7 +321,7 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
         r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = _corrected(u, labels, r, num_classes, cfg, device, neighbours)
-    return {"ell": ell, "sound_evidence": sound, "w": w, "ce": ce, "label_evidence": evidence, "r": r, "u": u,
+    return {"ell": ell, "sound_evidence": sound, "mean_sound_evidence": mean_sound, "w": w, "ce": ce, "label_evidence": evidence, "r": r, "u": u,
             "q": q, "y_hat": y_hat, "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
 
 

@@ -33,10 +33,11 @@ def train_and_score(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig,
                             cache_root=cache_root, epoch_end=epoch_end)
             if trained.is_main:
                 model, ckpt = load_trained(run_dir, trained.device)
-                score_and_write(model, ckpt["config"], trained.ingest, trained.arrays, run_dir,
+                arrays = trained.arrays
+                score_and_write(model, ckpt["config"], trained.ingest, arrays, run_dir,
                                 classes=ckpt["classes"], device=trained.device, run_config=trained.config,
                                 evaluation=trained.final,
-                                earlier_sound=training_earlier_sound(ckpt, trained.arrays.clips, trained.arrays.labels))
+                                earlier_sound=training_earlier_sound(ckpt, arrays.clips, arrays.labels))
                 append_progress(run_dir, {"event": "done", "message": f"wrote {run_dir / FLAGS_FILE}"})
         except BaseException as err:
             if is_main and (run_dir / CONFIG_FILE).exists():

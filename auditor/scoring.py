@@ -137,7 +137,7 @@ def score_and_write(model, train_config: dict, result: IngestResult, arrays: Arr
     """Score every usable clip whose label the model knows and write the three output files into ``out_dir``.
     ``evaluation``: the model's evaluation of every clip of ``arrays`` (train's last epoch end), used instead of a
     new one when the model knows every label; ``earlier_sound``: the training's sound evidence of exactly these
-    clips (train.training_earlier_sound), for a new evaluation of the training set."""
+    clips (estimate.training_earlier_sound), for a new evaluation of the training set."""
     cfg = TrainConfig(**train_config)
     out_dir = Path(out_dir)
     known = np.array([lab in classes for lab in arrays.labels], dtype=bool)

@@ -29,9 +29,9 @@ def save_checkpoint(path: Path, model, opt, sched, state: dict[str, torch.Tensor
                     cfg: TrainConfig, classes: list[str], clips: list[str], labels: list[str]) -> None:
     """Everything needed to resume, as tensors and plain Python values only (loadable with weights_only=True)."""
     payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "elapsed_s": elapsed, "config": asdict(cfg),
-               "classes": list(classes), "clips": list(clips), "labels": [str(label) for label in labels], "model": model.state_dict(),
-               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": dict(state),
-               "torch_rng": torch.get_rng_state()}
+               "classes": list(classes), "clips": list(clips), "labels": [str(label) for label in labels],
+               "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+               "state": dict(state), "torch_rng": torch.get_rng_state()}
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 

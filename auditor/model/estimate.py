@@ -321,8 +321,9 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
         r_fit = mixture_posterior(evidence.numpy(), seed=cfg.seed, labels=group)
     r = torch.from_numpy(r_fit.clean).float()
     q, y_hat = _corrected(u, labels, r, num_classes, cfg, device, neighbours)
-    return {"ell": ell, "sound_evidence": sound, "mean_sound_evidence": mean_sound, "w": w, "ce": ce, "label_evidence": evidence, "r": r, "u": u,
-            "q": q, "y_hat": y_hat, "w_fit": w_fit, "r_fit": r_fit, "agreement": agreement, "heads": heads}
+    return {"ell": ell, "sound_evidence": sound, "mean_sound_evidence": mean_sound, "w": w, "ce": ce,
+            "label_evidence": evidence, "r": r, "u": u, "q": q, "y_hat": y_hat, "w_fit": w_fit, "r_fit": r_fit,
+            "agreement": agreement, "heads": heads}
 
 
 def _corrected(u: torch.Tensor, labels: torch.Tensor, r: torch.Tensor, num_classes: int, cfg: TrainConfig,

@@ -136,8 +136,12 @@ def test_phase_one_fits_with_plain_ce_until_label_noise_is_found_then_with_sce()
 def test_the_automatic_schedule_warms_up_for_half_of_phase_one():
     from auditor.model.config import resolve_schedule
 
-    cfg = resolve_schedule(TrainConfig(), 600)  # 9 steps per epoch: 24 epochs for 216 steps
-    assert (cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs) == (14, 10, 7)
+    cfg = resolve_schedule(TrainConfig(), 600)  # 9 steps per epoch: the cpu preset's 32 epochs (216 steps need 24)
+    assert (cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs) == (19, 13, 10)
+    small = resolve_schedule(TrainConfig(), 240)  # 3 steps per epoch: 72 epochs for 216 steps
+    assert (small.epochs_phase1, small.epochs_phase2, small.warmup_epochs) == (42, 30, 21)
+    features = resolve_schedule(TrainConfig(preset="features"), 6_000)  # batches of 256: the features preset's 24
+    assert (features.epochs_phase1, features.epochs_phase2) == (14, 10)
     assert resolve_schedule(TrainConfig(epochs_phase1=3, epochs_phase2=1), 600).warmup_epochs == 2
     assert resolve_schedule(TrainConfig(warmup_epochs=5), 600).warmup_epochs == 5
     assert resolve_schedule(TrainConfig(method="ce"), 600).epochs_phase2 == 0
@@ -146,13 +150,14 @@ def test_the_automatic_schedule_warms_up_for_half_of_phase_one():
 def test_the_automatic_schedule_shows_a_large_data_set_as_many_clips_not_as_many_epochs():
     from auditor.model.config import MAX_AUTO_PASSES, MIN_LARGE_EPOCHS, auto_epochs, resolve_schedule
 
-    features = TrainConfig(preset="features")  # batches of 256
-    assert auto_epochs(MAX_AUTO_PASSES // 24, 256) == 24
-    assert auto_epochs(MAX_AUTO_PASSES // 24 + 1, 256) == 23
+    features = TrainConfig(preset="features")  # batches of 256, at least 24 epochs
+    assert auto_epochs(MAX_AUTO_PASSES // 24, 256, 24) == 24
+    assert auto_epochs(MAX_AUTO_PASSES // 24 + 1, 256, 24) == 23
+    assert auto_epochs(MAX_AUTO_PASSES // 32, 64, 32) == 32 and auto_epochs(MAX_AUTO_PASSES // 32 + 1, 64, 32) == 31
     for n in (60_000, 100_000, 120_000, 149_999):
-        epochs = auto_epochs(n, 256)
+        epochs = auto_epochs(n, 256, 24)
         assert MIN_LARGE_EPOCHS <= epochs < 24 and epochs * n <= MAX_AUTO_PASSES < (epochs + 1) * n
-    assert auto_epochs(200_000, 256) == auto_epochs(10_000_000, 256) == MIN_LARGE_EPOCHS
+    assert auto_epochs(200_000, 256, 24) == auto_epochs(10_000_000, 64, 32) == MIN_LARGE_EPOCHS
     big = resolve_schedule(features, 200_000)
     assert (big.epochs_phase1, big.epochs_phase2, big.warmup_epochs) == (5, 3, 2)
     assert resolve_schedule(replace(features, epochs_phase1=20), 200_000).epochs_phase1 == 20  # asked for: kept

@@ -102,25 +102,24 @@ class TrainConfig:
         return self.epochs_phase1 + (self.epochs_phase2 if self.method == "ntl" else 0)
 
 
-# The automatic schedule: at least MIN_EPOCHS epochs and at least MIN_UPDATES gradient steps (a small data set
-# gets more epochs, so it is not under-fitted), at most MAX_AUTO_EPOCHS; phase 1 takes PHASE1_SHARE of them. A large
-# data set (more than MAX_AUTO_PASSES / MIN_EPOCHS clips) gets MAX_AUTO_PASSES // N epochs instead, at least
-# MIN_LARGE_EPOCHS: what grows with N is the number of clips an epoch's gradient steps and epoch-end estimate see,
-# not what the model needs to learn (docs/method.md, departure 13).
-MIN_EPOCHS = 24
+# The automatic schedule: at least the preset's min_epochs epochs and at least MIN_UPDATES gradient steps (a small
+# data set gets more epochs, so it is not under-fitted), at most MAX_AUTO_EPOCHS; phase 1 takes PHASE1_SHARE of them.
+# A large data set (one that those epochs would show the model more than MAX_AUTO_PASSES clips) gets
+# MAX_AUTO_PASSES // N epochs instead, at least MIN_LARGE_EPOCHS: what grows with N is the number of clips an epoch's
+# gradient steps and epoch-end estimate see, not what the model needs to learn (docs/method.md, departure 13).
 MIN_UPDATES = 216
 MAX_AUTO_EPOCHS = 100
 PHASE1_SHARE = 14 / 24
-MAX_AUTO_PASSES = MIN_EPOCHS * 50_000
+MAX_AUTO_PASSES = 1_200_000
 MIN_LARGE_EPOCHS = 8
 
 
-def auto_epochs(n_clips: int, batch_size: int) -> int:
+def auto_epochs(n_clips: int, batch_size: int, min_epochs: int) -> int:
     """E of the automatic schedule for ``n_clips`` clips in batches of ``batch_size``: min(MAX_AUTO_EPOCHS,
-    max(MIN_EPOCHS, ceil(MIN_UPDATES / steps per epoch))), or max(MIN_LARGE_EPOCHS, MAX_AUTO_PASSES // N) when
+    max(min_epochs, ceil(MIN_UPDATES / steps per epoch))), or max(MIN_LARGE_EPOCHS, MAX_AUTO_PASSES // N) when
     that many epochs would show the model more than MAX_AUTO_PASSES clips."""
     steps_per_epoch = max(1, n_clips // batch_size)
-    total = min(MAX_AUTO_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_UPDATES / steps_per_epoch)))
+    total = min(MAX_AUTO_EPOCHS, max(min_epochs, math.ceil(MIN_UPDATES / steps_per_epoch)))
     if total * n_clips > MAX_AUTO_PASSES:
         total = max(MIN_LARGE_EPOCHS, MAX_AUTO_PASSES // n_clips)
     return total
@@ -128,7 +127,8 @@ def auto_epochs(n_clips: int, batch_size: int) -> int:
 
 def resolve_schedule(cfg: TrainConfig, n_clips: int) -> TrainConfig:
     """A copy of ``cfg`` with the automatic epoch counts (0 / -1) replaced by numbers for ``n_clips`` clips."""
-    total = auto_epochs(n_clips, cfg.batch_size or get_preset(cfg.preset).batch_size)
+    preset = get_preset(cfg.preset)
+    total = auto_epochs(n_clips, cfg.batch_size or preset.batch_size, preset.min_epochs)
     e1, e2, warm = cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs
     if cfg.method != "ntl":
         e1, e2 = e1 or total, 0

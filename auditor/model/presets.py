@@ -24,19 +24,20 @@ class Preset:
     audio_frames: int  # log-mel frames (10 ms each) fed to the audio encoder
     width: int  # channels of the small CNN's first block (doubles per block); the MLPs' width (vectors)
     batch_size: int
+    min_epochs: int  # the automatic schedule's least number of epochs (model/config.auto_epochs)
 
 
 PRESETS: dict[str, Preset] = {
     "cpu": Preset("cpu", "small_cnn", frame_size=64, cached_frames=8, num_frames=4, audio_frames=256, width=16,
-                  batch_size=64),
+                  batch_size=64, min_epochs=32),
     "resnet18": Preset("resnet18", "resnet18", frame_size=112, cached_frames=8, num_frames=4, audio_frames=400,
-                       width=64, batch_size=32),
+                       width=64, batch_size=32, min_epochs=32),
     # A video backbone (torchvision R(2+1)D-18) for GPUs; Kinetics-400 weights with --pretrained when cached.
     "r2plus1d": Preset("r2plus1d", "r2plus1d_18", frame_size=112, cached_frames=8, num_frames=8, audio_frames=400,
-                       width=64, batch_size=16),
+                       width=64, batch_size=16, min_epochs=32),
     # Precomputed vectors (data/feature_file.py) through small MLP encoders; no frames or sound are decoded.
     "features": Preset("features", "vectors", frame_size=0, cached_frames=0, num_frames=1, audio_frames=1,
-                       width=256, batch_size=256),
+                       width=256, batch_size=256, min_epochs=24),
 }
 FEATURES_PRESET = "features"
 # The presets that decode clips into the ingest cache (the choices of --preset; --features picks FEATURES_PRESET).

@@ -250,21 +250,21 @@ def uniform_prior(p: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> 
 
 def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: torch.Tensor,
                    has_audio: torch.Tensor) -> torch.Tensor:
-    """e_i = sqrt(l_i · c_i), the geometric mean of two losses in nats: the clip's per-clip InfoNCE l_i (its sound
-    against the other clips' sounds, given its picture) and c_i = -log max(p'_i^a[y~_i], sum_k p'_i^a[k] p_i^v[k]),
-    how unlikely the cross-fitted sound head (out_of_fold_heads) finds the class of the given label or the class the
+    """e_i = (l_i + c_i) / 2, the mean of two losses in nats: the clip's per-clip InfoNCE l_i (its sound against
+    the other clips' sounds, given its picture) and c_i = -log max(p'_i^a[y~_i], sum_k p'_i^a[k] p_i^v[k]), how
+    unlikely the cross-fitted sound head (out_of_fold_heads) finds the class of the given label or the class the
     cross-fitted picture head sees, its probabilities p'^a taken under a uniform class prior (uniform_prior over
     the clips with sound): whether the sound is likely under a class, not whether the class is frequent, so a
-    small class's sounds are not foreign for being rare. Both must be large for a sound to look foreign: a sound
-    the embedding places far from its picture but that the sound head hears as the clip's class is a hard clip (a
-    small class's, a quiet one's), not another clip's sound; and a sound the sound head hears as another class
-    but that the embedding pairs with its picture is one the network may have fitted, and needs the instance
-    evidence too. (N,); clips without sound get c_i from a uniform p^a."""
+    small class's sounds are not foreign for being rare. A sound looks most foreign when both are large, and one
+    alone counts half: a sound the embedding places far from its picture but that the sound head hears as the
+    clip's class (a small class's, a quiet one's), and a sound the sound head hears as another class but that the
+    embedding pairs with its picture (a pair the network may have fitted). The mean, not the geometric mean: where
+    one of the two says little (heads fitted on many wrong labels), a product lets it drown the other's ranking. (N,); clips without sound get c_i from a uniform p^a."""
     rows = torch.arange(len(labels))
     p_a = torch.where(has_audio[:, None], uniform_prior(heads["p_a"], labels, has_audio), heads["p_a"])
     heard = torch.maximum(p_a[rows, labels], (p_a * heads["p_v"]).sum(1))
     classes = -torch.log(heard.clamp_min(Q_FLOOR))
-    return torch.sqrt(ell.clamp_min(0) * classes)
+    return (ell.clamp_min(0) + classes) / 2
 
 
 def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio: torch.Tensor,

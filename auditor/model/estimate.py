@@ -259,7 +259,8 @@ def sound_evidence(ell: torch.Tensor, heads: dict[str, torch.Tensor], labels: to
     alone counts half: a sound the embedding places far from its picture but that the sound head hears as the
     clip's class (a small class's, a quiet one's), and a sound the sound head hears as another class but that the
     embedding pairs with its picture (a pair the network may have fitted). The mean, not the geometric mean: where
-    one of the two says little (heads fitted on many wrong labels), a product lets it drown the other's ranking. (N,); clips without sound get c_i from a uniform p^a."""
+    one of the two says little (heads fitted on many wrong labels), a product lets it drown the other's ranking.
+    (N,); clips without sound get c_i from a uniform p^a."""
     rows = torch.arange(len(labels))
     p_a = torch.where(has_audio[:, None], uniform_prior(heads["p_a"], labels, has_audio), heads["p_a"])
     heard = torch.maximum(p_a[rows, labels], (p_a * heads["p_v"]).sum(1))

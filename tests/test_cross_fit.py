@@ -116,3 +116,42 @@ def test_column_blocks_give_the_heads_of_the_whole_features_in_any_prediction_ch
     monkeypatch.setattr(cross_fit, "PREDICT_ROWS", 7)
     assert torch.allclose(out_of_fold_probabilities((x[:, :5], x[:, 5:]), labels, 3, folds=5, seed=1, mask=mask),
                           whole, atol=1e-6)
+
+
+def _noisy_separable(seed: int = 0):
+    """4 classes, 50 clips each, in 64 dimensions of which 4 tell the classes; 40% of the labels moved at random."""
+    g = torch.Generator().manual_seed(seed)
+    true = torch.arange(4).repeat_interleave(50)
+    x = 5.0 * torch.eye(4, 64)[true] + torch.randn(len(true), 64, generator=g)
+    given = true.clone()
+    moved = torch.rand(len(true), generator=g) < 0.4
+    given[moved] = (given[moved] + torch.randint(1, 4, (int(moved.sum()),), generator=g)) % 4
+    return x, given, true
+
+
+def test_the_chosen_penalty_keeps_the_heads_from_following_the_wrong_labels():
+    x, given, true = _noisy_separable()
+    chosen = out_of_fold_probabilities(x, given, 4, folds=5, seed=0, penalties=cross_fit.PENALTIES)
+    weakest = out_of_fold_probabilities(x, given, 4, folds=5, seed=0)  # the one ridge weight L2_PENALTY
+    right = [float((p.argmax(1) == true).float().mean()) for p in (chosen, weakest)]
+    assert right[0] > right[1] + 0.15  # measured 0.745 against 0.47
+
+
+def test_the_penalty_is_the_one_whose_head_predicts_fold_0_s_held_out_labels_best(monkeypatch):
+    x, given, _ = _noisy_separable(seed=1)
+    fold = torch.from_numpy(stratified_folds(given.numpy(), 5, 0))
+    chosen = cross_fit.choose_penalty(lambda rows: x[rows], given, fold, 4, 0, torch.device("cpu"))
+    held, train = fold == 0, fold != 0
+    mean, std = x[train].mean(0), x[train].std(0)
+    losses = {}
+    for penalty in cross_fit.PENALTIES:  # each fitted from zero weights: the same minimum of a convex loss
+        w, b = cross_fit._fit_linear((x[train] - mean) / std, given[train], 4, penalty)
+        losses[penalty] = float(torch.nn.functional.cross_entropy((x[held] - mean) / std @ w + b, given[held]))
+    assert chosen == min(losses, key=losses.get) and chosen > min(cross_fit.PENALTIES)
+    assert cross_fit.choose_penalty(lambda rows: x[rows], given, fold, 4, 0, torch.device("cpu"), (0.5,)) == 0.5
+    sizes = []
+    fit = cross_fit._fit_linear
+    monkeypatch.setattr(cross_fit, "_fit_linear", lambda *a: sizes.append(len(a[0])) or fit(*a))
+    monkeypatch.setattr(cross_fit, "SELECT_ROWS", 40)  # fold 0's 160 training clips: a sample of 40
+    cross_fit.choose_penalty(lambda rows: x[rows], given, fold, 4, 0, torch.device("cpu"))
+    assert sizes == [40] * len(cross_fit.PENALTIES)

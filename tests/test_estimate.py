@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from auditor.data.feature_file import load_features
-from auditor.model import estimate
+from auditor.model import cross_fit, estimate
 from auditor.model.config import TrainConfig
 from auditor.model.cross_fit import out_of_fold_probabilities
 from auditor.model.estimate import label_evidence_ce, per_clip_infonce
@@ -181,10 +181,26 @@ def test_on_features_the_evidence_heads_read_the_file_s_vectors_not_what_the_net
         assert ev["x_v"].shape == (60, 6) and ev["x_a"].shape == (60, 4)
         heads.append(estimate.out_of_fold_heads(ev, labels, has_audio, 3, cfg))
     visual, _ = arrays.clip_vectors(np.arange(60))
-    expected = out_of_fold_probabilities(torch.from_numpy(visual), labels, 3, folds=cfg.evidence_folds, seed=cfg.seed)
+    expected = out_of_fold_probabilities(torch.from_numpy(visual), labels, 3, folds=cfg.evidence_folds, seed=cfg.seed,
+                                         penalties=cross_fit.PENALTIES)
     for key in ("p_v", "p_a", "p_av"):
         assert torch.equal(heads[0][key], heads[1][key]), key
-    assert torch.equal(heads[0]["p_v"], expected)
+    assert torch.equal(heads[0]["p_v"], expected)  # a linear probe whose ridge weight the held-out fold chose
+
+
+def test_heads_on_the_network_s_own_features_keep_the_fixed_ridge_weight(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(cross_fit, "choose_penalty", lambda *a: chosen.append(a) or cross_fit.L2_PENALTY)
+    n = 60
+    ev = {"h_v": torch.randn(n, 5, generator=torch.Generator().manual_seed(0)),
+          "h_a": torch.randn(n, 4, generator=torch.Generator().manual_seed(1))}
+    labels, has_audio = torch.arange(n) % 3, torch.ones(n, dtype=torch.bool)
+    heads = estimate.out_of_fold_heads(ev, labels, has_audio, 3, TrainConfig())
+    assert not chosen
+    assert torch.equal(heads["p_v"], out_of_fold_probabilities(ev["h_v"], labels, 3, folds=5, seed=0,
+                                                               penalties=(cross_fit.L2_PENALTY,)))
+    estimate.out_of_fold_heads({"x_v": ev["h_v"], "x_a": ev["h_a"]}, labels, has_audio, 3, TrainConfig())
+    assert len(chosen) == 3 and all(a[-1] == cross_fit.PENALTIES for a in chosen)  # p_v, p_a, p_av
 
 
 def test_w_is_fitted_on_the_mean_of_the_epoch_ends_sound_evidence():

@@ -7,9 +7,16 @@ cleanlab does with whole models) judges each clip by heads that never saw it:
 * :func:`stratified_folds`: fold_i in 0..F-1, every class's clips spread over the folds in a seeded random order
   (fold = position in the class's permutation mod F, so a class of n clips is in min(n, F) folds);
 * :func:`out_of_fold_probabilities`: for each fold f, a linear head (W_f, b_f) minimising
-  mean_{i not in f} CE(softmax(W x~_i + b), y_i) + L2_PENALTY |W|^2 by L-BFGS (at most LBFGS_ITERATIONS steps), x~ = x standardised with the training part's mean and standard
-  deviation; p_i = softmax(W_f x~_i + b_f) for i in f. Clips outside ``mask`` are neither fitted on nor predicted
-  (their rows are uniform);
+  mean_{i not in f} CE(softmax(W x~_i + b), y_i) + lambda |W|^2 by L-BFGS (at most LBFGS_ITERATIONS steps), x~ = x
+  standardised with the training part's mean and standard deviation; p_i = softmax(W_f x~_i + b_f) for i in f.
+  Clips outside ``mask`` are neither fitted on nor predicted (their rows are uniform). lambda is the one penalty
+  given, or :func:`choose_penalty`'s choice among several;
+* :func:`choose_penalty`: the lambda whose head, fitted on fold 0's training part, gives fold 0's held-out clips
+  the lowest mean CE against their given labels (each part a class-stratified sample of at most SELECT_ROWS
+  clips). Where the classes are easy to separate in the features, a weakly penalised head fits the wrong labels
+  too, and its held-out probabilities follow the noise; a penalty too strong under-fits. The held-out likelihood
+  of the given labels is lowest where the head fits the classes and not the noise, whatever the noise rate, the
+  features' dimension or the number of clips;
 * above FIT_ROWS_MAX training clips a fold's head is fitted on a class-stratified seeded sample of FIT_ROWS_MAX of
   them (:func:`fit_sample`; method.md departure 20) and still predicts every clip of its fold: the cost of an epoch
   end's heads stops growing with N (20,000 clips, 5 folds: 16,000 training clips a fold, all of them used);
@@ -20,16 +27,21 @@ cleanlab does with whole models) judges each clip by heads that never saw it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 FOLDS = 5
-# Ridge weight on standardised features: keeps a separable training part (the encoders have fitted these very
-# labels) from driving the weights, and the held-out probabilities, to infinity.
+# The ridge weight of heads on the network's own features h: keeps a separable training part (the encoders have
+# fitted these very labels) from driving the weights, and the held-out probabilities, to infinity.
 L2_PENALTY = 1e-3
+# The ridge weights choose_penalty tries, from strongest to weakest, a factor sqrt(10) apart: from a head close to
+# the class prior to one that can fit a separable training part almost exactly (L2_PENALTY).
+PENALTIES = tuple(10.0 ** (-e / 2) for e in range(7))
+# choose_penalty fits and judges on at most this many clips each (fold 0's training and held-out parts).
+SELECT_ROWS = 4_096
 LBFGS_ITERATIONS = 50
 # A fold's head is fitted on at most this many of its training clips (a stratified sample): 320 clips a class at 50
 # classes for 256 weights a class, and the 16,000 training clips a fold of 20,000 clips has (all of them). L-BFGS
@@ -78,16 +90,21 @@ def fold_count(n: int, folds: int) -> int:
     return folds
 
 
-def _fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W (C, K), b (K,)) minimising mean CE(x W + b, y) + L2_PENALTY |W|^2 by L-BFGS (strong Wolfe line search)."""
-    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+def _fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int, penalty: float,
+                start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W (C, K), b (K,)) minimising mean CE(x W + b, y) + penalty |W|^2 by L-BFGS (strong Wolfe line search), from
+    W = 0, b = 0 or from ``start``."""
+    if start is None:
+        w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+        b = torch.zeros(num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    else:
+        w, b = (t.clone().requires_grad_(True) for t in start)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=LBFGS_ITERATIONS, history_size=10,
                             tolerance_grad=1e-5, tolerance_change=1e-7, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(x @ w + b, y) + L2_PENALTY * (w * w).sum()
+        loss = F.cross_entropy(x @ w + b, y) + penalty * (w * w).sum()
         loss.backward()
         return loss
 
@@ -96,13 +113,43 @@ def _fit_linear(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[tor
     return w.detach(), b.detach()
 
 
+def _standardise(xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training part's column mean and standard deviation (at least 1e-6)."""
+    return xt.mean(0), xt.std(0).clamp_min(1e-6)
+
+
+def choose_penalty(features: Callable[[torch.Tensor], torch.Tensor], ys: torch.Tensor, fold: torch.Tensor,
+                   num_classes: int, seed: int, device: torch.device,
+                   penalties: Sequence[float] = PENALTIES) -> float:
+    """The lambda of ``penalties`` (module docstring) for the clips whose features ``features(positions)`` gives,
+    given labels ``ys`` and folds ``fold``: heads fitted on fold 0's training part (at most SELECT_ROWS clips,
+    fit_sample) in the order given (strongest first), each starting from the previous one's weights, judged by the
+    mean CE of fold 0's held-out clips (at most SELECT_ROWS of them) against their given labels; the first lowest
+    wins."""
+    held, train = torch.nonzero(fold == 0).flatten(), torch.nonzero(fold != 0).flatten()
+    train = train[torch.from_numpy(fit_sample(ys[train].numpy(), SELECT_ROWS, seed))]
+    held = held[torch.from_numpy(fit_sample(ys[held].numpy(), SELECT_ROWS, seed))]
+    xt, xh = features(train), features(held)
+    mean, std = _standardise(xt)
+    xt, xh = (xt - mean) / std, (xh - mean) / std
+    yt, yh = ys[train].to(device), ys[held].to(device)
+    best, best_loss, start = penalties[0], float("inf"), None
+    for penalty in penalties:
+        start = _fit_linear(xt, yt, num_classes, penalty, start)
+        loss = float(F.cross_entropy(xh @ start[0] + start[1], yh))
+        if loss < best_loss:
+            best, best_loss = penalty, loss
+    return best
+
+
 def out_of_fold_probabilities(x: torch.Tensor | Sequence[torch.Tensor], labels: torch.Tensor, num_classes: int, *,
                               folds: int = FOLDS, seed: int = 0, mask: torch.Tensor | None = None,
-                              device: torch.device | None = None) -> torch.Tensor:
+                              device: torch.device | None = None,
+                              penalties: Sequence[float] = (L2_PENALTY,)) -> torch.Tensor:
     """(N, K) float32 on the CPU: each clip's class probabilities from the linear head fitted on the other folds
-    (module docstring); computed on ``device`` (default: the CPU). ``x``: the (N, C) features, or column blocks
-    (N, C_1), (N, C_2), ... of them (never concatenated whole: only the rows a head is fitted on or predicts, a
-    block of PREDICT_ROWS at a time). Uniform rows for clips outside ``mask`` and for every clip when fewer than
+    (module docstring; lambda: the one of ``penalties``, or choose_penalty's choice among them); computed on
+    ``device`` (default: the CPU). ``x``: the (N, C) features, or column blocks (N, C_1), (N, C_2), ... of them
+    (never concatenated whole: only the rows a head is fitted on or predicts, a block of PREDICT_ROWS at a time). Uniform rows for clips outside ``mask`` and for every clip when fewer than
     two classes, or fewer than two folds' worth of clips, are in it."""
     blocks = (x,) if isinstance(x, torch.Tensor) else tuple(x)
     n = blocks[0].shape[0]
@@ -119,14 +166,16 @@ def out_of_fold_probabilities(x: torch.Tensor | Sequence[torch.Tensor], labels: 
 
     ys = labels[rows]
     fold = torch.from_numpy(stratified_folds(ys.numpy(), folds, seed))
+    penalty = (penalties[0] if len(penalties) == 1
+               else choose_penalty(features, ys, fold, num_classes, seed, device, penalties))
     for f in range(folds):
         held, train = torch.nonzero(fold == f).flatten(), torch.nonzero(fold != f).flatten()
         if not len(held):
             continue
         train = train[torch.from_numpy(fit_sample(ys[train].numpy(), FIT_ROWS_MAX, seed + f))]
         xt = features(train)
-        mean, std = xt.mean(0), xt.std(0).clamp_min(1e-6)
-        w, b = _fit_linear((xt - mean) / std, ys[train].to(device), num_classes)
+        mean, std = _standardise(xt)
+        w, b = _fit_linear((xt - mean) / std, ys[train].to(device), num_classes, penalty)
         for part in torch.split(held, PREDICT_ROWS):
             out[rows[part]] = torch.softmax((features(part) - mean) / std @ w + b, dim=1).float().cpu()
     return out

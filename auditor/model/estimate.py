@@ -17,7 +17,7 @@ from auditor.data.feature_file import FeatureArrays
 from auditor.model import distributed as dist
 from auditor.model.config import TrainConfig
 from auditor.model.correction import corrected_labels, fused_features
-from auditor.model.cross_fit import out_of_fold_probabilities
+from auditor.model.cross_fit import L2_PENALTY, PENALTIES, out_of_fold_probabilities
 from auditor.model.heap import reused_heap
 from auditor.model.loader import evaluation_batches
 from auditor.model.losses import class_prior, cross_modal_infonce
@@ -219,14 +219,15 @@ def out_of_fold_heads(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_aud
     h_v), the sound (h_a, fitted on and given to clips with sound) and both ([h_v; h_a], likewise): (N, K) each,
     keys p_v, p_a, p_av. Clips without sound get p_a uniform and p_av = p_v. Where ``ev`` holds the features file's
     vectors x_v, x_a (frozen_inputs) the heads read them instead of h: no label has touched them, while the
-    features preset's MLPs can fit every given label into h (method.md departure 17)."""
-    folds, seed = cfg.evidence_folds, cfg.seed
-    x_v, x_a = (ev[key] for key in (INPUT_KEYS if INPUT_KEYS[0] in ev else ("h_v", "h_a")))
-    p_v = out_of_fold_probabilities(x_v, labels, num_classes, folds=folds, seed=seed, device=device)
-    p_a = out_of_fold_probabilities(x_a, labels, num_classes, folds=folds, seed=seed, mask=has_audio,
-                                    device=device)
-    p_av = out_of_fold_probabilities((x_v, x_a), labels, num_classes, folds=folds,
-                                     seed=seed, mask=has_audio, device=device)
+    features preset's MLPs can fit every given label into h (method.md departure 17); heads on the vectors take the
+    ridge weight that cross_fit.choose_penalty chooses among cross_fit.PENALTIES, heads on h cross_fit.L2_PENALTY."""
+    vectors = INPUT_KEYS[0] in ev
+    x_v, x_a = (ev[key] for key in (INPUT_KEYS if vectors else ("h_v", "h_a")))
+    fit = dict(folds=cfg.evidence_folds, seed=cfg.seed, device=device,
+               penalties=PENALTIES if vectors else (L2_PENALTY,))
+    p_v = out_of_fold_probabilities(x_v, labels, num_classes, **fit)
+    p_a = out_of_fold_probabilities(x_a, labels, num_classes, mask=has_audio, **fit)
+    p_av = out_of_fold_probabilities((x_v, x_a), labels, num_classes, mask=has_audio, **fit)
     return {"p_v": p_v, "p_a": p_a, "p_av": torch.where(has_audio[:, None], p_av, p_v)}
 
 

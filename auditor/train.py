@@ -32,7 +32,7 @@ from auditor.data.cache import IngestResult
 from auditor.errors import UserError
 from auditor.model import distributed as dist
 from auditor.model.checkpoint import init_from_run, load_checkpoint, save_checkpoint
-from auditor.model.config import TrainConfig, resolve_schedule
+from auditor.model.config import TrainConfig, resolve_schedule, training_batch
 from auditor.model.estimate import INPUT_KEYS, EarlierSound, Evaluation, autocast, estimate_noise, evaluate
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from auditor.model.losses import (
@@ -274,7 +274,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
     labels = torch.tensor([classes.index(c) for c in arrays.labels])
     has_audio = torch.from_numpy(arrays.has_audio.copy())
     # Each step uses the same global batch for any number of ranks K; rank k takes rows k*B/K .. (k+1)*B/K - 1.
-    local_batch = max(2, (cfg.batch_size or preset.batch_size) // ctx.world)
+    local_batch = max(2, training_batch(cfg, n) // ctx.world)
     batch_size = local_batch * ctx.world
     steps_per_epoch = max(1, n // batch_size)  # drop the last partial batch: InfoNCE wants full batches
 

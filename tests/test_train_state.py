@@ -162,3 +162,18 @@ def test_the_automatic_schedule_shows_a_large_data_set_as_many_clips_not_as_many
     assert (big.epochs_phase1, big.epochs_phase2, big.warmup_epochs) == (5, 3, 2)
     assert resolve_schedule(replace(features, epochs_phase1=20), 200_000).epochs_phase1 == 20  # asked for: kept
     assert resolve_schedule(replace(features, method="ce"), 200_000).epochs_phase1 == MIN_LARGE_EPOCHS
+
+
+def test_a_small_features_set_gets_its_updates_from_smaller_batches_not_from_more_passes():
+    from auditor.model.config import MIN_FEATURE_BATCH, MIN_UPDATES, resolve_schedule, training_batch
+
+    features = TrainConfig(preset="features")
+    assert training_batch(features, 600) == 600 * 24 // MIN_UPDATES == 66  # 9 updates an epoch
+    small = resolve_schedule(features, 600)
+    assert (small.epochs_phase1, small.epochs_phase2, small.batch_size) == (14, 10, 0)  # 24 epochs, 216 updates
+    assert training_batch(features, 240) == MIN_FEATURE_BATCH  # no smaller: 3 updates an epoch, 72 epochs
+    assert resolve_schedule(features, 240).epochs_phase1 + resolve_schedule(features, 240).epochs_phase2 == 72
+    assert training_batch(features, 2_303) == 255 and training_batch(features, 2_304) == 256
+    assert training_batch(features, 200_000) == 256
+    assert training_batch(replace(features, batch_size=32), 600) == 32  # asked for: kept
+    assert training_batch(TrainConfig(), 600) == training_batch(TrainConfig(), 200_000) == 64  # the cpu preset's

@@ -20,8 +20,7 @@ import pandas as pd
 
 from auditor.atomic import atomic_write_text
 from auditor.bench.settings import METHOD_SPECS, BenchConfig
-from auditor.model.config import TrainConfig, resolve_schedule
-from auditor.model.presets import get_preset
+from auditor.model.config import TrainConfig, resolve_schedule, training_batch
 from auditor.pipeline import train_and_score
 from auditor.run_folder import read_progress
 from auditor.train import EpochEnd
@@ -43,7 +42,7 @@ def train_config(method: str, cfg: BenchConfig, seed: int, n_clips: int,
 
 def updates_per_epoch(tc: TrainConfig, n_clips: int) -> int:
     """Gradient updates of one epoch on ``n_clips`` clips (the training drops the last partial batch)."""
-    return max(1, n_clips // (tc.batch_size or get_preset(tc.preset).batch_size))
+    return max(1, n_clips // training_batch(tc, n_clips))
 
 
 def _fold_epochs(ntl: TrainConfig, n_clips: int, train_clips: int) -> tuple[int, int]:

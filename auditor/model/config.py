@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from auditor.errors import UserError
-from auditor.model.presets import FEATURES_PRESET, get_preset
+from auditor.model.presets import FEATURES_PRESET, Preset, get_preset
 
 # ntl = the two-phase noise-tolerant model; ce = plain cross-entropy; cosine = CE + unweighted InfoNCE.
 METHODS = ("ntl", "ce", "cosine")
@@ -112,6 +112,9 @@ MAX_AUTO_EPOCHS = 100
 PHASE1_SHARE = 14 / 24
 MAX_AUTO_PASSES = 1_200_000
 MIN_LARGE_EPOCHS = 8
+# The features preset's smallest automatic batch (auto_batch_size): the cpu preset's, in-batch negatives enough for
+# the InfoNCE.
+MIN_FEATURE_BATCH = 64
 
 
 def auto_epochs(n_clips: int, batch_size: int, min_epochs: int) -> int:
@@ -125,10 +128,25 @@ def auto_epochs(n_clips: int, batch_size: int, min_epochs: int) -> int:
     return total
 
 
+def auto_batch_size(n_clips: int, preset: Preset) -> int:
+    """The automatic batch for ``n_clips`` clips: the preset's; for MLPs over a features file, which memorise a
+    data set's wrong labels and swapped pairs with the passes over its fixed vectors rather than with the number of
+    updates, clamp(floor(N * min_epochs / MIN_UPDATES), MIN_FEATURE_BATCH, the preset's), so that a small data set
+    reaches MIN_UPDATES updates in fewer epochs (auto_epochs) instead of in up to MAX_AUTO_EPOCHS passes."""
+    if preset.encoder != "vectors":
+        return preset.batch_size
+    return max(MIN_FEATURE_BATCH, min(preset.batch_size, n_clips * preset.min_epochs // MIN_UPDATES))
+
+
+def training_batch(cfg: TrainConfig, n_clips: int) -> int:
+    """The global batch of a training of ``cfg`` on ``n_clips`` clips: ``cfg.batch_size``, or auto_batch_size."""
+    return cfg.batch_size or auto_batch_size(n_clips, get_preset(cfg.preset))
+
+
 def resolve_schedule(cfg: TrainConfig, n_clips: int) -> TrainConfig:
     """A copy of ``cfg`` with the automatic epoch counts (0 / -1) replaced by numbers for ``n_clips`` clips."""
     preset = get_preset(cfg.preset)
-    total = auto_epochs(n_clips, cfg.batch_size or preset.batch_size, preset.min_epochs)
+    total = auto_epochs(n_clips, training_batch(cfg, n_clips), preset.min_epochs)
     e1, e2, warm = cfg.epochs_phase1, cfg.epochs_phase2, cfg.warmup_epochs
     if cfg.method != "ntl":
         e1, e2 = e1 or total, 0

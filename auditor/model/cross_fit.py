@@ -149,8 +149,9 @@ def out_of_fold_probabilities(x: torch.Tensor | Sequence[torch.Tensor], labels: 
     """(N, K) float32 on the CPU: each clip's class probabilities from the linear head fitted on the other folds
     (module docstring; lambda: the one of ``penalties``, or choose_penalty's choice among them); computed on
     ``device`` (default: the CPU). ``x``: the (N, C) features, or column blocks (N, C_1), (N, C_2), ... of them
-    (never concatenated whole: only the rows a head is fitted on or predicts, a block of PREDICT_ROWS at a time). Uniform rows for clips outside ``mask`` and for every clip when fewer than
-    two classes, or fewer than two folds' worth of clips, are in it."""
+    (never concatenated whole: only the rows a head is fitted on or predicts, a block of PREDICT_ROWS at a time).
+    Uniform rows for clips outside ``mask`` and for every clip when fewer than two classes, or fewer than two
+    folds' worth of clips, are in it."""
     blocks = (x,) if isinstance(x, torch.Tensor) else tuple(x)
     n = blocks[0].shape[0]
     keep = torch.ones(n, dtype=torch.bool) if mask is None else mask.bool()

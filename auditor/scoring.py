@@ -24,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import importlib
 import json
-import multiprocessing as mp
 import os
 import time
 import warnings
@@ -60,15 +59,13 @@ from auditor.run_folder import (
 )
 
 UMAP_NEIGHBOURS = 15
+# Fewer points than this get the first two PCA axes instead of a UMAP map (umap_2d).
+UMAP_MIN_POINTS = 2 * UMAP_NEIGHBOURS // 3 + 2
 # The maps show at most this many clips: above it, the same seeded random sample of them on all three maps
 # (umap_maps; the other clips' coordinates are NaN and the Explore page leaves them out). A fit costs about 0.5 s
 # per 1,000 points on one core (2-core machine, 128-d); placing the other clips by UMAP's transform cost about
 # 0.25 s per 1,000 more, and no browser draws 200,000 points per map at a glance.
 MAP_POINTS_MAX = 50_000
-# From this many points on, and with at least UMAP_PARALLEL_CORES cores, the three maps are computed in parallel
-# processes (umap_maps): below it, starting the processes costs more than it saves (each process imports umap and
-# compiles what numba has not cached).
-UMAP_PARALLEL_MIN = 10_000
 # From this many points on umap-learn would find the neighbours by NN-descent (below it, from all pairwise
 # distances); there umap_2d hands it map_neighbours instead, which needs no numba compilation.
 UMAP_SEARCH_MIN = 4096
@@ -76,7 +73,6 @@ UMAP_SEARCH_MIN = 4096
 MAP_DISTANCE_BLOCK = 4096
 # Values (rows x dims) in one list array of embeddings.parquet's vector columns: their offsets are int32.
 LIST_VALUES_MAX = 2**30
-UMAP_PARALLEL_CORES = 4
 # umap-learn's numba kernels on the maps' path that it declares without a disk cache, so that every process
 # compiled them again (_cache_umap_kernels).
 UMAP_UNCACHED_KERNELS = (("umap.umap_", "smooth_knn_dist"), ("umap.umap_", "compute_membership_strengths"),
@@ -249,19 +245,18 @@ def class_report(flags: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 def umap_maps(vectors: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
     """umap_2d of each named (N, D) array, (N, 2) float32 each. Above MAP_POINTS_MAX clips only a seeded random
     sample of MAP_POINTS_MAX of them (map_points: the same clips in every map) gets coordinates, the others NaN.
-    From UMAP_PARALLEL_MIN points on and with UMAP_PARALLEL_CORES cores, the maps are computed at the same time in
-    one process each (at most one per core): each map is seeded and so single-threaded (umap_2d), and this is how
-    they use the cores there are while staying reproducible; with fewer cores one after the other here."""
+    The maps are made in threads, as many at a time as there are cores (each map holds its own memory while it is
+    made): each is seeded and so optimised serially (umap_2d), and the layout releases the GIL (map_layout), so
+    they use the cores and give the coordinates umap_2d gives."""
     n = min(len(x) for x in vectors.values())
     rows = map_points(n, seed)
     vectors = {name: x[rows] for name, x in vectors.items()} if len(rows) < n else vectors
-    workers = min(len(vectors), os.cpu_count() or 1)
-    if (os.cpu_count() or 1) < UMAP_PARALLEL_CORES or len(rows) < UMAP_PARALLEL_MIN:
-        maps = {name: umap_2d(x, seed) for name, x in vectors.items()}
-    else:
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {name: pool.submit(umap_2d, x, seed) for name, x in vectors.items()}
-            maps = {name: fut.result() for name, fut in futures.items()}
+    if n >= UMAP_MIN_POINTS:
+        _import_umap()  # once, before the threads
+    with warnings.catch_warnings(), cf.ThreadPoolExecutor(max(1, min(len(vectors), os.cpu_count() or 1))) as pool:
+        _ignore_precomputed_knn_warning()
+        futures = {name: pool.submit(_fit_map, x, seed) for name, x in vectors.items()}
+        maps = {name: fut.result() for name, fut in futures.items()}
     if len(rows) == n:
         return maps
     out = {}
@@ -281,24 +276,45 @@ def map_points(n: int, seed: int = 0) -> np.ndarray:
 
 def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """(N, D) -> (N, 2) UMAP coordinates (cosine metric, UMAP_NEIGHBOURS neighbours: map_neighbours' from
-    UMAP_SEARCH_MIN points on, else umap-learn's own exact ones); tiny inputs fall back to the first two PCA axes.
+    UMAP_SEARCH_MIN points on, else umap-learn's own exact ones); fewer than UMAP_MIN_POINTS points get the first
+    two PCA axes.
 
     Reproducible: ``random_state=seed``, which makes umap-learn (0.5.x) run single-threaded (it overrides n_jobs
     to 1 and optimises the layout serially; unseeded, its parallel layout differs from run to run)."""
-    n = x.shape[0]
-    if n < 2 * UMAP_NEIGHBOURS // 3 + 2:
-        return _pca_2d(x)
+    with warnings.catch_warnings():
+        _ignore_precomputed_knn_warning()
+        return _fit_map(x, seed)
+
+
+def _import_umap():
+    """umap-learn, imported (slow: numba) with NUMBA_CACHE_DIR set, its uncached kernels cached on disk
+    (_cache_umap_kernels) and its serial layout releasing the GIL (map_layout)."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "av-auditor" / "numba"))
-    import umap  # slow import (numba); only here
+    import umap
+
+    from auditor.map_layout import release_gil_in_layouts
 
     _cache_umap_kernels()
+    release_gil_in_layouts()
+    return umap
+
+
+def _ignore_precomputed_knn_warning() -> None:
+    """umap-learn's "transform will be unavailable" warning for a precomputed_knn without an index: the maps never
+    transform. Call inside warnings.catch_warnings()."""
+    warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+
+
+def _fit_map(x: np.ndarray, seed: int) -> np.ndarray:
+    """umap_2d without importing umap-learn or touching the warnings filters (which are not thread-safe)."""
+    n = x.shape[0]
+    if n < UMAP_MIN_POINTS:
+        return _pca_2d(x)
     k = min(UMAP_NEIGHBOURS, n - 1)
     knn = map_neighbours(x, k) if n >= UMAP_SEARCH_MIN else (None, None, None)
-    reducer = umap.UMAP(n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
-                        precomputed_knn=knn)
-    with warnings.catch_warnings():  # "transform will be unavailable": the maps never transform
-        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
-        return reducer.fit_transform(x).astype(np.float32)
+    reducer = _import_umap().UMAP(n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
+                                  precomputed_knn=knn)
+    return reducer.fit_transform(x).astype(np.float32)
 
 
 def _cache_umap_kernels() -> None:

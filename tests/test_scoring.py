@@ -1,10 +1,9 @@
 """UMAP maps at scale (scoring.umap_2d, umap_maps): reproducible, a capped number of map points (the same sample on
-every map, NaN for the others), parallel maps equal to serial ones; what an --out folder may hold before score writes into it."""
+every map, NaN for the others), maps made in threads equal to serial ones; what an --out folder may hold before score writes into it."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from auditor import scoring
 from auditor.run_folder import write_config
@@ -44,15 +43,18 @@ def test_points_table_leaves_out_clips_without_map_coordinates():
     assert table["clip"].tolist() == ["a", "c"] and table.index.tolist() == [0, 1]
 
 
-@pytest.mark.slow
-def test_parallel_maps_equal_serial_ones(monkeypatch):
+def test_maps_made_in_threads_equal_serial_ones_and_release_the_gil():
+    import umap.layouts
+
+    from auditor import map_layout
+
     vectors = {name: _clusters(200, seed=i)[0] for i, name in enumerate(("audio", "visual", "fused"))}
-    serial = scoring.umap_maps(vectors, seed=0)
-    monkeypatch.setattr(scoring, "UMAP_PARALLEL_MIN", 10)
-    monkeypatch.setattr(scoring.os, "cpu_count", lambda: 4)
-    parallel = scoring.umap_maps(vectors, seed=0)
-    for name in vectors:
-        assert np.array_equal(serial[name], parallel[name]), name
+    maps = scoring.umap_maps(vectors, seed=0)
+    for name, x in vectors.items():
+        assert np.array_equal(maps[name], scoring.umap_2d(x, seed=0)), name
+    serial_epoch = umap.layouts._get_optimize_layout_euclidean_single_epoch_fn(False)
+    assert serial_epoch is map_layout.epoch_without_gil and serial_epoch.targetoptions["nogil"]
+    assert umap.layouts._get_optimize_layout_euclidean_single_epoch_fn(True) is not serial_epoch
 
 
 def test_score_never_replaces_a_trained_run_nor_without_overwrite_another_scoring(tmp_path):

@@ -14,6 +14,7 @@ Training writes the model; scoring (flags.csv, embeddings) is :mod:`auditor.scor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -44,7 +45,7 @@ from auditor.model.losses import (
     sce_constants,
 )
 from auditor.model.network import AudioVisualNet, Outputs, place_on
-from auditor.model.presets import get_preset
+from auditor.model.presets import FEATURES_PRESET, get_preset
 from auditor.model.sources import Arrays, prepare_inputs
 from auditor.run_folder import (
     CHECKPOINT_FILE,
@@ -74,6 +75,10 @@ GATE_STREAK = 2
 # this much above the best of the epoch ends before: while the model is still learning, clips it has not learnt
 # yet would read as a second population.
 PLATEAU_GAIN = 0.01
+# torch's CPU threads for the features preset's training steps (step_threads). Its small MLPs make many short
+# parallel regions; with the sleeping threads of OMP_WAIT_POLICY=PASSIVE (auditor/__main__.py) waking a second
+# thread for each costs more than it gains, and one thread is never slowed by a descheduled other (BENCHMARKS.md).
+FEATURES_STEP_THREADS = 1
 
 
 @dataclass
@@ -327,33 +332,34 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
         plan.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + ctx.rank)  # dropout
         sums: dict[str, float] = {}
-        for step, (idx, frames, mel) in enumerate(batches):
-            batch = Batch(idx=idx, given=labels[idx].to(device), target=target[idx].to(device),
-                          w=w_train[idx].to(device), r=state.r[idx].to(device),
-                          target_weight=target_weight[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            out, terms, loss = forward_backward(ddp_model, frames, mel, batch, state, phase, cfg, objective)
-            opt.step()
-            sched.step()
-            if cfg.method == "ntl":
-                with torch.no_grad():
-                    w_v = batch.target_weight
-                    w_a = w_v * batch.w if cfg.weight_audio_by_w else w_v
-                    state.mu_v = update_prototypes(state.mu_v.to(device), out.z_v, batch.target, w_v,
-                                                   cfg.proto_momentum).cpu()
-                    state.mu_a = update_prototypes(state.mu_a.to(device), out.z_a, batch.target, w_a,
-                                                   cfg.proto_momentum).cpu()
-            losses = batch_losses(terms, loss)
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value
-            if bar is not None:
-                bar.update(1)
-                if step % PROGRESS_EVERY_STEPS == 0 or step == steps_per_epoch - 1:
-                    append_progress(run_dir, {"event": "step", "phase": phase, "epoch": epoch,
-                                              "epochs_total": cfg.epochs_total, "step": step + 1,
-                                              "steps_per_epoch": steps_per_epoch,
-                                              "losses": {k_: round(v, 5) for k_, v in losses.items()},
-                                              "elapsed_s": round(time.time() - t0, 2)})
+        with step_threads(cfg, device):
+            for step, (idx, frames, mel) in enumerate(batches):
+                batch = Batch(idx=idx, given=labels[idx].to(device), target=target[idx].to(device),
+                              w=w_train[idx].to(device), r=state.r[idx].to(device),
+                              target_weight=target_weight[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                out, terms, loss = forward_backward(ddp_model, frames, mel, batch, state, phase, cfg, objective)
+                opt.step()
+                sched.step()
+                if cfg.method == "ntl":
+                    with torch.no_grad():
+                        w_v = batch.target_weight
+                        w_a = w_v * batch.w if cfg.weight_audio_by_w else w_v
+                        state.mu_v = update_prototypes(state.mu_v.to(device), out.z_v, batch.target, w_v,
+                                                       cfg.proto_momentum).cpu()
+                        state.mu_a = update_prototypes(state.mu_a.to(device), out.z_a, batch.target, w_a,
+                                                       cfg.proto_momentum).cpu()
+                losses = batch_losses(terms, loss)
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                if bar is not None:
+                    bar.update(1)
+                    if step % PROGRESS_EVERY_STEPS == 0 or step == steps_per_epoch - 1:
+                        append_progress(run_dir, {"event": "step", "phase": phase, "epoch": epoch,
+                                                  "epochs_total": cfg.epochs_total, "step": step + 1,
+                                                  "steps_per_epoch": steps_per_epoch,
+                                                  "losses": {k_: round(v, 5) for k_, v in losses.items()},
+                                                  "elapsed_s": round(time.time() - t0, 2)})
         # Epoch end (ntl only; the baselines need no per-clip estimates): evaluation mode over every clip, its
         # forward pass sharded over ranks and gathered (every rank then holds the same estimates).
         estimates = {}
@@ -432,6 +438,21 @@ def update_prototypes(mu: torch.Tensor, z: torch.Tensor, target: torch.Tensor, w
     fresh = mu.norm(dim=1) == 0
     new = torch.where(fresh[:, None], zbar, F.normalize(momentum * mu + (1 - momentum) * zbar, dim=1))
     return torch.where(seen[:, None], new, mu)
+
+
+@contextlib.contextmanager
+def step_threads(cfg: TrainConfig, device: torch.device):
+    """torch's intra-op CPU threads while the training steps run: FEATURES_STEP_THREADS for the features preset on
+    the CPU (the threads there were before are restored after), unchanged otherwise."""
+    if device.type != "cpu" or cfg.preset != FEATURES_PRESET:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, FEATURES_STEP_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _lr_factor(step: int, total: int, steps_per_epoch: int) -> float:

@@ -177,3 +177,29 @@ def test_a_small_features_set_gets_its_updates_from_smaller_batches_not_from_mor
     assert training_batch(features, 200_000) == 256
     assert training_batch(replace(features, batch_size=32), 600) == 32  # asked for: kept
     assert training_batch(TrainConfig(), 600) == training_batch(TrainConfig(), 200_000) == 64  # the cpu preset's
+
+
+def test_the_features_preset_trains_its_steps_on_one_cpu_thread_and_gives_the_threads_back(tmp_path, monkeypatch):
+    from auditor import train as training
+    from tests.features_data import make_feature_set
+
+    before = torch.get_num_threads()
+    vectors, cpu = TrainConfig(preset="features"), torch.device("cpu")
+    with training.step_threads(vectors, cpu):
+        assert torch.get_num_threads() == min(before, training.FEATURES_STEP_THREADS)
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), training.step_threads(vectors, cpu):
+        raise RuntimeError("a failed step")
+    assert torch.get_num_threads() == before
+    with training.step_threads(TrainConfig(preset="cpu"), cpu):
+        assert torch.get_num_threads() == before  # the frame presets' convolutions keep every thread
+
+    seen = []  # the threads of each step of a real features training
+    step = training.forward_backward
+    monkeypatch.setattr(training, "forward_backward",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or step(*a, **k))
+    fs = make_feature_set(tmp_path, n=64)
+    cfg = TrainConfig(preset="features", features=str(fs.features), epochs_phase1=1, epochs_phase2=1, batch_size=32,
+                      device="cpu")
+    training.train(fs.data, tmp_path / "run", cfg, quiet=True)
+    assert seen == [min(before, training.FEATURES_STEP_THREADS)] * 4 and torch.get_num_threads() == before

@@ -32,6 +32,9 @@ Q_FLOOR = 1e-6
 # Clips per chunk when l_i is computed in evaluation mode: every clip of a chunk sees the same negatives.
 EVAL_NEGATIVES_CHUNK = 4096
 EVAL_BATCH = 128
+# Rows of a features file a forward pass of the evaluation takes at once: small MLPs over vectors, whose cost is
+# in the number of batches.
+VECTOR_EVAL_BATCH = 4096
 # evaluate's keys of the network's outputs (network.Outputs), and of a features file's vectors of each clip
 # (frozen_inputs; absent for decoded clips).
 OUTPUT_KEYS = ("h_v", "h_a", "z_v", "z_a", "logits_av", "logits_a", "logits_v")
@@ -97,11 +100,12 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: TrainConfig,
-             device: torch.device, batch_size: int = EVAL_BATCH,
+             device: torch.device, batch_size: int | None = None,
              windows_out: dict[str, np.ndarray] | None = None, workers: int = 0,
              ctx: dist.Context | None = None) -> dict[str, torch.Tensor]:
-    """Evaluation-mode forward pass over ``indices``: the evidence heads' inputs, z_v, z_a (n, d) and
-    logits_av/_a/_v (n, K) on the CPU. The heads' inputs are h_v, h_a (n, C) for decoded clips, and for a features
+    """Evaluation-mode forward pass over ``indices``, ``batch_size`` items at a time (default EVAL_BATCH, or
+    VECTOR_EVAL_BATCH for a features file): the evidence heads' inputs, z_v, z_a (n, d) and logits_av/_a/_v (n, K)
+    on the CPU. The heads' inputs are h_v, h_a (n, C) for decoded clips, and for a features
     file its vectors x_v, x_a (frozen_inputs) instead of h, which nothing else reads. The model's
     inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches). Under
     torchrun (``ctx`` of K > 1 ranks) each rank runs the forward pass of every K-th item (clip, or window) and
@@ -119,6 +123,7 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
     indices = np.asarray(indices)
     inputs = frozen_inputs(arrays, indices)
     keys = tuple(k for k in OUTPUT_KEYS if not (inputs and k in ("h_v", "h_a")))
+    batch_size = batch_size or (VECTOR_EVAL_BATCH if isinstance(arrays, FeatureArrays) else EVAL_BATCH)
     if arrays.windows is None or len(indices) == 0:
         return dist.gather_eval(lambda pos: _forward(model, arrays, indices[pos], keys, device, batch_size, cfg,
                                                      workers), len(indices), ctx) | inputs

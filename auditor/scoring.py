@@ -22,12 +22,14 @@ p^av; ``cosine`` gives mismatch_score = (1 - cos(z^v, z^a)) / 2; ``ce`` has no m
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import importlib
 import json
 import os
 import time
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -286,9 +288,10 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
         return _fit_map(x, seed)
 
 
-def _import_umap():
+@functools.cache
+def _import_umap() -> ModuleType:
     """umap-learn, imported (slow: numba) with NUMBA_CACHE_DIR set, its uncached kernels cached on disk
-    (_cache_umap_kernels) and its serial layout releasing the GIL (map_layout)."""
+    (_cache_umap_kernels) and its serial layout releasing the GIL (map_layout); set up once a process."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "av-auditor" / "numba"))
     import umap
 
@@ -306,7 +309,7 @@ def _ignore_precomputed_knn_warning() -> None:
 
 
 def _fit_map(x: np.ndarray, seed: int) -> np.ndarray:
-    """umap_2d without importing umap-learn or touching the warnings filters (which are not thread-safe)."""
+    """umap_2d's map, leaving the warnings filters (which are not thread-safe) to the caller."""
     n = x.shape[0]
     if n < UMAP_MIN_POINTS:
         return _pca_2d(x)

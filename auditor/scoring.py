@@ -255,9 +255,12 @@ def umap_maps(vectors: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.nda
     vectors = {name: x[rows] for name, x in vectors.items()} if len(rows) < n else vectors
     if n >= UMAP_MIN_POINTS:
         _import_umap()  # once, before the threads
+    # the neighbour searches here, one after the other: each uses every core already, and together they would
+    # hold the memory of all of them at once
+    knn = {name: _umap_neighbours(x) for name, x in vectors.items()}
     with warnings.catch_warnings(), cf.ThreadPoolExecutor(max(1, min(len(vectors), os.cpu_count() or 1))) as pool:
         _ignore_precomputed_knn_warning()
-        futures = {name: pool.submit(_fit_map, x, seed) for name, x in vectors.items()}
+        futures = {name: pool.submit(_fit_map, x, seed, knn[name]) for name, x in vectors.items()}
         maps = {name: fut.result() for name, fut in futures.items()}
     if len(rows) == n:
         return maps
@@ -285,7 +288,7 @@ def umap_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
     to 1 and optimises the layout serially; unseeded, its parallel layout differs from run to run)."""
     with warnings.catch_warnings():
         _ignore_precomputed_knn_warning()
-        return _fit_map(x, seed)
+        return _fit_map(x, seed, _umap_neighbours(x))
 
 
 @functools.cache
@@ -308,15 +311,23 @@ def _ignore_precomputed_knn_warning() -> None:
     warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
 
 
-def _fit_map(x: np.ndarray, seed: int) -> np.ndarray:
-    """umap_2d's map, leaving the warnings filters (which are not thread-safe) to the caller."""
+def _umap_neighbours(x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, None]:
+    """The ``precomputed_knn`` umap_2d hands umap-learn for the rows ``x``: map_neighbours' from UMAP_SEARCH_MIN
+    points on, else none (umap-learn computes them)."""
+    n = x.shape[0]
+    if n < max(UMAP_SEARCH_MIN, UMAP_MIN_POINTS):
+        return None, None, None
+    return map_neighbours(x, min(UMAP_NEIGHBOURS, n - 1))
+
+
+def _fit_map(x: np.ndarray, seed: int, knn: tuple[np.ndarray | None, np.ndarray | None, None]) -> np.ndarray:
+    """umap_2d's map of ``x`` with the neighbours ``knn`` (_umap_neighbours), leaving the warnings filters (which
+    are not thread-safe) to the caller."""
     n = x.shape[0]
     if n < UMAP_MIN_POINTS:
         return _pca_2d(x)
-    k = min(UMAP_NEIGHBOURS, n - 1)
-    knn = map_neighbours(x, k) if n >= UMAP_SEARCH_MIN else (None, None, None)
-    reducer = _import_umap().UMAP(n_neighbors=k, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
-                                  precomputed_knn=knn)
+    reducer = _import_umap().UMAP(n_neighbors=min(UMAP_NEIGHBOURS, n - 1), min_dist=0.1, metric="cosine",
+                                  random_state=seed, n_jobs=1, precomputed_knn=knn)
     return reducer.fit_transform(x).astype(np.float32)
 
 

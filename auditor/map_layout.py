@@ -5,7 +5,8 @@ umap-learn (0.5.x) optimises a seeded layout serially, one call of the numba ker
 maps made in several threads would take turns, one core at a time. :func:`release_gil_in_layouts` has umap-learn's
 serial layout call :func:`epoch_without_gil` instead, a kernel compiled with ``nogil=True`` (and cached on disk)
 that calls umap-learn's own kernel with the same arguments: the same computation and the same coordinates, while
-the other threads run. Import this module after NUMBA_CACHE_DIR is set (scoring.umap_2d).
+the other threads run. Import this module after NUMBA_CACHE_DIR is set (scoring.umap_2d). numba keys the
+cached kernel on this file, not on umap-learn's, which is why umap-learn's version is pinned (pyproject.toml).
 """
 
 from __future__ import annotations

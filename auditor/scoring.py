@@ -315,7 +315,7 @@ def _umap_neighbours(x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | Non
     """The ``precomputed_knn`` umap_2d hands umap-learn for the rows ``x``: map_neighbours' from UMAP_SEARCH_MIN
     points on, else none (umap-learn computes them)."""
     n = x.shape[0]
-    if n < max(UMAP_SEARCH_MIN, UMAP_MIN_POINTS):
+    if n < UMAP_SEARCH_MIN:
         return None, None, None
     return map_neighbours(x, min(UMAP_NEIGHBOURS, n - 1))
 

@@ -6,6 +6,9 @@ One JSON line per run:
 * label_ap, mismatch_ap, suggestions_right, muted_flagged: auditor.metrics.flag_metrics (label AP against
   label_is_noisy, mismatch AP against is_mismatched, suggested = true label on the wrongly labelled clips, share of
   muted clips flagged as mismatched);
+* label_recall, mismatch_recall, mismatch_precision, mismatch_flagged: flag_metrics' share of the wrong labels
+  (swapped sounds) flagged, the share of the sound flags that are swapped sounds, the share of clips flagged for
+  their sound;
 * clean_flagged_label / _mismatch / _any: share of the clips with no problem (right label, own sound, not muted)
   flagged (score >= 0.5) by the label score, the mismatch score, either;
 * visual_acc, audio_acc: flags.csv's visual_pred (resp. audio_pred) = the given label, on the rightly labelled clips
@@ -51,7 +54,9 @@ def measure(data: Path, run: Path) -> dict:
     own = ~noisy & ~mismatched & ~muted & (m["problem"].isna() | (m["problem"] == ""))
     out = {"run": run.name, "clips": len(m), "label_ap": metrics.get("label_ap"),
            "mismatch_ap": metrics.get("mismatch_ap"), "suggestions_right": metrics["suggestion_acc_noisy"],
-           "muted_flagged": metrics["muted_flagged_mismatch"],
+           "muted_flagged": metrics["muted_flagged_mismatch"], "label_recall": metrics.get("label_recall"),
+           "mismatch_recall": metrics.get("mismatch_recall"), "mismatch_precision": metrics.get("mismatch_precision"),
+           "mismatch_flagged": metrics.get("mismatch_flagged"),
            "clean_flagged_label": label[clean].mean(), "clean_flagged_mismatch": sound[clean].mean(),
            "clean_flagged_any": (label | sound)[clean].mean(),
            "visual_acc": (m["visual_pred"] == m["given_label"])[~noisy].mean(),

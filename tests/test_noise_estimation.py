@@ -18,6 +18,7 @@ from auditor.model.noise_estimation import (
     CENTRE_QUANTILE,
     MIN_CLIP_EVIDENCE,
     MIN_EVIDENCE_GAP,
+    SOUND_MIN_CLIP_EVIDENCE,
     TIE_BREAK,
     class_normalise,
     clean_posterior,
@@ -159,7 +160,7 @@ def test_the_wide_component_does_not_claim_the_low_tail():
 
 def test_a_clip_needs_clear_evidence_of_its_own_to_be_flagged():
     # sound evidence as measured: clean pairs around 3 nats with a long right tail, 5% mismatched near 8 nats;
-    # the clean tail (below the clean mean + log 16) must stay unflagged however wide the noisy component is
+    # the clean tail (below the clean mean + MIN_CLIP_EVIDENCE) must stay unflagged however wide the noisy component is
     rng = np.random.default_rng(8)
     clean = 3.0 + rng.gamma(2.0, 0.5, 950)
     noisy = rng.normal(8.5, 0.8, 50)
@@ -169,6 +170,18 @@ def test_a_clip_needs_clear_evidence_of_its_own_to_be_flagged():
     threshold = clean[clean < np.percentile(clean, 95)].mean() + MIN_CLIP_EVIDENCE
     assert not flagged[:950][clean < threshold - 0.3].any()
     assert flagged[950:].mean() > 0.9
+
+
+def test_swapped_sounds_two_nats_above_the_clean_ones_are_flagged():
+    # sound evidence of real recordings: swapped sounds sit 1-3 nats above the clean pairs (a gap of about 2 nats),
+    # not many nats as wrong labels do; a per-clip bar above the gap itself would leave most of them unflagged
+    rng = np.random.default_rng(9)
+    clean, swapped = rng.normal(0.0, 0.4, 900), rng.normal(2.2, 0.5, 100)
+    fit = mixture_posterior(np.concatenate([clean, swapped]), min_clip_evidence=SOUND_MIN_CLIP_EVIDENCE)
+    assert fit.two_populations and fit.evidence_gap < 3.0
+    flagged = fit.clean < 0.5
+    assert flagged[900:].mean() > 0.8
+    assert flagged[:900].mean() < 0.01
 
 
 def test_a_class_with_more_noisy_than_clean_clips_keeps_its_noise_flagged():

@@ -23,7 +23,7 @@ from auditor.model.loader import evaluation_batches
 from auditor.model.losses import class_prior, cross_modal_infonce
 from auditor.model.neighbours import nearest_neighbours
 from auditor.model.network import AudioVisualNet
-from auditor.model.noise_estimation import mixture_posterior
+from auditor.model.noise_estimation import SOUND_MIN_CLIP_EVIDENCE, mixture_posterior
 from auditor.model.presets import get_preset
 from auditor.model.sources import Arrays
 
@@ -309,7 +309,8 @@ def estimate_noise(ev: dict[str, torch.Tensor], labels: torch.Tensor, has_audio:
     sound = sound_evidence(ell, heads, labels, has_audio) if heads else ell
     mean_sound = earlier_sound.mean_with(sound) if earlier_sound is not None else sound
     mask = has_audio.numpy()
-    w_fit = mixture_posterior(mean_sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group)
+    w_fit = mixture_posterior(mean_sound.numpy(), mask=mask if mask.any() else None, seed=cfg.seed, labels=group,
+                              min_clip_evidence=SOUND_MIN_CLIP_EVIDENCE)
     w = torch.where(has_audio, torch.from_numpy(w_fit.clean).float(), torch.zeros(len(labels)))
     if heads:
         ce, fused = label_evidence_out_of_fold(heads, labels, w), heads["p_av"]

@@ -8,8 +8,8 @@ N clips. Given per-clip evidence e (N,) — a loss in nats, higher = more suspic
    at least MIN_CLEAN_SHARE of the clips, and the clips it calls noisy must carry at least MIN_EVIDENCE_GAP nats
    more evidence on average than the others (in the evidence's own units: class centring shifts, never scales);
 3. returns the posterior of the low component when there are two populations — below the flag threshold for a clip
-   whose evidence is less than MIN_CLIP_EVIDENCE above the clean clips' mean — and 1 (clean) for every clip when
-   there are not: a clean data set gets no invented noisy component.
+   whose evidence is less than a bar (MIN_CLIP_EVIDENCE; SOUND_MIN_CLIP_EVIDENCE for sound) above the clean clips'
+   mean — and 1 (clean) for every clip when there are not: a clean data set gets no invented noisy component.
 Used for
 * w_i = posterior over the cross-modal InfoNCE l_i: probability that sound and picture of clip i belong together;
 * r_i = posterior over the label evidence: probability that the given label of clip i is right.
@@ -34,12 +34,19 @@ GMM_TOL = 1e-3
 # clips), noise is several nats (8-17 for labels, 3-8 for sound on noisy sets): see BENCHMARKS.md. Scale-free
 # separation measures (Ashman's D) could not tell these apart: D was 1.6-1.9 on both.
 MIN_EVIDENCE_GAP = 2 * math.log(2)
-# A clip is flagged (noisy posterior >= 0.5) only when its own evidence is at least log 16 nats above the mean of
-# the clips called clean: the model finds its label (or its sound) 16 times less likely than a typical clean clip.
-# Below that its noisy posterior is capped at BELOW_FLAG, so the mixture's wide noisy component cannot pull in
-# the clean component's tail (measured on a long-tailed development set: sound flags fell from 12% to 7% of clips,
-# 5% truly mismatched, recall unchanged; label flags unchanged).
+# A clip is flagged (noisy posterior >= 0.5) only when its own evidence is at least a bar above the mean of the clips
+# called clean; below it its noisy posterior is capped at BELOW_FLAG, so the mixture's wide noisy component cannot
+# pull in the clean component's tail. The bar is in the evidence's nats and depends on what the evidence is:
+# * MIN_CLIP_EVIDENCE = log 16 (the label evidence, and the default): the model finds the clip's label 16 times less
+#   likely than a typical clean clip's. A wrong label sits many nats above the clean clips (5-14 on the development
+#   sets), while a weak classifier's clean clips have a tail of 1-2 nats that a lower bar would flag;
+# * SOUND_MIN_CLIP_EVIDENCE = MIN_EVIDENCE_GAP (2 log 2; w's sound evidence): as far above the clean mean as the
+#   two-population test asks of the noisy clips' mean, i.e. a sound four times less likely than a typical clean
+#   clip's. The sound evidence (estimate.sound_evidence: a mean of an InfoNCE loss and a class evidence) puts a
+#   swapped sound only 1-3 nats above the clean ones, so a bar of log 16 would sit above most of them.
+# Measured on the development sets: BENCHMARKS.md.
 MIN_CLIP_EVIDENCE = math.log(16)
+SOUND_MIN_CLIP_EVIDENCE = MIN_EVIDENCE_GAP
 BELOW_FLAG = 0.49
 # The 2-component mixture must lower BIC by at least this much per clip fitted (a margin against a noisy fit
 # that wins by a hair on a large data set).
@@ -106,12 +113,13 @@ def class_normalise(evidence: np.ndarray, labels: np.ndarray, mask: np.ndarray |
 
 
 def mixture_posterior(evidence: np.ndarray, mask: np.ndarray | None = None, seed: int = 0, *,
-                      labels: np.ndarray | None = None) -> MixtureFit:
+                      labels: np.ndarray | None = None, min_clip_evidence: float = MIN_CLIP_EVIDENCE) -> MixtureFit:
     """Clean posterior per clip from a two-population test and a 2-component GMM (see the module docstring).
 
     ``mask`` (N,) bool selects the clips the mixture is fitted on (e.g. clips that have a sound track); clips
-    outside it still get a posterior. ``labels`` (N,) given labels: normalise per class first. The posterior is 1
-    below the clean component's mean and monotone in the (normalised) evidence — a clip with more evidence is never
+    outside it still get a posterior. ``labels`` (N,) given labels: normalise per class first. ``min_clip_evidence``:
+    the bar (nats above the clean clips' mean) below which a clip's noisy posterior is capped under one half. The
+    posterior is 1 below the clean component's mean and monotone in the (normalised) evidence — a clip with more evidence is never
     judged cleaner — and ties are broken by the evidence (TIE_BREAK). Without two populations every clip gets 1 - TIE_BREAK * x_i (x = min-max evidence)."""
     e = np.asarray(evidence, dtype=np.float64)
     e = class_normalise(e, labels, mask) if labels is not None else e
@@ -143,7 +151,7 @@ def mixture_posterior(evidence: np.ndarray, mask: np.ndarray | None = None, seed
         one.evidence_gap, one.bic_gain, one.clean_share = gap, bic_gain, share
         return one
     clean_mean = e[fit_mask & ~called].mean()
-    noisy_post = np.where(e < clean_mean + MIN_CLIP_EVIDENCE, np.minimum(noisy_post, BELOW_FLAG), noisy_post)
+    noisy_post = np.where(e < clean_mean + min_clip_evidence, np.minimum(noisy_post, BELOW_FLAG), noisy_post)
     clean_post = 1.0 - ((1.0 - TIE_BREAK) * noisy_post + TIE_BREAK * x)
     return MixtureFit(clean=clean_post, two_populations=True, evidence_gap=gap, bic_gain=bic_gain, clean_share=share)
 

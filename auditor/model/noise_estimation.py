@@ -38,8 +38,8 @@ MIN_EVIDENCE_GAP = 2 * math.log(2)
 # called clean; below it its noisy posterior is capped at BELOW_FLAG, so the mixture's wide noisy component cannot
 # pull in the clean component's tail. The bar is in the evidence's nats and depends on what the evidence is:
 # * MIN_CLIP_EVIDENCE = log 16 (the label evidence, and the default): the model finds the clip's label 16 times less
-#   likely than a typical clean clip's. A wrong label sits many nats above the clean clips (5-14 on the development
-#   sets), while a weak classifier's clean clips have a tail of 1-2 nats that a lower bar would flag;
+#   likely than a typical clean clip's. A wrong label sits many nats above the clean clips (a median of 9-14 on the
+#   development sets), while a weak classifier's clean clips have a tail of 1-2 nats that a lower bar would flag;
 # * SOUND_MIN_CLIP_EVIDENCE = MIN_EVIDENCE_GAP (2 log 2; w's sound evidence): as far above the clean mean as the
 #   two-population test asks of the noisy clips' mean, i.e. a sound four times less likely than a typical clean
 #   clip's. The sound evidence (estimate.sound_evidence: a mean of an InfoNCE loss and a class evidence) puts a

@@ -728,20 +728,35 @@ def test_a_point_on_the_explore_map_shows_its_clips_frame_on_hover(server, page)
                            timeout=60_000)
     card = page.locator(".av-map-thumb")
     assert not card.is_visible()
-    point = page.evaluate("() => { const p = document.querySelector('.js-plotly-plot'), l = p._fullLayout;"
-                          " const t = p._fullData.find(d => d.x && d.x.length), r = p.getBoundingClientRect();"
-                          " return {x: r.left + l.xaxis._offset + l.xaxis.l2p(t.x[0]),"
-                          "         y: r.top + l.yaxis._offset + l.yaxis.l2p(t.y[0])}; }")
-    page.mouse.move(point["x"] - 30, point["y"] - 30)
-    page.mouse.move(point["x"], point["y"], steps=5)
-    card.wait_for(state="visible", timeout=10_000)
-    label = page.locator(".js-plotly-plot .hoverlayer .hovertext tspan.line").first.text_content().strip()
-    expected = page.evaluate(f"clip => {{ const box = document.querySelector('.st-key-{THUMBS_KEY}');"
-                             " const names = JSON.parse(box.querySelector('[data-clips]').dataset.clips);"
-                             " return box.querySelectorAll('img')[names.indexOf(clip)].src; }", label)
-    assert label.startswith("clips/") and card.locator("img").get_attribute("src") == expected
-    hover_box = page.locator(".js-plotly-plot .hoverlayer .hovertext").first.bounding_box()
-    card_box = card.bounding_box()
+    # Read the label, the card and both their boxes in one step of the page: a rerun of the page between two
+    # reads redraws the map and takes its hover label away (then the mouse goes onto the point again).
+    hovered_js = (f"() => {{ const h = document.querySelector('.js-plotly-plot .hoverlayer .hovertext');"
+                  " const c = document.querySelector('.av-map-thumb');"
+                  f" const box = document.querySelector('.st-key-{THUMBS_KEY}');"
+                  " if (!h || !c || !box || getComputedStyle(c).display === 'none') return null;"
+                  " const label = h.querySelector('tspan.line').textContent.trim();"
+                  " const names = JSON.parse(box.querySelector('[data-clips]').dataset.clips);"
+                  " const frame = box.querySelectorAll('img')[names.indexOf(label)];"
+                  " const a = h.getBoundingClientRect(), b = c.getBoundingClientRect();"
+                  " return {label, src: c.querySelector('img').src, expected: frame ? frame.src : null,"
+                  "         hover: {x: a.left, y: a.top, width: a.width, height: a.height},"
+                  "         card: {x: b.left, y: b.top, width: b.width, height: b.height}}; }")
+    hovered = None
+    for _ in range(3):
+        point = page.evaluate("() => { const p = document.querySelector('.js-plotly-plot'), l = p._fullLayout;"
+                              " const t = p._fullData.find(d => d.x && d.x.length), r = p.getBoundingClientRect();"
+                              " return {x: r.left + l.xaxis._offset + l.xaxis.l2p(t.x[0]),"
+                              "         y: r.top + l.yaxis._offset + l.yaxis.l2p(t.y[0])}; }")
+        page.mouse.move(point["x"] - 30, point["y"] - 30)
+        page.mouse.move(point["x"], point["y"], steps=5)
+        card.wait_for(state="visible", timeout=10_000)
+        page.wait_for_timeout(300)  # the card is placed on the next animation frame
+        hovered = page.evaluate(hovered_js)
+        if hovered is not None:
+            break
+    assert hovered is not None
+    assert hovered["label"].startswith("clips/") and hovered["src"] == hovered["expected"]
+    hover_box, card_box = hovered["hover"], hovered["card"]
     apart = [card_box["x"] >= hover_box["x"] + hover_box["width"], card_box["x"] + card_box["width"] <= hover_box["x"],
              card_box["y"] >= hover_box["y"] + hover_box["height"], card_box["y"] + card_box["height"] <= hover_box["y"]]
     assert any(apart), (card_box, hover_box)  # the label stays readable

@@ -51,6 +51,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")
     p.add_argument("--pretrained", action="store_true", help="use cached torchvision weights: ImageNet (resnet18 preset), Kinetics-400 "
                         "(r2plus1d preset); never downloaded")
+    p.add_argument("--no-flip-frames", action="store_true",
+                   help="do not mirror the frames left-right at random in training: for collections whose pictures "
+                        "have a handedness (text, digits, signs, gestures, a direction of motion), where a mirrored "
+                        "picture is another picture")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="discard a run already in --run and start again")
     p.add_argument("--workers", type=int, default=None, help="decoding processes for ingest (default: all cores)")
@@ -62,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {name: getattr(args, name) for name in _FLAG_FIELDS}
     if values["features"]:
         values["preset"] = FEATURES_PRESET
-    return TrainConfig(**values, use_cat=not args.no_cat, use_w=not args.no_w, pretrained=args.pretrained)
+    return TrainConfig(**values, use_cat=not args.no_cat, use_w=not args.no_w, pretrained=args.pretrained,
+                       flip_frames=not args.no_flip_frames)
 
 
 def run_train(args: argparse.Namespace) -> int:

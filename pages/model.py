@@ -52,6 +52,11 @@ with train_col:
                                   placeholder="default", step=1)
         epochs2 = c2.number_input("Correction epochs (phase 2)", min_value=0, max_value=500, value=None,
                                   placeholder="default", step=1)
+        flip = st.checkbox("Mirror the frames left-right at random while training", value=True,
+                           disabled=bool(features),
+                           help="Right for most natural scenes. Untick it where the pictures have a handedness "
+                                "(text, digits, signs, gestures, a direction of motion): a mirrored picture is then "
+                                "another picture, and the picture head learns your classes worse.")
         replace = st.checkbox("If a run of this name exists, replace it (its results and checkpoint are deleted)",
                               value=False)
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
@@ -73,6 +78,8 @@ with train_col:
                 args += ["--epochs-phase1", str(int(epochs1))]
             if epochs2 is not None:
                 args += ["--epochs-phase2", str(int(epochs2))]
+            if not flip and not features:
+                args.append("--no-flip-frames")
             if replace:
                 args.append("--overwrite")
             if jobs.start_job(run, args, "training"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -18,7 +19,7 @@ from auditor.data.decode import decode_clip
 from auditor.data.features import SILENCE, log_mel
 from auditor.data.params import PreprocessParams
 from auditor.data.store import open_store
-from auditor.model.inputs import batch_inputs
+from auditor.model.inputs import batch_inputs, make_inputs
 from auditor.model.loader import EpochPlan, loader_workers, training_batches
 from tests.conftest import REPO
 from tests.media import write_clip
@@ -202,9 +203,9 @@ def _in_process_batches(arrays, seed: int, epoch: int, batch: int, steps: int):
 def test_dataloader_gives_the_in_process_batches_for_any_workers_and_ranks(arrays, workers):
     batch, steps, world = 4, 2, 2
     plans = [EpochPlan(arrays, seed=7, batch_size=batch, local_batch=batch // world, rank=rank, steps=steps,
-                       num_frames=3, audio_frames=40) for rank in range(world)]
+                       num_frames=3, audio_frames=40, flip_frames=True) for rank in range(world)]
     single = EpochPlan(arrays, seed=7, batch_size=batch, local_batch=batch, rank=0, steps=steps, num_frames=3,
-                       audio_frames=40)
+                       audio_frames=40, flip_frames=True)
     loaders = [training_batches(arrays, p, workers, pin_memory=False) for p in [single, *plans]]
     for epoch in (0, 3):
         for p in [single, *plans]:
@@ -223,7 +224,8 @@ def test_dataloader_gives_the_in_process_batches_for_any_workers_and_ranks(array
 def test_order_and_augmentation_come_from_independent_streams(arrays):
     """The augmentation of an epoch is not drawn from the stream that ordered its clips (the same seed for both
     would tie each clip's flips, shifts and gains to its place in the order)."""
-    plan = EpochPlan(arrays, seed=7, batch_size=4, local_batch=4, rank=0, steps=2, num_frames=3, audio_frames=40)
+    plan = EpochPlan(arrays, seed=7, batch_size=4, local_batch=4, rank=0, steps=2, num_frames=3, audio_frames=40,
+                     flip_frames=True)
     plan.set_epoch(2)
     rows, _ = next(iter(plan))
     tied = batch_inputs(arrays, rows, 3, 40, np.random.default_rng([7, 2]))
@@ -234,6 +236,24 @@ def test_order_and_augmentation_come_from_independent_streams(arrays):
     assert not (torch.equal(got_frames, tied[0]) and torch.equal(got_mel, tied[1]))
     order = np.random.default_rng([7, 2, 0]).permutation(len(arrays.clips))
     assert np.array_equal(rows, order[:4])
+
+
+def test_frames_are_mirrored_only_where_the_run_asks_for_it(arrays):
+    """TrainConfig.flip_frames off (train --no-flip-frames): the epoch's draws are those of the same stream with every flip
+    off, and every other choice (frames, shift, crop, gain) unchanged; on: some clips of the epoch are mirrored."""
+    kwargs = dict(seed=7, batch_size=4, local_batch=4, rank=0, steps=2, num_frames=3, audio_frames=40)
+    plain, mirrored = EpochPlan(arrays, **kwargs, flip_frames=False), EpochPlan(arrays, **kwargs, flip_frames=True)
+    flips = []
+    for (rows, draws), (rows_m, draws_m) in zip(plain, mirrored, strict=True):
+        assert np.array_equal(rows, rows_m)
+        assert not draws.flip.any()
+        for name in ("picks", "crop", "shift", "gain"):
+            assert np.array_equal(getattr(draws, name), getattr(draws_m, name))
+        frames, mel = make_inputs(arrays, rows, draws, 40)
+        want_frames, want_mel = make_inputs(arrays, rows, dataclasses.replace(draws_m, flip=draws.flip), 40)
+        assert torch.equal(frames, want_frames) and torch.equal(mel, want_mel)
+        flips.append(draws_m.flip)
+    assert np.concatenate(flips).any()
 
 
 def test_automatic_loader_workers(monkeypatch):

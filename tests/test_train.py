@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from auditor.cli_model import add_train_arguments, config_from_args
 from auditor.errors import UserError
 from auditor.flags import FLAGS_COLUMNS
 from auditor.model.checkpoint import load_checkpoint
@@ -181,3 +183,10 @@ def test_training_into_a_scored_folder_is_refused(trained_run, small_dataset, tm
     proc = run_cli("train", "--data", str(small_dataset), "--run", str(scored), *FAST, check=False)
     assert proc.returncode == 2 and "already holds scored results" in proc.stderr
     assert (scored / "flags.csv").is_file() and (scored / "embeddings.parquet").is_file()
+
+
+def test_frames_are_mirrored_in_training_unless_no_flip_frames():
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    assert config_from_args(p.parse_args(["--data", "d", "--run", "r"])).flip_frames
+    assert not config_from_args(p.parse_args(["--data", "d", "--run", "r", "--no-flip-frames"])).flip_frames

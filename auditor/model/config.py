@@ -64,6 +64,10 @@ class TrainConfig:
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
+    # Mirror a clip's frames left-right at random in training (docs/method.md, "Inputs"), as most video training
+    # does; off (train --no-flip-frames) for collections whose pictures have a handedness (text, digits, signs,
+    # gestures, a direction of motion), where a mirrored picture is another picture.
+    flip_frames: bool = True
     # A features file (data/feature_file.py) of per-clip vectors to train on instead of the decoded clips (the
     # features preset); its vector sizes D_v, D_a are filled in from the file (model/sources.prepare_inputs).
     features: str = ""

@@ -1,7 +1,8 @@
 """Cached arrays -> network inputs for a batch of clip indices (method.md, "Inputs").
 
-Frames: T of the cached frames (one per segment, jittered in training), random horizontal flip and a random
-shift of up to S/8 pixels (reflect-padded) in training, ImageNet normalisation -> (B, T, 3, S, S) float32.
+Frames: T of the cached frames (one per segment, jittered in training), a random shift of up to S/8 pixels
+(reflect-padded) and, unless the run says not to (TrainConfig.flip_frames), a random horizontal flip in training,
+ImageNet normalisation -> (B, T, 3, S, S) float32.
 Sound: a crop of ``audio_frames`` log-mel frames placed by loudness (:func:`loud_crop_offset`: in training drawn
 with probability proportional to the crop's amplitude, otherwise the loudest crop; a clip's sound event may be
 anywhere in it, and a short one is missed by a crop placed blindly; a clip shorter than the crop is padded with
@@ -16,6 +17,7 @@ from the same time span), drawn with :func:`window_draw_weights`; evaluation rea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,12 @@ class Draws:
     shift: np.ndarray | None = None
     gain: np.ndarray | None = None
     windows: np.ndarray | None = None  # (B,) the window of each clip, when the data set has clips of several
+
+    def without_flips(self) -> Draws:
+        """The same choices with no clip mirrored (TrainConfig.flip_frames off); the random stream is unchanged."""
+        if self.flip is None:
+            return self
+        return dataclasses.replace(self, flip=np.zeros_like(self.flip))
 
     def __getitem__(self, rows: slice) -> Draws:
         """The choices of the clips ``rows`` of the batch (a rank's part)."""

@@ -33,11 +33,13 @@ ORDER_STREAM, AUGMENT_STREAM = 0, 1
 class EpochPlan(Sampler):
     """Yields, for each of ``steps`` steps of the epoch set by :meth:`set_epoch`, this rank's part of the global
     batch: (clip indices (local_batch,), their Draws). Rank k takes rows k*local_batch .. (k+1)*local_batch - 1
-    of each global batch of ``batch_size`` = local_batch * ranks clips."""
+    of each global batch of ``batch_size`` = local_batch * ranks clips; no clip's frames are mirrored unless
+    ``flip_frames``."""
 
     def __init__(self, arrays: Arrays, *, seed: int, batch_size: int, local_batch: int, rank: int, steps: int,
-                 num_frames: int, audio_frames: int):
+                 num_frames: int, audio_frames: int, flip_frames: bool):
         self.arrays, self.seed, self.batch_size, self.steps = arrays, seed, batch_size, steps
+        self.flip_frames = flip_frames
         self.mine = slice(rank * local_batch, (rank + 1) * local_batch)
         self.num_frames, self.audio_frames = num_frames, audio_frames
         self.epoch = 0
@@ -55,6 +57,8 @@ class EpochPlan(Sampler):
         for step in range(self.steps):
             rows = perm[step * self.batch_size:(step + 1) * self.batch_size]
             draws = source_of(self.arrays).draw(self.arrays, rows, self.num_frames, self.audio_frames, rng)
+            if not self.flip_frames:
+                draws = draws.without_flips()
             yield rows[self.mine], draws[self.mine]
 
 

@@ -29,10 +29,9 @@ GMM_REG_COVAR = 5e-4  # NCR's setting: keeps a tight clean component from collap
 GMM_MAX_ITER = 100
 GMM_TOL = 1e-3
 # The clips the mixture calls noisy must carry this much more evidence (nats) on average than the rest: 2 log 2,
-# i.e. the model finds their given label (or their sound) at least four times less likely. A clean data set's
-# hard tail is a few hundredths of a nat above its bulk (measured: 0.02 for labels, 0.26 for sound on 300 clean
-# clips), noise is several nats (8-17 for labels, 3-8 for sound on noisy sets): see BENCHMARKS.md. Scale-free
-# separation measures (Ashman's D) could not tell these apart: D was 1.6-1.9 on both.
+# i.e. the model finds their given label (or their sound) at least four times less likely. On the development sets
+# a clean data set's hard tail sits a fraction of a nat above its bulk, wrong labels several nats above it and
+# swapped sounds one to a few (BENCHMARKS.md). Scale-free separation measures (Ashman's D) could not tell these apart.
 MIN_EVIDENCE_GAP = 2 * math.log(2)
 # A clip is flagged (noisy posterior >= 0.5) only when its own evidence is at least a bar above the mean of the clips
 # called clean; below it its noisy posterior is capped at BELOW_FLAG, so the mixture's wide noisy component cannot

@@ -259,9 +259,11 @@ def _prepare_run_dir(run_dir: Path, result: IngestResult, cfg: TrainConfig, resu
 
 
 def _check_resumable(old: dict, cfg: TrainConfig, classes: list[str], run_dir: Path) -> None:
-    """Raise UserError naming every TrainConfig field (but RUNTIME_KEYS) whose value differs from the run's."""
-    changed = [f"{key}={value!r} (the run has {old['train'].get(key)!r})" for key, value in asdict(cfg).items()
-               if key not in RUNTIME_KEYS and old["train"].get(key) != value]
+    """Raise UserError naming every TrainConfig field (but RUNTIME_KEYS) whose value differs from the run's; a field
+    that the run's config.json lacks (a run started before the field existed) has its default there."""
+    stored = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | old["train"]
+    changed = [f"{key}={value!r} (the run has {stored.get(key)!r})" for key, value in asdict(cfg).items()
+               if key not in RUNTIME_KEYS and stored.get(key) != value]
     if changed:
         raise UserError(f"{run_dir}: cannot resume with {', '.join(changed)}; resume with the run's own values "
                         f"(see {run_dir / CONFIG_FILE}) or start a new run")

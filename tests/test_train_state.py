@@ -98,6 +98,15 @@ def test_resume_refuses_every_changed_hyper_parameter_naming_it(tmp_path):
         assert f"{key}={value!r}" in str(err.value) and "config.json" in str(err.value)
 
 
+def test_a_run_started_before_a_field_existed_resumes_with_its_default(tmp_path):
+    cfg = TrainConfig(epochs_phase1=4, epochs_phase2=2, warmup_epochs=2)
+    old = _run_config(cfg)
+    del old["train"]["flip_frames"]
+    _check_resumable(old, cfg, ["a", "b"], tmp_path)
+    with pytest.raises(UserError, match="flip_frames=False"):
+        _check_resumable(old, replace(cfg, flip_frames=False), ["a", "b"], tmp_path)
+
+
 def test_resume_may_change_where_the_run_runs(tmp_path):
     cfg = TrainConfig(epochs_phase1=4, epochs_phase2=2, warmup_epochs=2)
     _check_resumable(_run_config(cfg), replace(cfg, device="cpu", loader_workers=2), ["a", "b"], tmp_path)

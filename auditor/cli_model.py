@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from auditor.model.config import DEVICES, LABEL_EVIDENCE, METHODS, TrainConfig
+from auditor.model.config import DEVICES, FLIP_FRAMES, LABEL_EVIDENCE, METHODS, TrainConfig
 from auditor.model.presets import FEATURES_PRESET, FRAME_PRESETS
 from auditor.run_folder import CLASS_REPORT_FILE, EMBEDDINGS_FILE, FLAGS_FILE
 from auditor.workspace import add_workdir_argument
@@ -15,7 +15,7 @@ RUN_RESULTS = (FLAGS_FILE, EMBEDDINGS_FILE, CLASS_REPORT_FILE)
 # TrainConfig fields exposed as --flags (the dataclass is the single source of the defaults).
 _FLAG_FIELDS = ("preset", "method", "epochs_phase1", "epochs_phase2", "warmup_epochs", "batch_size", "lr",
                 "device", "seed", "lambda_inst", "lambda_cat", "label_evidence", "evidence_folds", "init_from",
-                "loader_workers", "features")
+                "loader_workers", "features", "flip_frames")
 
 
 _HELP = {"init_from": "a run folder (same preset): start the encoders from its checkpoint, e.g. one trained on a "
@@ -27,9 +27,13 @@ _HELP = {"init_from": "a run folder (same preset): start the encoders from its c
                      "clips (the features preset; --preset is not used)",
          "evidence_folds": "folds of the linear heads cross-fitted on the encoders' features (with --features: on "
                            "the file's vectors) that judge each label (default 5; 0 = the network's own heads, which "
-                           "have fitted every label)"}
+                           "have fitted every label)",
+         "flip_frames": "mirror the frames left-right at random in training: auto (default) = once the first epochs "
+                        "show that a mirrored picture keeps its class (not so for text, digits, signs, gestures, a "
+                        "direction of motion), always, or never"}
 # The valid values of a flag, taken from where they are defined.
-_CHOICES = {"preset": FRAME_PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE}
+_CHOICES = {"preset": FRAME_PRESETS, "device": DEVICES, "method": METHODS, "label_evidence": LABEL_EVIDENCE,
+            "flip_frames": FLIP_FRAMES}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,10 +55,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-w", action="store_true", help="ablation: without w re-weighting")
     p.add_argument("--pretrained", action="store_true", help="use cached torchvision weights: ImageNet (resnet18 preset), Kinetics-400 "
                         "(r2plus1d preset); never downloaded")
-    p.add_argument("--no-flip-frames", action="store_true",
-                   help="do not mirror the frames left-right at random in training: for collections whose pictures "
-                        "have a handedness (text, digits, signs, gestures, a direction of motion), where a mirrored "
-                        "picture is another picture")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="discard a run already in --run and start again")
     p.add_argument("--workers", type=int, default=None, help="decoding processes for ingest (default: all cores)")
@@ -66,8 +66,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {name: getattr(args, name) for name in _FLAG_FIELDS}
     if values["features"]:
         values["preset"] = FEATURES_PRESET
-    return TrainConfig(**values, use_cat=not args.no_cat, use_w=not args.no_w, pretrained=args.pretrained,
-                       flip_frames=not args.no_flip_frames)
+    return TrainConfig(**values, use_cat=not args.no_cat, use_w=not args.no_w, pretrained=args.pretrained)
 
 
 def run_train(args: argparse.Namespace) -> int:

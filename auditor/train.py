@@ -44,6 +44,7 @@ from auditor.model.losses import (
     sce,
     sce_constants,
 )
+from auditor.model.mirror_test import MirrorTest, mirror_test
 from auditor.model.network import AudioVisualNet, Outputs, place_on
 from auditor.model.presets import FEATURES_PRESET, get_preset
 from auditor.model.sources import Arrays, prepare_inputs
@@ -75,6 +76,8 @@ GATE_STREAK = 2
 # this much above the best of the epoch ends before: while the model is still learning, clips it has not learnt
 # yet would read as a second population.
 PLATEAU_GAIN = 0.01
+# NoiseState.mirror before the mirror test has decided.
+MIRROR_UNDECIDED = -1
 # torch's CPU threads for the features preset's training steps (step_threads). Its small MLPs make many short
 # parallel regions; with the sleeping threads of OMP_WAIT_POLICY=PASSIVE (auditor/__main__.py) waking a second
 # thread for each costs more than it gains, and one thread is never slowed by a descheduled other (BENCHMARKS.md).
@@ -102,6 +105,9 @@ class NoiseState:
     sound_total: torch.Tensor
     sound_latest: torch.Tensor
     sound_ends: torch.Tensor
+    # TrainConfig.flip_frames "auto": () long, MIRROR_UNDECIDED until the mirror test (model/mirror_test.py) has
+    # decided, then 1 (the frames are mirrored at random from the next epoch on) or 0.
+    mirror: torch.Tensor
 
     @classmethod
     def initial(cls, has_audio: torch.Tensor, k: int, d: int) -> NoiseState:
@@ -111,7 +117,7 @@ class NoiseState:
                    mu_v=torch.zeros(k, d), mu_a=torch.zeros(k, d), streak=torch.zeros(2, dtype=torch.long),
                    gate_open=torch.zeros(2, dtype=torch.bool), best_agreement=torch.tensor(-1.0),
                    sound_total=torch.zeros(n, dtype=torch.float64), sound_latest=torch.zeros(n),
-                   sound_ends=torch.tensor(0))
+                   sound_ends=torch.tensor(0), mirror=torch.tensor(MIRROR_UNDECIDED))
 
     def earlier_sound(self) -> EarlierSound:
         """The sound evidence of every epoch end so far, for the next one's estimate."""
@@ -149,6 +155,22 @@ class NoiseState:
         self.q, self.y_hat = est["q"], est["y_hat"]
         self.sound_total, self.sound_latest = earlier.total, est["sound_evidence"]
         self.sound_ends = torch.tensor(earlier.ends + 1)
+
+    def mirrors_frames(self, cfg: TrainConfig) -> bool:
+        """Whether the next epoch mirrors frames at random: cfg.flip_frames "always", "never", or for "auto" what
+        the mirror test decided (no mirroring before it has)."""
+        return {"always": True, "never": False}.get(cfg.flip_frames, int(self.mirror) == 1)
+
+    def mirror_test_due(self, cfg: TrainConfig) -> bool:
+        """Whether this epoch end runs the mirror test: flip_frames "auto" on decoded clips, not yet decided."""
+        return cfg.flip_frames == "auto" and cfg.preset != FEATURES_PRESET and int(self.mirror) == MIRROR_UNDECIDED
+
+    def take_mirror_test(self, test: MirrorTest, epoch: int, cfg: TrainConfig) -> None:
+        """Decide once the test's heads have learnt the pictures (mirror iff test.keeps_class), or at the end of
+        the warm-up's last epoch (``epoch`` 0-based) without that (do not mirror: nothing shows that a mirror image
+        keeps its class)."""
+        if test.learnt or epoch + 1 >= cfg.warmup_epochs:
+            self.mirror = torch.tensor(int(test.keeps_class))
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -333,6 +355,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
         # Order and augmentation per (seed, epoch), drawn for the whole global batch on every rank so that they do
         # not depend on K; each rank's loader makes its own rows (model/loader.py).
         plan.set_epoch(epoch)
+        plan.flip_frames = state.mirrors_frames(cfg)
         torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + ctx.rank)  # dropout
         sums: dict[str, float] = {}
         with step_threads(cfg, device):
@@ -366,6 +389,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
         # Epoch end (ntl only; the baselines need no per-clip estimates): evaluation mode over every clip, its
         # forward pass sharded over ranks and gathered (every rank then holds the same estimates).
         estimates = {}
+        ev = None
         if cfg.method == "ntl":
             est_started = time.time()
             windows: dict[str, np.ndarray] = {}
@@ -385,7 +409,13 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
                          "w_mixture": est["w_fit"].summary(), "r_mixture": est["r_fit"].summary(),
                          "weighting": {"w": bool(state.gate_open[0]), "r": bool(state.gate_open[1])},
                          "estimate_s": round(time.time() - est_started, 2)}
-            del ev, est  # so that the next epoch end's evaluation does not find this one still held
+            del est  # so that the next epoch end's evaluation does not find this one still held
+        if state.mirror_test_due(cfg):
+            test = _mirror_test(model, arrays, labels, k, cfg, device, workers, ctx, ev)
+            state.take_mirror_test(test, epoch, cfg)
+            estimates["mirror_test"] = test.summary() | {"decided": int(state.mirror) != MIRROR_UNDECIDED}
+        del ev
+        estimates["mirrored_frames"] = plan.flip_frames
         if ctx.rank == 0:
             if epoch_end is not None:
                 epoch_end(epoch + 1, model, device)
@@ -405,6 +435,17 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
     if bar is not None:
         bar.close()
     return final
+
+
+def _mirror_test(model: AudioVisualNet, arrays: Arrays, labels: torch.Tensor, num_classes: int, cfg: TrainConfig,
+                 device: torch.device, workers: int, ctx: dist.Context,
+                 ev: dict[str, torch.Tensor] | None) -> MirrorTest:
+    """The mirror test (model/mirror_test.py) of the model as it is: the visual features h_v of every clip (this
+    epoch end's evaluation ``ev``, or a new one) and of its mirror image."""
+    every = np.arange(len(arrays.clips))
+    h = ev["h_v"] if ev is not None else evaluate(model, arrays, every, cfg, device, workers=workers, ctx=ctx)["h_v"]
+    h_mirrored = evaluate(model, arrays, every, cfg, device, workers=workers, ctx=ctx, mirrored=True)["h_v"]
+    return mirror_test(h, h_mirrored, labels, num_classes, seed=cfg.seed, device=device)
 
 
 def forward_backward(model: torch.nn.Module, frames: torch.Tensor, mel: torch.Tensor, batch: Batch,

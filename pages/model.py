@@ -6,6 +6,7 @@ run being reviewed is never replaced unless the curator names it and confirms.""
 import streamlit as st
 
 from auditor.errors import UserError
+from auditor.model.config import FLIP_FRAMES, TrainConfig
 from auditor.model.presets import FRAME_PRESETS
 from auditor.run_folder import new_run_name, run_in_use, run_name_problem
 from auditor.text import md_literal
@@ -52,11 +53,15 @@ with train_col:
                                   placeholder="default", step=1)
         epochs2 = c2.number_input("Correction epochs (phase 2)", min_value=0, max_value=500, value=None,
                                   placeholder="default", step=1)
-        flip = st.checkbox("Mirror the frames left-right at random while training", value=True,
-                           disabled=bool(features),
-                           help="Right for most natural scenes. Untick it where the pictures have a handedness "
-                                "(text, digits, signs, gestures, a direction of motion): a mirrored picture is then "
-                                "another picture, and the picture head learns your classes worse.")
+        flip = st.selectbox("Mirror the frames left-right at random while training", list(FLIP_FRAMES),
+                            disabled=bool(features), format_func=lambda f: {
+                                "auto": "auto — if the first epochs show that a mirrored picture keeps its class",
+                                "always": "always — right for most natural scenes",
+                                "never": "never — the pictures have a handedness"}.get(f, f),
+                            help="Where pictures have a handedness (text, digits, signs, gestures, a direction of "
+                                 "motion) a mirrored picture is another picture, and mirroring makes the picture "
+                                 "head learn your classes worse. Auto trains unmirrored until it can tell, then "
+                                 "mirrors only if mirror images are recognised as their own class.")
         replace = st.checkbox("If a run of this name exists, replace it (its results and checkpoint are deleted)",
                               value=False)
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
@@ -78,8 +83,8 @@ with train_col:
                 args += ["--epochs-phase1", str(int(epochs1))]
             if epochs2 is not None:
                 args += ["--epochs-phase2", str(int(epochs2))]
-            if not flip and not features:
-                args.append("--no-flip-frames")
+            if flip != TrainConfig.flip_frames and not features:
+                args += ["--flip-frames", flip]
             if replace:
                 args.append("--overwrite")
             if jobs.start_job(run, args, "training"):

@@ -246,15 +246,18 @@ def test_training_never_replaces_the_reviewed_run_unless_named_and_confirmed(dat
     assert started[-1][0] == default and "--overwrite" in started[-1][1]
 
 
-def test_training_mirrors_the_frames_unless_the_box_is_unticked(data_dir, started):
+def test_training_mirrors_the_frames_as_the_run_asks(data_dir, started):
+    """The default (auto) passes no option; another choice passes --flip-frames with it."""
     at = goto(app(), "model")
     at.button(key="FormSubmitter:train-Start training").click().run()
     no_errors(at)
-    assert "--no-flip-frames" not in started[-1][1]
-    next(c for c in at.checkbox if c.label.startswith("Mirror the frames")).uncheck()
-    at.button(key="FormSubmitter:train-Start training").click().run()
-    no_errors(at)
-    assert len(started) == 2 and "--no-flip-frames" in started[-1][1]
+    assert "--flip-frames" not in started[-1][1]
+    for choice in ("never", "always"):
+        next(s for s in at.selectbox if s.label.startswith("Mirror the frames")).set_value(choice)
+        at.button(key="FormSubmitter:train-Start training").click().run()
+        no_errors(at)
+        args = started[-1][1]
+        assert args[args.index("--flip-frames") + 1] == choice
 
 
 def test_scoring_with_the_shipped_model_makes_a_new_run(data_dir, started):

@@ -20,7 +20,7 @@ from auditor.data.features import SILENCE, log_mel
 from auditor.data.params import PreprocessParams
 from auditor.data.store import open_store
 from auditor.model.inputs import batch_inputs, make_inputs
-from auditor.model.loader import EpochPlan, loader_workers, training_batches
+from auditor.model.loader import EpochPlan, evaluation_batches, loader_workers, training_batches
 from tests.conftest import REPO
 from tests.media import write_clip
 
@@ -239,7 +239,7 @@ def test_order_and_augmentation_come_from_independent_streams(arrays):
 
 
 def test_frames_are_mirrored_only_where_the_run_asks_for_it(arrays):
-    """TrainConfig.flip_frames off (train --no-flip-frames): the epoch's draws are those of the same stream with every flip
+    """EpochPlan.flip_frames off (before the mirror test has decided, or train --flip-frames never): the epoch's draws are those of the same stream with every flip
     off, and every other choice (frames, shift, crop, gain) unchanged; on: some clips of the epoch are mirrored."""
     kwargs = dict(seed=7, batch_size=4, local_batch=4, rank=0, steps=2, num_frames=3, audio_frames=40)
     plain, mirrored = EpochPlan(arrays, **kwargs, flip_frames=False), EpochPlan(arrays, **kwargs, flip_frames=True)
@@ -254,6 +254,18 @@ def test_frames_are_mirrored_only_where_the_run_asks_for_it(arrays):
         assert torch.equal(frames, want_frames) and torch.equal(mel, want_mel)
         flips.append(draws_m.flip)
     assert np.concatenate(flips).any()
+
+
+def test_a_mirrored_evaluation_reads_each_clips_mirror_image(arrays):
+    """evaluation_batches(mirrored=True): the same clips, sound and frame picks, every frame mirrored left-right
+    and nothing else changed (the mirror test's input)."""
+    idx = np.arange(len(arrays.clips))
+    plain = list(evaluation_batches(arrays, idx, 4, 3, 40, workers=0, pin_memory=False))
+    mirrored = list(evaluation_batches(arrays, idx, 4, 3, 40, workers=0, pin_memory=False, mirrored=True))
+    assert len(plain) == len(mirrored) == 3
+    for (rows, frames, mel), (rows_m, frames_m, mel_m) in zip(plain, mirrored, strict=True):
+        assert torch.equal(rows, rows_m) and torch.equal(mel, mel_m)
+        assert torch.equal(frames_m, frames.flip(-1)) and not torch.equal(frames_m, frames)
 
 
 def test_automatic_loader_workers(monkeypatch):

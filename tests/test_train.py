@@ -19,6 +19,7 @@ from auditor.cli_model import add_train_arguments, config_from_args
 from auditor.errors import UserError
 from auditor.flags import FLAGS_COLUMNS
 from auditor.model.checkpoint import load_checkpoint
+from auditor.model.config import TrainConfig
 from tests.conftest import REPO, run_cli
 
 FAST = ["--epochs-phase1", "2", "--epochs-phase2", "1", "--warmup-epochs", "1", "--batch-size", "16", "--quiet"]
@@ -67,6 +68,19 @@ def test_train_writes_every_output_with_valid_columns(trained_run, small_dataset
     assert {"cls", "inst", "cat", "total"} <= set(epochs[0]["losses"])
     ckpt = load_checkpoint(trained_run / "checkpoint.pt")
     assert ckpt["epoch"] == 3 and ckpt["classes"] == sorted(classes)
+
+
+def test_auto_mirroring_trains_unmirrored_until_the_mirror_test_decides(trained_run):
+    """flip_frames auto (the default): the first epoch mirrors no frame and its end runs the mirror test, which
+    decides by the warm-up's end (FAST: one epoch); every later epoch mirrors as it decided, and the checkpoint
+    keeps the decision for a resumed run."""
+    events = [__import__("json").loads(line) for line in (trained_run / "progress.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    test = epochs[0]["mirror_test"]
+    assert epochs[0]["mirrored_frames"] is False and test["decided"] and test["clips"] == 40
+    assert 0 <= test["trivial_accuracy"] <= 1 and 0 <= test["accuracy"] <= 1 and 0 <= test["mirrored_accuracy"] <= 1
+    assert all("mirror_test" not in e and e["mirrored_frames"] is test["keeps_class"] for e in epochs[1:])
+    assert int(load_checkpoint(trained_run / "checkpoint.pt")["state"]["mirror"]) == int(test["keeps_class"])
 
 
 def test_score_reproduces_train_outputs(trained_run, small_dataset, tmp_path):
@@ -185,8 +199,15 @@ def test_training_into_a_scored_folder_is_refused(trained_run, small_dataset, tm
     assert (scored / "flags.csv").is_file() and (scored / "embeddings.parquet").is_file()
 
 
-def test_frames_are_mirrored_in_training_unless_no_flip_frames():
+def test_the_frames_are_mirrored_as_flip_frames_says_auto_by_default(capsys):
     p = argparse.ArgumentParser()
     add_train_arguments(p)
-    assert config_from_args(p.parse_args(["--data", "d", "--run", "r"])).flip_frames
-    assert not config_from_args(p.parse_args(["--data", "d", "--run", "r", "--no-flip-frames"])).flip_frames
+    assert config_from_args(p.parse_args(["--data", "d", "--run", "r"])).flip_frames == "auto"
+    for choice in ("always", "never", "auto"):
+        args = p.parse_args(["--data", "d", "--run", "r", "--flip-frames", choice])
+        assert config_from_args(args).flip_frames == choice
+    with pytest.raises(SystemExit):
+        p.parse_args(["--data", "d", "--run", "r", "--flip-frames", "yes"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(UserError, match="flip-frames"):
+        TrainConfig(flip_frames="yes").validate()

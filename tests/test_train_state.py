@@ -103,8 +103,8 @@ def test_a_run_started_before_a_field_existed_resumes_with_its_default(tmp_path)
     old = _run_config(cfg)
     del old["train"]["flip_frames"]
     _check_resumable(old, cfg, ["a", "b"], tmp_path)
-    with pytest.raises(UserError, match="flip_frames=False"):
-        _check_resumable(old, replace(cfg, flip_frames=False), ["a", "b"], tmp_path)
+    with pytest.raises(UserError, match="flip_frames='never'"):
+        _check_resumable(old, replace(cfg, flip_frames="never"), ["a", "b"], tmp_path)
 
 
 def test_resume_may_change_where_the_run_runs(tmp_path):

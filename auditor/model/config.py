@@ -18,6 +18,9 @@ METHODS = ("ntl", "ce", "cosine")
 # Evidence the r_i mixture is fitted on (see TrainConfig.label_evidence).
 LABEL_EVIDENCE = ("classifier", "classifier+features")
 DEVICES = ("auto", "cpu", "cuda")
+# Whether training mirrors a clip's frames left-right at random (TrainConfig.flip_frames): auto = decided from the
+# data early in training (model/mirror_test.py), always, never.
+FLIP_FRAMES = ("auto", "always", "never")
 
 
 @dataclass
@@ -64,10 +67,11 @@ class TrainConfig:
     class_normalise: bool = True
     estimate_momentum: float = 0.5
     pretrained: bool = False  # use cached ImageNet weights for the visual ResNet-18 when available
-    # Mirror a clip's frames left-right at random in training (docs/method.md, "Inputs"), as most video training
-    # does; off (train --no-flip-frames) for collections whose pictures have a handedness (text, digits, signs,
-    # gestures, a direction of motion), where a mirrored picture is another picture.
-    flip_frames: bool = True
+    # Mirror a clip's frames left-right at random in training (one of FLIP_FRAMES; docs/method.md, "Inputs"): most
+    # video training always does, but where pictures have a handedness (text, digits, signs, gestures, a direction of
+    # motion) a mirrored picture is another picture. "auto" trains unmirrored until the mirror test
+    # (model/mirror_test.py) has decided whether mirroring keeps a picture's class, and mirrors from then on if so.
+    flip_frames: str = "auto"
     # A features file (data/feature_file.py) of per-clip vectors to train on instead of the decoded clips (the
     # features preset); its vector sizes D_v, D_a are filled in from the file (model/sources.prepare_inputs).
     features: str = ""
@@ -91,6 +95,8 @@ class TrainConfig:
                             f"{self.features or 'none'})")
         if self.label_evidence not in LABEL_EVIDENCE:
             raise UserError(f"unknown label evidence {self.label_evidence!r}; choose one of: {', '.join(LABEL_EVIDENCE)}")
+        if self.flip_frames not in FLIP_FRAMES:
+            raise UserError(f"unknown --flip-frames {self.flip_frames!r}; choose one of: {', '.join(FLIP_FRAMES)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UserError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
         if self.loader_workers < -1:

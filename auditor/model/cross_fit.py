@@ -152,18 +152,37 @@ def out_of_fold_probabilities(x: torch.Tensor | Sequence[torch.Tensor], labels: 
     (never concatenated whole: only the rows a head is fitted on or predicts, a block of PREDICT_ROWS at a time).
     Uniform rows for clips outside ``mask`` and for every clip when fewer than two classes, or fewer than two
     folds' worth of clips, are in it."""
+    return _cross_fitted(x, (), labels, num_classes, folds, seed, mask, device, penalties)[0]
+
+
+def out_of_fold_transfer(x: torch.Tensor, x_other: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
+                         folds: int = FOLDS, seed: int = 0, device: torch.device | None = None,
+                         penalties: Sequence[float] = (L2_PENALTY,)) -> tuple[torch.Tensor, torch.Tensor]:
+    """(p, p_other), (N, K) each: out_of_fold_probabilities of the features ``x`` (N, C), and the probabilities
+    that the same heads, fitted on ``x``, give the other view ``x_other`` (N, C) of the same clips (e.g. their
+    mirror images' features): a clip's other view is judged by the head of its own fold, which saw neither."""
+    p, p_other = _cross_fitted(x, (x_other,), labels, num_classes, folds, seed, None, device, penalties)
+    return p, p_other
+
+
+def _cross_fitted(x: torch.Tensor | Sequence[torch.Tensor], views: Sequence[torch.Tensor], labels: torch.Tensor,
+                  num_classes: int, folds: int, seed: int, mask: torch.Tensor | None, device: torch.device | None,
+                  penalties: Sequence[float]) -> list[torch.Tensor]:
+    """[p of x, p of each of ``views``]: out_of_fold_probabilities, each fold's head also predicting its clips'
+    rows of every view (N, C)."""
     blocks = (x,) if isinstance(x, torch.Tensor) else tuple(x)
     n = blocks[0].shape[0]
     keep = torch.ones(n, dtype=torch.bool) if mask is None else mask.bool()
-    out = torch.full((n, num_classes), 1.0 / num_classes)
+    out = [torch.full((n, num_classes), 1.0 / num_classes) for _ in range(1 + len(views))]
     rows = torch.nonzero(keep).flatten()
     if rows.numel() < 2 * folds or labels[rows].unique().numel() < 2:
         return out
     folds = fold_count(rows.numel(), folds)
     device = device or torch.device("cpu")
 
-    def features(positions: torch.Tensor) -> torch.Tensor:  # the kept rows at ``positions``, float32 on device
-        return torch.cat([b[rows[positions]].to(device, torch.float32) for b in blocks], 1)
+    def features(positions: torch.Tensor, source: Sequence[torch.Tensor] = blocks) -> torch.Tensor:
+        """The kept rows at ``positions`` of ``source``'s blocks, float32 on device."""
+        return torch.cat([b[rows[positions]].to(device, torch.float32) for b in source], 1)
 
     ys = labels[rows]
     fold = torch.from_numpy(stratified_folds(ys.numpy(), folds, seed))
@@ -178,5 +197,6 @@ def out_of_fold_probabilities(x: torch.Tensor | Sequence[torch.Tensor], labels: 
         mean, std = _standardise(xt)
         w, b = _fit_linear((xt - mean) / std, ys[train].to(device), num_classes, penalty)
         for part in torch.split(held, PREDICT_ROWS):
-            out[rows[part]] = torch.softmax((features(part) - mean) / std @ w + b, dim=1).float().cpu()
+            for p, source in zip(out, (blocks, *((view,) for view in views)), strict=True):
+                p[rows[part]] = torch.softmax((features(part, source) - mean) / std @ w + b, dim=1).float().cpu()
     return out

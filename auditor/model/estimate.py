@@ -102,11 +102,12 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: TrainConfig,
              device: torch.device, batch_size: int | None = None,
              windows_out: dict[str, np.ndarray] | None = None, workers: int = 0,
-             ctx: dist.Context | None = None) -> dict[str, torch.Tensor]:
+             ctx: dist.Context | None = None, mirrored: bool = False) -> dict[str, torch.Tensor]:
     """Evaluation-mode forward pass over ``indices``, ``batch_size`` items at a time (default EVAL_BATCH, or
     VECTOR_EVAL_BATCH for a features file): the evidence heads' inputs, z_v, z_a (n, d) and logits_av/_a/_v (n, K)
     on the CPU. The heads' inputs are h_v, h_a (n, C) for decoded clips, and for a features
-    file its vectors x_v, x_a (frozen_inputs) instead of h, which nothing else reads. The model's
+    file its vectors x_v, x_a (frozen_inputs) instead of h, which nothing else reads. With ``mirrored`` every clip's
+    frames are mirrored left-right (decoded clips only; the mirror test, model/mirror_test.py). The model's
     inputs are made by ``workers`` loader processes ahead of the model (model/loader.evaluation_batches). Under
     torchrun (``ctx`` of K > 1 ranks) each rank runs the forward pass of every K-th item (clip, or window) and
     all ranks gather every item's outputs before anything is computed across items: the results are those of one
@@ -126,10 +127,10 @@ def evaluate(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, cfg: Tr
     batch_size = batch_size or (VECTOR_EVAL_BATCH if isinstance(arrays, FeatureArrays) else EVAL_BATCH)
     if arrays.windows is None or len(indices) == 0:
         return dist.gather_eval(lambda pos: _forward(model, arrays, indices[pos], keys, device, batch_size, cfg,
-                                                     workers), len(indices), ctx) | inputs
+                                                     workers, mirrored), len(indices), ctx) | inputs
     items, owner, window = arrays.window_items(indices)
-    ev = dist.gather_eval(lambda pos: _forward(model, items, pos, keys, device, batch_size, cfg, workers), len(owner),
-                          ctx)
+    ev = dist.gather_eval(lambda pos: _forward(model, items, pos, keys, device, batch_size, cfg, workers, mirrored),
+                          len(owner), ctx)
     ell = per_clip_infonce(ev["z_v"], ev["z_a"], cfg.tau, cfg.seed, torch.from_numpy(owner))
     levels = arrays.window_levels(np.asarray(indices))[owner, window]
     loudest = np.full(len(indices), -np.inf)
@@ -158,14 +159,16 @@ def frozen_inputs(arrays: Arrays, indices: np.ndarray) -> dict[str, torch.Tensor
 
 
 def _forward(model: AudioVisualNet, arrays: Arrays, indices: np.ndarray, keys: tuple[str, ...],
-             device: torch.device, batch_size: int, cfg: TrainConfig, workers: int) -> dict[str, torch.Tensor]:
-    """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays``: the outputs ``keys``."""
+             device: torch.device, batch_size: int, cfg: TrainConfig, workers: int,
+             mirrored: bool = False) -> dict[str, torch.Tensor]:
+    """The forward pass of :func:`evaluate` over items ``indices`` of ``arrays`` (their frames mirrored with
+    ``mirrored``): the outputs ``keys``."""
     preset = get_preset(cfg.preset)
     was_training = model.training
     model.eval()
     outs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     batches = evaluation_batches(arrays, indices, batch_size, preset.num_frames, preset.audio_frames, workers,
-                                 pin_memory=device.type == "cuda")
+                                 pin_memory=device.type == "cuda", mirrored=mirrored)
     with torch.no_grad(), autocast(device):
         for _, frames, mel in batches:
             out = model(frames.to(device, non_blocking=True), mel.to(device, non_blocking=True))

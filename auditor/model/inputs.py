@@ -41,7 +41,7 @@ class Draws:
     """The random choices for a batch of B clips: frame picks (B, T), where the sound crop goes (B,) (the u of
     :func:`loud_crop_offset`: uniform in [0, 1) in training, NaN = the loudest crop in evaluation), and in training a
     horizontal flip (B,) bool, a shift (2, B) (dy, dx) in [0, 2 pad] and a gain (B,) float32 in log power; None in
-    evaluation."""
+    evaluation (but the flips of :meth:`mirrored`)."""
 
     picks: np.ndarray
     crop: np.ndarray
@@ -55,6 +55,11 @@ class Draws:
         if self.flip is None:
             return self
         return dataclasses.replace(self, flip=np.zeros_like(self.flip))
+
+    def mirrored(self) -> Draws:
+        """These choices with every clip's frames mirrored (and no shift where none was drawn): for evaluation
+        choices, the clips' mirror images as the mirror test (model/mirror_test.py) reads them."""
+        return dataclasses.replace(self, flip=np.ones(len(self.picks), bool))
 
     def __getitem__(self, rows: slice) -> Draws:
         """The choices of the clips ``rows`` of the batch (a rank's part)."""
@@ -152,10 +157,13 @@ def _shift_pad(size: int) -> int:
     return max(1, size // 8)
 
 
-def _augment_frames(frames: torch.Tensor, flip: np.ndarray, shift: np.ndarray) -> torch.Tensor:
-    """Per-clip horizontal flip and a shift of up to S/8 px (same for all T frames of a clip)."""
+def _augment_frames(frames: torch.Tensor, flip: np.ndarray, shift: np.ndarray | None) -> torch.Tensor:
+    """Per-clip horizontal flip and a shift of up to S/8 px (same for all T frames of a clip; none without
+    ``shift``)."""
     b, t, c, s, _ = frames.shape
     frames = torch.where(torch.from_numpy(flip).view(b, 1, 1, 1, 1), frames.flip(-1), frames)
+    if shift is None:
+        return frames
     pad = _shift_pad(s)
     padded = F.pad(frames.reshape(b, t * c, s, s), (pad, pad, pad, pad), mode="reflect")
     dy, dx = shift

@@ -94,12 +94,19 @@ def training_batches(arrays: Arrays, plan: EpochPlan, workers: int, pin_memory: 
 
 
 def evaluation_batches(arrays: Arrays, indices: np.ndarray, batch_size: int, num_frames: int, audio_frames: int,
-                       workers: int, pin_memory: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                       workers: int, pin_memory: bool, mirrored: bool = False
+                       ) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(clip indices, frames, mel) of ``indices`` in order, ``batch_size`` at a time, with no random choice
-    (the source's draw without a generator): made by ``workers`` processes ahead of the model (0 = here, when
-    each batch is asked for). The same tensors for any ``workers``."""
+    (the source's draw without a generator; with ``mirrored``, every clip's frames mirrored left-right): made by
+    ``workers`` processes ahead of the model (0 = here, when each batch is asked for). The same tensors for any
+    ``workers``."""
     draw = source_of(arrays).draw
-    plans = [(chunk, draw(arrays, chunk, num_frames, audio_frames, None))
+
+    def evaluation_draw(chunk: np.ndarray) -> Draws:
+        draws = draw(arrays, chunk, num_frames, audio_frames, None)
+        return draws.mirrored() if mirrored else draws
+
+    plans = [(chunk, evaluation_draw(chunk))
              for chunk in (indices[s:s + batch_size] for s in range(0, len(indices), batch_size))]
     batches = _Batches(arrays, audio_frames)
     if workers == 0:

@@ -11,6 +11,8 @@ cleanlab does with whole models) judges each clip by heads that never saw it:
   standardised with the training part's mean and standard deviation; p_i = softmax(W_f x~_i + b_f) for i in f.
   Clips outside ``mask`` are neither fitted on nor predicted (their rows are uniform). lambda is the one penalty
   given, or :func:`choose_penalty`'s choice among several;
+* :func:`out_of_fold_transfer`: the same, and the probabilities each fold's head gives another view of its
+  held-out clips (their mirror images' features, model/mirror_test.py);
 * :func:`choose_penalty`: the lambda whose head, fitted on fold 0's training part, gives fold 0's held-out clips
   the lowest mean CE against their given labels (each part a class-stratified sample of at most SELECT_ROWS
   clips). Where the classes are easy to separate in the features, a weakly penalised head fits the wrong labels

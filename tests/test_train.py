@@ -83,6 +83,19 @@ def test_auto_mirroring_trains_unmirrored_until_the_mirror_test_decides(trained_
     assert int(load_checkpoint(trained_run / "checkpoint.pt")["state"]["mirror"]) == int(test["keeps_class"])
 
 
+def test_a_baseline_takes_the_mirror_test_on_an_evaluation_of_its_own(small_dataset, tmp_path):
+    """ce estimates nothing at its epoch ends, so the mirror test evaluates the clips as well as their mirror
+    images; it decides as ntl's does."""
+    run = tmp_path / "ce"
+    run_cli("train", "--data", str(small_dataset), "--run", str(run), "--method", "ce", *FAST)
+    events = [__import__("json").loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    test = epochs[0]["mirror_test"]
+    assert epochs[0]["mirrored_frames"] is False and test["decided"] and test["clips"] == 40
+    assert "est_label_noise" not in epochs[0]
+    assert all(e["mirrored_frames"] is test["keeps_class"] for e in epochs[1:])
+
+
 def test_score_reproduces_train_outputs(trained_run, small_dataset, tmp_path):
     out = tmp_path / "scored"
     run_cli("score", "--run", str(trained_run), "--data", str(small_dataset), "--out", str(out))

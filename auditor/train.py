@@ -166,10 +166,9 @@ class NoiseState:
         return cfg.flip_frames == "auto" and cfg.preset != FEATURES_PRESET and int(self.mirror) == MIRROR_UNDECIDED
 
     def take_mirror_test(self, test: MirrorTest, epoch: int, cfg: TrainConfig) -> None:
-        """Decide once the test's heads have learnt the pictures (mirror iff test.keeps_class), or at the end of
-        the warm-up's last epoch (``epoch`` 0-based) without that (do not mirror: nothing shows that a mirror image
-        keeps its class)."""
-        if test.learnt or epoch + 1 >= cfg.warmup_epochs:
+        """Decide, mirror iff test.keeps_class, at the first epoch end (``epoch`` 0-based) whose test is
+        decisive, or at the end of the warm-up's last epoch."""
+        if test.decisive or epoch + 1 >= cfg.warmup_epochs:
             self.mirror = torch.tensor(int(test.keeps_class))
 
     def as_dict(self) -> dict[str, torch.Tensor]:

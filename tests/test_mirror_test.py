@@ -47,28 +47,43 @@ def test_mirror_images_that_look_like_their_class_keep_it_and_ones_like_another_
     assert not blind.learnt and not blind.keeps_class
 
 
-def test_the_test_counts_as_learnt_only_well_above_the_trivial_head():
-    # a - a0 against 4 standard errors sqrt(a (1 - a) / N) of a
-    assert MirrorTest(0.40, 0.40, 0.30, 1000).learnt  # 0.10 >= 4 * 0.0155
-    assert not MirrorTest(0.35, 0.35, 0.30, 1000).learnt  # 0.05 < 4 * 0.0151
-    assert not MirrorTest(0.40, 0.40, 0.30, 100).learnt  # 0.10 < 4 * 0.049
-    assert MirrorTest(0.60, 0.46, 0.30, 1000).keeps_class  # keeps 0.16 of 0.30
-    assert not MirrorTest(0.60, 0.44, 0.30, 1000).keeps_class  # keeps 0.14 of 0.30
-    assert MirrorTest(0.60, 0.44, 0.30, 1000).summary() == {
-        "accuracy": 0.6, "mirrored_accuracy": 0.44, "trivial_accuracy": 0.3, "clips": 1000, "learnt": True,
-        "keeps_class": False}
+def test_the_test_counts_as_learnt_only_well_above_the_trivial_head_and_decides_only_far_from_its_threshold():
+    # learnt: a - a0 against 4 standard errors sqrt(a (1 - a) / N) of a
+    assert MirrorTest(0.40, 0.40, 0.30, 1000, 0.01).learnt  # 0.10 >= 4 * 0.0155
+    assert not MirrorTest(0.35, 0.35, 0.30, 1000, 0.01).learnt  # 0.05 < 4 * 0.0151
+    assert not MirrorTest(0.40, 0.40, 0.30, 100, 0.01).learnt  # 0.10 < 4 * 0.049
+    # keeps the class: D = (a' - a0) - (a - a0) / 2 >= 0; decisive: |D| >= 3 standard errors of D
+    kept, lost = MirrorTest(0.60, 0.46, 0.30, 1000, 0.005), MirrorTest(0.60, 0.44, 0.30, 1000, 0.005)
+    assert kept.margin == pytest.approx(0.01) and kept.keeps_class and not kept.decisive
+    assert lost.margin == pytest.approx(-0.01) and not lost.keeps_class and not lost.decisive
+    assert MirrorTest(0.60, 0.46, 0.30, 1000, 0.003).decisive and MirrorTest(0.60, 0.44, 0.30, 1000, 0.003).decisive
+    assert not MirrorTest(0.35, 0.40, 0.30, 1000, 0.003).keeps_class  # not learnt: nothing shows the class is kept
+    assert lost.summary() == {"accuracy": 0.6, "mirrored_accuracy": 0.44, "trivial_accuracy": 0.3, "clips": 1000,
+                              "margin": -0.01, "margin_se": 0.005, "learnt": True, "decisive": False,
+                              "keeps_class": False}
 
 
-def test_auto_trains_unmirrored_until_the_test_decides_and_then_as_it_decided():
+def test_the_margins_standard_error_is_that_of_the_paired_per_clip_terms(labels):
+    h = _features(labels, 1, spread=3.0)
+    test = mirror_test(h, _features(labels, 2, spread=3.0), labels, K)
+    p, p_m = out_of_fold_transfer(h, _features(labels, 2, spread=3.0), labels, K)
+    d = (p_m.argmax(1) == labels).double() - 0.5 * (p.argmax(1) == labels).double()
+    assert test.margin == pytest.approx(float(d.mean()) - 0.5 / K)
+    assert test.margin_se == pytest.approx(float(d.std(unbiased=False)) / N ** 0.5)
+    assert 0 < test.margin_se < 0.05
+
+
+def test_auto_trains_unmirrored_until_a_test_is_decisive_and_then_as_it_decided():
     cfg = TrainConfig(epochs_phase1=6, epochs_phase2=2, warmup_epochs=3)
-    blind, kept, swapped = MirrorTest(0.3, 0.3, 0.3, 500), MirrorTest(0.8, 0.8, 0.3, 500), MirrorTest(0.8, 0.3, 0.3, 500)
+    unclear = MirrorTest(0.6, 0.46, 0.3, 500, 0.02)  # keeps the class, but within 3 standard errors of the threshold
+    kept, swapped = MirrorTest(0.8, 0.8, 0.3, 500, 0.02), MirrorTest(0.8, 0.3, 0.3, 500, 0.02)
     state = NoiseState.initial(torch.ones(4, dtype=torch.bool), 2, 3)
     assert int(state.mirror) == MIRROR_UNDECIDED and not state.mirrors_frames(cfg) and state.mirror_test_due(cfg)
-    for epoch in (0, 1):  # nothing learnt before the warm-up's last epoch: still undecided
-        state.take_mirror_test(blind, epoch, cfg)
+    for epoch in (0, 1):  # not decisive before the warm-up's last epoch: still undecided, not mirrored
+        state.take_mirror_test(unclear, epoch, cfg)
         assert int(state.mirror) == MIRROR_UNDECIDED and not state.mirrors_frames(cfg)
-    state.take_mirror_test(blind, 2, cfg)  # the warm-up's last epoch: not mirrored, as nothing showed it keeps a class
-    assert int(state.mirror) == 0 and not state.mirrors_frames(cfg) and not state.mirror_test_due(cfg)
+    state.take_mirror_test(unclear, 2, cfg)  # the warm-up's last epoch decides as the test says
+    assert int(state.mirror) == 1 and state.mirrors_frames(cfg) and not state.mirror_test_due(cfg)
     for test, mirrors in ((kept, True), (swapped, False)):
         state = NoiseState.initial(torch.ones(4, dtype=torch.bool), 2, 3)
         state.take_mirror_test(test, 0, cfg)

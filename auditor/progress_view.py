@@ -13,7 +13,8 @@ class ProgressView:
     """What the Model page shows of a run's progress.jsonl: ``fraction`` in [0, 1] of all training epochs,
     ``caption`` (phase / epoch / step), ``eta_s`` and ``elapsed_s`` (None if unknown), the latest estimated
     rates, ``losses`` long-form DataFrame(step, term, value) over all step events (``step`` counts optimiser
-    steps from the start of training), and the last message."""
+    steps from the start of training), the last message and what the mirror test decided (``mirroring``,
+    :func:`mirroring_note`)."""
 
     fraction: float
     caption: str
@@ -23,6 +24,7 @@ class ProgressView:
     est_mismatch: float | None
     losses: pd.DataFrame
     message: str
+    mirroring: str = ""
 
 
 def job_events(events: list[dict], since: float | None) -> list[dict]:
@@ -87,7 +89,24 @@ def progress_view(events: list[dict], now: float | None = None, *, kind: str = "
         est_label_noise=rates[-1].get("est_label_noise") if rates else None,
         est_mismatch=rates[-1].get("est_mismatch") if rates else None,
         losses=pd.DataFrame(rows, columns=["step", "term", "value"]),
-        message=messages[-1] if messages else "")
+        message=messages[-1] if messages else "", mirroring=mirroring_note(events))
+
+
+def mirroring_note(events: list[dict]) -> str:
+    """One sentence on the frames' mirroring from the latest epoch event with a mirror test (train.py's
+    ``mirror_test``, TrainConfig.flip_frames auto): undecided so far, mirrored from the next epoch on, or never
+    mirrored, with the test's held-out accuracies; "" when no epoch has run the test."""
+    tests = [e for e in events if e.get("event") == "epoch" and e.get("mirror_test")]
+    if not tests:
+        return ""
+    epoch, test = int(tests[-1].get("epoch", 0)), tests[-1]["mirror_test"]
+    figures = (f"held-out accuracy {test['accuracy']:.0%} on the clips, {test['mirrored_accuracy']:.0%} on their "
+               f"mirror images, {test['trivial_accuracy']:.0%} answering the largest class")
+    if not test.get("decided"):
+        return f"Frames not mirrored: the mirror test has not decided yet (epoch {epoch}: {figures})."
+    if test.get("keeps_class"):
+        return f"Frames mirrored at random from epoch {epoch + 1} on: mirror images keep their class ({figures})."
+    return f"Frames never mirrored: mirror images do not keep their class ({figures})."
 
 
 def _score_view(events: list[dict]) -> ProgressView:

@@ -25,3 +25,18 @@ def test_progress_view_of_a_finished_and_a_running_run(tmp_path):
     assert partial.eta_s == pytest.approx(9.0 - 1.0 - 3.0)  # last ETA 9 s, written 3 s before the cut, +1 s
     empty = progress_view([])
     assert empty.fraction == 0.0 and empty.losses.empty and empty.eta_s is None
+
+
+def test_the_view_says_what_the_mirror_test_decided():
+    def epoch(n: int, decided: bool, keeps: bool) -> dict:
+        test = {"accuracy": 0.52, "mirrored_accuracy": 0.18, "trivial_accuracy": 0.1, "clips": 600,
+                "decided": decided, "keeps_class": keeps}
+        return {"event": "epoch", "epoch": n, "epochs_total": 8, "mirror_test": test, "mirrored_frames": False}
+
+    assert progress_view([{"event": "epoch", "epoch": 1, "epochs_total": 8}]).mirroring == ""
+    figures = "held-out accuracy 52% on the clips, 18% on their mirror images, 10% answering the largest class"
+    undecided = progress_view([epoch(1, False, False)]).mirroring
+    assert undecided == f"Frames not mirrored: the mirror test has not decided yet (epoch 1: {figures})."
+    never = progress_view([epoch(1, False, False), epoch(2, True, False), {"event": "epoch", "epoch": 3}]).mirroring
+    assert never == f"Frames never mirrored: mirror images do not keep their class ({figures})."
+    assert progress_view([epoch(2, True, True)]).mirroring.startswith("Frames mirrored at random from epoch 3 on:")

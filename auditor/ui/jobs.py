@@ -126,6 +126,8 @@ def _job_panel_body(run: Path, state_at_load: str, selected: Path | None) -> Non
         st.caption("No job has run in this folder yet.")
         return
     st.progress(view.fraction, text=view.caption)
+    if view.mirroring:
+        st.caption(view.mirroring)
     _job_metrics(run, status, view, kind)
     if not view.losses.empty:
         st.plotly_chart(loss_figure(view.losses), config={"displayModeBar": False}, key=f"loss_{run.name}")

@@ -330,7 +330,7 @@ def _train_loop(run_dir: Path, arrays: Arrays, classes: list[str], cfg: TrainCon
     ddp_model = dist.wrap(model, ctx)
     plan = EpochPlan(arrays, seed=cfg.seed, batch_size=batch_size, local_batch=local_batch, rank=ctx.rank,
                      steps=steps_per_epoch, num_frames=preset.num_frames, audio_frames=preset.audio_frames,
-                     flip_frames=cfg.flip_frames)
+                     flip_frames=state.mirrors_frames(cfg))
     workers = loader_workers(cfg.loader_workers, device, ctx.world)
     batches = training_batches(arrays, plan, workers, pin_memory=device.type == "cuda")
     if ctx.rank == 0:

@@ -1,7 +1,7 @@
 """Cached arrays -> network inputs for a batch of clip indices (method.md, "Inputs").
 
 Frames: T of the cached frames (one per segment, jittered in training), a random shift of up to S/8 pixels
-(reflect-padded) and, unless the run says not to (TrainConfig.flip_frames), a random horizontal flip in training,
+(reflect-padded) and, where the run mirrors (TrainConfig.flip_frames), a random horizontal flip in training,
 ImageNet normalisation -> (B, T, 3, S, S) float32.
 Sound: a crop of ``audio_frames`` log-mel frames placed by loudness (:func:`loud_crop_offset`: in training drawn
 with probability proportional to the crop's amplitude, otherwise the loudest crop; a clip's sound event may be
@@ -51,7 +51,7 @@ class Draws:
     windows: np.ndarray | None = None  # (B,) the window of each clip, when the data set has clips of several
 
     def without_flips(self) -> Draws:
-        """The same choices with no clip mirrored (TrainConfig.flip_frames off); the random stream is unchanged."""
+        """The same choices with no clip mirrored (an epoch that does not mirror); the random stream is unchanged."""
         if self.flip is None:
             return self
         return dataclasses.replace(self, flip=np.zeros_like(self.flip))

@@ -34,7 +34,7 @@ class EpochPlan(Sampler):
     """Yields, for each of ``steps`` steps of the epoch set by :meth:`set_epoch`, this rank's part of the global
     batch: (clip indices (local_batch,), their Draws). Rank k takes rows k*local_batch .. (k+1)*local_batch - 1
     of each global batch of ``batch_size`` = local_batch * ranks clips; no clip's frames are mirrored unless
-    ``flip_frames``."""
+    ``flip_frames`` (which the training sets before each epoch: the mirror test may turn it on)."""
 
     def __init__(self, arrays: Arrays, *, seed: int, batch_size: int, local_batch: int, rank: int, steps: int,
                  num_frames: int, audio_frames: int, flip_frames: bool):

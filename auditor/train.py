@@ -5,7 +5,9 @@ Per epoch e (0-based) of E1 + E2:
   for each batch:  L = L_cls (phase 1: CE until r's gate opens, then SCE; phase 2: hybrid) + lambda_inst * mean(w_i l_i) + lambda_cat * L_cat
                    then the EMA class prototypes mu^v, mu^a move toward the batch's r-weighted class means
   at the epoch end (evaluation mode, all clips, model/estimate.py): l_i, CE_i -> w_i, r_i (after the warm-up);
-  u_i, q_i, y^_i; checkpoint.pt and a progress.jsonl line (rank 0 only).
+  u_i, q_i, y^_i; for every method, until flip_frames "auto" has decided, the mirror test of the clips and their
+  mirror images (model/mirror_test.py; the next epochs mirror frames at random only if it found that a mirror image
+  keeps its class); checkpoint.pt and a progress.jsonl line (rank 0 only).
 Methods for the benchmark share the loop: ``ce`` (plain cross-entropy on every head, no contrastive terms) and
 ``cosine`` (CE + unweighted cross-modal InfoNCE); ablations switch off L_cat, the w re-weighting or phase 2.
 Training writes the model; scoring (flags.csv, embeddings) is :mod:`auditor.scoring`, run after it by
@@ -86,7 +88,8 @@ FEATURES_STEP_THREADS = 1
 
 @dataclass
 class NoiseState:
-    """Per-clip estimates carried between epochs (all float32 / long tensors on the CPU)."""
+    """Per-clip estimates, and the gates and the mirroring decided so far, carried between epochs (all float32 /
+    long tensors on the CPU)."""
 
     w: torch.Tensor  # (N,) correspondence probability
     r: torch.Tensor  # (N,) label-clean probability

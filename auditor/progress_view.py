@@ -106,6 +106,9 @@ def mirroring_note(events: list[dict]) -> str:
         return f"Frames not mirrored: the mirror test has not decided yet (epoch {epoch}: {figures})."
     if test.get("keeps_class"):
         return f"Frames mirrored at random from epoch {epoch + 1} on: mirror images keep their class ({figures})."
+    if not test["learnt"]:
+        return (f"Frames never mirrored: the heads had learnt too little of the pictures "
+                f"to tell whether mirror images keep their class ({figures}).")
     return f"Frames never mirrored: mirror images do not keep their class ({figures})."
 
 

@@ -28,9 +28,9 @@ def test_progress_view_of_a_finished_and_a_running_run(tmp_path):
 
 
 def test_the_view_says_what_the_mirror_test_decided():
-    def epoch(n: int, decided: bool, keeps: bool) -> dict:
+    def epoch(n: int, decided: bool, keeps: bool, learnt: bool = True) -> dict:
         test = {"accuracy": 0.52, "mirrored_accuracy": 0.18, "trivial_accuracy": 0.1, "clips": 600,
-                "decided": decided, "keeps_class": keeps}
+                "decided": decided, "learnt": learnt, "keeps_class": keeps}
         return {"event": "epoch", "epoch": n, "epochs_total": 8, "mirror_test": test, "mirrored_frames": False}
 
     assert progress_view([{"event": "epoch", "epoch": 1, "epochs_total": 8}]).mirroring == ""
@@ -40,3 +40,6 @@ def test_the_view_says_what_the_mirror_test_decided():
     never = progress_view([epoch(1, False, False), epoch(2, True, False), {"event": "epoch", "epoch": 3}]).mirroring
     assert never == f"Frames never mirrored: mirror images do not keep their class ({figures})."
     assert progress_view([epoch(2, True, True)]).mirroring.startswith("Frames mirrored at random from epoch 3 on:")
+    unlearnt = progress_view([epoch(4, True, False, learnt=False)]).mirroring
+    assert unlearnt == ("Frames never mirrored: the heads had learnt too little of the pictures to tell "
+                        f"whether mirror images keep their class ({figures}).")

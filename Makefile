@@ -25,8 +25,9 @@ browser-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
+# The files run on parallel workers (pytest-xdist), one per core up to four; tests/conftest.py starts the slow ones first.
 test: $(STAMP) browser-deps
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,13 +215,14 @@ def replace_box(at: AppTest):
 @pytest.fixture()
 def started(monkeypatch) -> list:
     """jobs.start_job recorded instead of run: (run folder, args); the folder gets a job.json of a job that
-    runs as long as this test (its pid is pytest's own)."""
+    runs as long as this test: its pid is this process's, its "module" the interpreter's file name, which this
+    process's command line starts with whether pytest runs here or in a pytest-xdist worker (``python -c ...``)."""
     calls = []
 
     def fake_start(run_dir, args):
         calls.append((Path(run_dir), list(args)))
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "module": "pytest", "args": args, "started": 1.0}
+        record = {"pid": os.getpid(), "module": Path(sys.executable).name, "args": args, "started": 1.0}
         (Path(run_dir) / "job.json").write_text(json.dumps(record))
         return record
 

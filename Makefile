@@ -25,7 +25,7 @@ browser-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-# The files run on parallel workers (pytest-xdist), one per core up to four; tests/conftest.py starts the slow ones first.
+# The test files run on parallel workers (pytest-xdist), one per core up to four.
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15
 

@@ -1,5 +1,4 @@
-"""Shared fixtures: small generated data sets (session-scoped: rendered once per test run), and the order the
-tests run in."""
+"""Shared fixtures: small generated data sets (session-scoped: rendered once per test run)."""
 
 from __future__ import annotations
 
@@ -11,18 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first (the end-to-end trainings, then the browser tests), otherwise in file order. `make test`
-    spreads the files over parallel workers (pytest-xdist, ``--dist loadfile``), which take the files in the order
-    of their first test: the longest ones then start at once instead of leaving one worker busy at the end."""
-    def group(item: pytest.Item) -> int:
-        if item.get_closest_marker("browser"):
-            return 1
-        return 0 if item.get_closest_marker("slow") else 2
-
-    items.sort(key=group)
 
 
 @pytest.fixture(scope="session")
